@@ -1,0 +1,7 @@
+//! Identity: who is looking. Sessions, CSRF and the access policy live here.
+
+pub mod password;
+pub mod policy;
+pub mod viewer;
+
+pub use viewer::{Session, Viewer};

@@ -1,0 +1,109 @@
+//! One configuration, from flags and environment variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything the server needs to start. Parsed by clap; every flag has an environment variable.
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Address to serve on.
+    #[arg(long, env = "IHF_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+
+    /// `sqlite://PATH` (the default, created when missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/ihf.sqlite3", global = true)]
+    pub database_url: String,
+
+    /// Most database connections in a pool.
+    #[arg(long, env = "IHF_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub db_max_connections: u32,
+
+    /// Log filter, e.g. `info` or `ihf=debug,actix_web=info`.
+    #[arg(long, env = "IHF_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, env = "IHF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+
+    /// Folder of the static assets (CSS, vendored htmx).
+    #[arg(long, env = "IHF_STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/static"), global = true)]
+    pub static_dir: PathBuf,
+
+    /// Milliseconds a live region waits to coalesce a burst of changes into one render.
+    #[arg(long, env = "IHF_LIVE_WINDOW_MS", default_value_t = 150, global = true)]
+    pub live_window_ms: u64,
+
+    /// Mark cookies `Secure` (set when served over HTTPS, e.g. behind a TLS proxy).
+    #[arg(long, env = "IHF_SECURE_COOKIES", default_value_t = false, global = true)]
+    pub secure_cookies: bool,
+
+    /// Seed the demo data into an empty database on start.
+    #[arg(long, env = "IHF_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub seed_demo: bool,
+}
+
+impl Config {
+    /// A configuration for tests: a given database, port 0, no demo data.
+    pub fn for_tests(database_url: String) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            db_max_connections: 5,
+            log_level: "warn".into(),
+            log_format: LogFormat::Pretty,
+            static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+            live_window_ms: 50,
+            secure_cookies: false,
+            seed_demo: false,
+        }
+    }
+
+    /// Checks what clap cannot: returns one clear line describing the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if crate::db::Backend::from_url(&self.database_url).is_none() {
+            return Err(format!(
+                "DATABASE_URL must start with sqlite:// or postgres:// (got {:?})",
+                crate::db::redact_url(&self.database_url)
+            ));
+        }
+        if !self.static_dir.join("vendor").is_dir() {
+            return Err(format!(
+                "IHF_STATIC_DIR {} has no vendor/ folder: point it at IHF's static/ folder",
+                self.static_dir.display()
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err("IHF_DB_MAX_CONNECTIONS must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &crate::db::redact_url(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("static_dir", &self.static_dir)
+            .field("live_window_ms", &self.live_window_ms)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("seed_demo", &self.seed_demo)
+            .finish()
+    }
+}

@@ -1,0 +1,233 @@
+//! The store layer: the connection pools, migrations and one module per aggregate.
+//!
+//! SQL is written once where SQLite and PostgreSQL both accept it (`$1` placeholders work on
+//! both through sqlx's `Any` driver); where the dialects differ, both variants sit side by side
+//! in the module that needs them, chosen with [`Db::backend`].
+//!
+//! Times are integer milliseconds since the Unix epoch in both databases; booleans are
+//! `0`/`1` integers, because the `Any` driver cannot decode SQLite's booleans.
+
+pub mod actors;
+pub mod annotations;
+pub mod candidates;
+pub mod categories;
+pub mod error;
+pub mod events;
+pub mod hubs;
+pub mod ledger;
+pub mod widgets;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use error::StoreError;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file, WAL, one writer connection.
+    Sqlite,
+    /// Multi-instance deployments: LISTEN/NOTIFY and Row Level Security.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `DATABASE_URL` names, or `None` for a scheme IHF does not speak.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Handle to the database: cheap to clone, shared by every request.
+///
+/// Reads go to `read`, writes to `write`. On SQLite `write` holds exactly one connection, so
+/// writers queue inside the process instead of failing with `SQLITE_BUSY`; readers never wait
+/// for writers thanks to WAL. On PostgreSQL both are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Connects to `url`, creating the SQLite file and its folder when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| StoreError::Config(format!(
+            "DATABASE_URL must start with sqlite: or postgres:// (got {:?})",
+            redact_url(url)
+        )))?;
+        match backend {
+            Backend::Sqlite => Self::connect_sqlite(url, max_connections).await,
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?
+                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self { read: pool.clone(), write: pool, backend, url: url.to_owned() })
+            }
+        }
+    }
+
+    async fn connect_sqlite(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::Config(
+                "an SQLite DATABASE_URL must name a file (the reader and writer pools share it)".into(),
+            ));
+        }
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!("cannot create the database folder {}: {e}", dir.display()))
+            })?;
+        }
+        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+            .connect_with(options.clone())
+            .await?;
+        let read = AnyPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+            .connect_with(options)
+            .await?;
+        Ok(Self { read, write, backend: Backend::Sqlite, url })
+    }
+
+    /// Applies the embedded migrations of this backend; already applied ones are skipped.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &MIGRATOR_SQLITE,
+            Backend::Postgres => &MIGRATOR_POSTGRES,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Whether every embedded migration has been applied (for `/readyz`).
+    pub async fn migrations_applied(&self) -> Result<bool, StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &MIGRATOR_SQLITE,
+            Backend::Postgres => &MIGRATOR_POSTGRES,
+        };
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(applied as usize >= migrator.iter().count())
+    }
+
+    /// `SELECT 1` against the database: `Ok` when it answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection URL (holds credentials: never log it unredacted).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The pool for writes (one connection on SQLite).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Closes both pools, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Per-connection SQLite settings: WAL so readers never wait for the writer, foreign keys on,
+/// and a busy timeout for the rare writer outside this process (the CLI).
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+    )
+    .await?;
+    Ok(())
+}
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// `url` with any password replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(Backend::from_url("sqlite://x"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgresql://h/d"), Some(Backend::Postgres));
+        assert_eq!(Backend::from_url("mysql://h/d"), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! Widgets: the pieces of a product's UI that collect events and annotations.
+
+use sqlx::{Any, Transaction};
+
+use super::{Db, StoreError, now_ms};
+
+/// Who may read a widget's annotations beyond their authors (see `auth::policy`).
+pub const SCOPES: [&str; 3] = ["public", "members", "private"];
+
+/// A widget as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Widget {
+    pub id: i64,
+    pub hub_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner_id: Option<i64>,
+    pub policy_scope: String,
+    pub embed_key: String,
+    pub embed_secret: String,
+    pub allowed_origins: String,
+    pub created_at: i64,
+    pub archived_at: Option<i64>,
+}
+
+/// A widget with the counts the hub dashboard shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WidgetStats {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub policy_scope: String,
+    pub owner_name: Option<String>,
+    pub annotations_total: i64,
+    pub annotations_new: i64,
+    pub events_24h: i64,
+}
+
+/// What it takes to create a widget.
+#[derive(Debug, Clone)]
+pub struct NewWidget<'a> {
+    pub hub_id: i64,
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub owner_id: Option<i64>,
+    pub policy_scope: &'a str,
+    pub allowed_origins: &'a str,
+}
+
+const COLUMNS: &str = "id, hub_id, slug, name, description, owner_id, policy_scope, embed_key, embed_secret, allowed_origins, created_at, archived_at";
+
+/// The live (not archived) widgets of a hub with their counts, by name.
+pub async fn stats_for_hub(db: &Db, hub_id: i64, since_ms: i64) -> Result<Vec<WidgetStats>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT w.id, w.slug, w.name, w.policy_scope, o.display_name AS owner_name,
+            (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL) AS annotations_total,
+            (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL AND a.status = 'new') AS annotations_new,
+            (SELECT COUNT(*) FROM interaction_events e WHERE e.widget_id = w.id AND e.occurred_at >= $2) AS events_24h
+         FROM widgets w LEFT JOIN actors o ON o.id = w.owner_id
+         WHERE w.hub_id = $1 AND w.archived_at IS NULL
+         ORDER BY w.name, w.id",
+    )
+    .bind(hub_id)
+    .bind(since_ms)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// The widget `slug` of hub `hub_id`, or [`StoreError::NotFound`].
+pub async fn by_slug(db: &Db, hub_id: i64, slug: &str) -> Result<Widget, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM widgets WHERE hub_id = $1 AND slug = $2"
+    )))
+    .bind(hub_id)
+    .bind(slug)
+    .fetch_one(db.reader())
+    .await?)
+}
+
+/// The widget with this embed key, or [`StoreError::NotFound`].
+pub async fn by_embed_key(db: &Db, embed_key: &str) -> Result<Widget, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM widgets WHERE embed_key = $1"
+    )))
+    .bind(embed_key)
+    .fetch_one(db.reader())
+    .await?)
+}
+
+/// The live widgets of a hub, by name.
+pub async fn list_for_hub(db: &Db, hub_id: i64) -> Result<Vec<Widget>, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM widgets WHERE hub_id = $1 AND archived_at IS NULL ORDER BY name, id"
+    )))
+    .bind(hub_id)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// Inserts a widget with a fresh embed key and secret inside the caller's transaction.
+pub async fn insert(tx: &mut Transaction<'static, Any>, new: &NewWidget<'_>) -> Result<Widget, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO widgets (hub_id, slug, name, description, owner_id, policy_scope, embed_key, embed_secret, allowed_origins, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+    )))
+    .bind(new.hub_id)
+    .bind(new.slug)
+    .bind(new.name)
+    .bind(new.description)
+    .bind(new.owner_id)
+    .bind(new.policy_scope)
+    .bind(crate::crypto::random_token(12))
+    .bind(crate::crypto::random_token(32))
+    .bind(new.allowed_origins)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Creates a widget in its own transaction.
+pub async fn create(db: &Db, new: &NewWidget<'_>) -> Result<Widget, StoreError> {
+    let mut tx = db.writer().begin().await?;
+    let widget = insert(&mut tx, new).await?;
+    tx.commit().await?;
+    Ok(widget)
+}

@@ -1,0 +1,314 @@
+//! The demo: two hubs, nine widgets, people of every role, a week of events, real-sounding
+//! feedback and a few requirement candidates with their ledger. Seeded once, idempotently.
+
+use crate::auth::password;
+use crate::db::annotations::NewAnnotation;
+use crate::db::events::NewEvent;
+use crate::db::widgets::NewWidget;
+use crate::db::{StoreError, actors, annotations, candidates, events, hubs, now_ms, widgets};
+use crate::db::{Backend, Db};
+
+/// A demo login to print at start-up.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    pub handle: String,
+    pub password: String,
+    pub what: String,
+}
+
+/// The slug whose presence means the demo was seeded.
+pub const MARKER_HUB: &str = "checkout";
+
+/// A small deterministic generator, so every demo looks alike.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+struct Person {
+    handle: &'static str,
+    name: &'static str,
+    admin: bool,
+    /// (hub slug, role)
+    roles: &'static [(&'static str, &'static str)],
+    what: &'static str,
+}
+
+const PEOPLE: &[Person] = &[
+    Person { handle: "admin", name: "Ada Admin", admin: true, roles: &[], what: "site administrator (sees every hub)" },
+    Person { handle: "olga", name: "Olga Operator", admin: false, roles: &[("checkout", "operator"), ("onboarding", "operator")], what: "operator of both hubs" },
+    Person { handle: "tomas", name: "Tomás Triage", admin: false, roles: &[("checkout", "triager")], what: "triager of checkout" },
+    Person { handle: "tara", name: "Tara Triage", admin: false, roles: &[("onboarding", "triager")], what: "triager of onboarding" },
+    Person { handle: "wendy", name: "Wendy Owner", admin: false, roles: &[("checkout", "annotator")], what: "owns the payment form widget" },
+    Person { handle: "anna", name: "Anna Annotator", admin: false, roles: &[("checkout", "annotator")], what: "annotator in checkout" },
+    Person { handle: "ali", name: "Ali Annotator", admin: false, roles: &[("onboarding", "annotator")], what: "annotator in onboarding (no access to checkout)" },
+];
+
+/// Customers who wrote feedback but cannot sign in.
+const CUSTOMERS: &[&str] = &[
+    "Priya N.", "Marcus L.", "Sofia R.", "Kenji T.", "Amara O.", "Lukas W.", "Chloé B.", "Diego M.",
+    "Hannah K.", "Yusuf A.", "Ingrid S.", "Mateo G.",
+];
+
+struct DemoWidget {
+    hub: &'static str,
+    slug: &'static str,
+    name: &'static str,
+    description: &'static str,
+    scope: &'static str,
+    owner: Option<&'static str>,
+}
+
+const WIDGETS: &[DemoWidget] = &[
+    DemoWidget { hub: "checkout", slug: "cart-summary", name: "Cart summary", description: "The order summary beside every checkout step: items, discounts, shipping and total.", scope: "public", owner: Some("olga") },
+    DemoWidget { hub: "checkout", slug: "payment-form", name: "Payment form", description: "Card, wallet and bank transfer entry, with 3-D Secure challenges.", scope: "members", owner: Some("wendy") },
+    DemoWidget { hub: "checkout", slug: "promo-code", name: "Promo code field", description: "Where customers paste vouchers and gift codes.", scope: "public", owner: Some("wendy") },
+    DemoWidget { hub: "checkout", slug: "address-autocomplete", name: "Address autocomplete", description: "Shipping address lookup as you type.", scope: "members", owner: Some("tomas") },
+    DemoWidget { hub: "checkout", slug: "fraud-review", name: "Fraud review panel", description: "Internal panel where risk analysts release held orders.", scope: "private", owner: Some("olga") },
+    DemoWidget { hub: "onboarding", slug: "signup-wizard", name: "Sign-up wizard", description: "The three-step sign-up: account, workspace, first project.", scope: "public", owner: Some("olga") },
+    DemoWidget { hub: "onboarding", slug: "workspace-invite", name: "Workspace invite", description: "Inviting teammates by email or link during onboarding.", scope: "members", owner: Some("tara") },
+    DemoWidget { hub: "onboarding", slug: "product-tour", name: "Product tour", description: "The guided tour shown on first sign-in.", scope: "members", owner: Some("tara") },
+    DemoWidget { hub: "onboarding", slug: "billing-setup", name: "Billing setup", description: "Plan choice and payment details at the end of the trial.", scope: "private", owner: Some("olga") },
+];
+
+/// (category, text) pairs: feedback as people actually write it.
+const FEEDBACK: &[(&str, &str)] = &[
+    ("friction", "I had to scroll back up to find the total after changing the quantity."),
+    ("friction", "The shipping estimate only appears after I enter a postcode, so I can't compare options first."),
+    ("friction", "Typing my card number, the field jumped to expiry before I finished the last group."),
+    ("friction", "Why do I have to re-enter my email here? I'm already signed in."),
+    ("friction", "The 'Apply' button is hidden on mobile until I close the keyboard."),
+    ("friction", "It took me three tries to find where to remove an item from the cart."),
+    ("friction", "The address suggestions cover the 'Continue' button and I can't dismiss them."),
+    ("friction", "Invite by link expires after 24 hours, and nothing tells you that until it fails."),
+    ("friction", "The tour keeps reopening every time I switch workspaces."),
+    ("friction", "Choosing a plan resets the seat count I picked on the previous screen."),
+    ("friction", "Password rules are only shown after the form rejects my password."),
+    ("friction", "The wizard's back button loses everything I typed on step two."),
+    ("bug", "The total shows €0.00 for a second after applying a discount, then corrects itself."),
+    ("bug", "3-D Secure popup opened behind the main window in Safari; the payment timed out."),
+    ("bug", "Promo code SPRING24 says 'expired' but the email said it's valid until the end of the month."),
+    ("bug", "Autocomplete suggested a street in another city with the same name and I didn't notice."),
+    ("bug", "After the payment failed, my cart was empty when I came back."),
+    ("bug", "Held orders released from the panel still show as 'on hold' until I refresh."),
+    ("bug", "Invitation emails to addresses with a plus sign never arrive."),
+    ("bug", "The tour highlights a button that no longer exists on the new dashboard."),
+    ("bug", "Clicking 'Next' twice quickly created two workspaces."),
+    ("bug", "Card brand icon shows Visa for my Mastercard."),
+    ("bug", "Gift code accepted, but the amount wasn't deducted from the total."),
+    ("idea", "Show the delivery date instead of 'ships in 2–4 days'."),
+    ("idea", "Let me save the card for next time without creating an account."),
+    ("idea", "Paste a whole address from the clipboard and split it into fields automatically."),
+    ("idea", "A keyboard shortcut to approve the held order and jump to the next one would save us hours."),
+    ("idea", "Offer to import teammates from our Google Workspace directory."),
+    ("idea", "Let me skip the tour and find it later under Help."),
+    ("idea", "Show how much I save per year on the annual plan right on the toggle."),
+    ("idea", "Apple Pay on desktop Safari, please."),
+    ("idea", "Remember the promo code if I leave and come back within the hour."),
+    ("idea", "Group risk signals by customer so repeat buyers don't look suspicious."),
+    ("praise", "Checkout took less than a minute. Love the one-page layout."),
+    ("praise", "The address lookup found my rural address, which most sites never do."),
+    ("praise", "Clear breakdown of taxes and fees. No surprises at the end."),
+    ("praise", "Invites were instant and the link worked on my phone."),
+    ("praise", "The product tour was short and actually useful."),
+    ("praise", "Really like that the wizard saves progress if I close the tab."),
+    ("praise", "The new fraud panel is so much faster than the old spreadsheet."),
+    ("question", "Is my card stored by you or by the payment provider?"),
+    ("question", "Can I use two promo codes on one order?"),
+    ("question", "Does the workspace name have to be unique across all companies?"),
+    ("question", "What happens to my data if I don't pick a plan before the trial ends?"),
+    ("question", "Why is the order held? The panel doesn't say which rule fired."),
+    ("question", "Can I change the shipping address after paying?"),
+    ("question", "Is there a way to restart the tour?"),
+];
+
+const EVENT_KINDS: &[(&str, usize)] = &[
+    ("view", 40), ("click", 28), ("hover", 8), ("scroll", 8), ("input", 7), ("submit", 4), ("error", 2), ("rage_click", 2), ("dead_click", 1),
+];
+
+/// Seeds the demo unless it is there already; returns the logins on a fresh seed.
+pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
+    match hubs::by_slug(db, MARKER_HUB).await {
+        Ok(_) => return Ok(None),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let mut dice = Dice(0x1f2e_3d4c_5b6a_7988);
+    let now = now_ms();
+    let mut logins = Vec::new();
+    let mut tx = db.writer().begin().await?;
+
+    let checkout = hubs::insert(&mut tx, "checkout", "Checkout & Payments", "Everything between 'Add to cart' and the order confirmation.").await?;
+    let onboarding = hubs::insert(&mut tx, "onboarding", "Onboarding", "Sign-up, first workspace, invites and the trial-to-paid step.").await?;
+    let hub_id = |slug: &str| if slug == "checkout" { checkout.id } else { onboarding.id };
+
+    let mut person_ids = std::collections::HashMap::new();
+    for person in PEOPLE {
+        let secret = crate::crypto::random_token(9);
+        let hash = password::hash(&secret).map_err(|e| StoreError::Config(format!("hashing a demo password: {e}")))?;
+        let id = actors::insert_person(&mut tx, person.handle, person.name, Some(&hash), person.admin).await?;
+        for (hub, role) in person.roles {
+            actors::grant_in(&mut tx, hub_id(hub), id, role).await?;
+        }
+        person_ids.insert(person.handle, id);
+        logins.push(DemoLogin { handle: person.handle.into(), password: secret, what: person.what.into() });
+    }
+    let mut customer_ids = Vec::new();
+    for (i, name) in CUSTOMERS.iter().enumerate() {
+        let handle = format!("customer{}", i + 1);
+        customer_ids.push(actors::insert_person(&mut tx, &handle, name, None, false).await?);
+    }
+
+    let mut widget_rows = Vec::new();
+    for w in WIDGETS {
+        let widget = widgets::insert(&mut tx, &NewWidget {
+            hub_id: hub_id(w.hub),
+            slug: w.slug,
+            name: w.name,
+            description: w.description,
+            owner_id: w.owner.and_then(|h| person_ids.get(h).copied()),
+            policy_scope: w.scope,
+            allowed_origins: "http://127.0.0.1:8081 http://localhost:8081",
+        })
+        .await?;
+        widget_rows.push(widget);
+    }
+
+    // A week of interaction events, busier in the daytime and more recent days.
+    let total_weight: usize = EVENT_KINDS.iter().map(|(_, w)| w).sum();
+    let mut new_events = Vec::with_capacity(2_400);
+    for _ in 0..2_400 {
+        let widget = dice.pick(&widget_rows);
+        let mut roll = dice.below(total_weight);
+        let kind = EVENT_KINDS
+            .iter()
+            .find(|(_, weight)| {
+                if roll < *weight {
+                    true
+                } else {
+                    roll -= weight;
+                    false
+                }
+            })
+            .map_or("view", |(kind, _)| kind);
+        let age = (dice.below(7 * 24 * 60) as i64) * 60_000 / (1 + dice.below(3) as i64);
+        let actor = (dice.below(3) == 0).then(|| *dice.pick(&customer_ids));
+        let payload = match kind {
+            "error" => r#"{"message":"TypeError: cannot read properties of undefined"}"#,
+            "rage_click" => r#"{"clicks":5,"target":"button.apply"}"#,
+            "click" => r#"{"target":"button.primary"}"#,
+            _ => "{}",
+        };
+        new_events.push(NewEvent {
+            hub_id: widget.hub_id,
+            widget_id: widget.id,
+            kind: kind.to_owned(),
+            actor_id: actor,
+            occurred_at: now - age,
+            payload: payload.to_owned(),
+        });
+    }
+    events::insert_batch(&mut tx, &new_events).await?;
+
+    // Feedback: 168 annotations across widgets, categories and statuses.
+    let mut category_ids = std::collections::HashMap::new();
+    for hub in [checkout.id, onboarding.id] {
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, slug FROM categories WHERE hub_id = $1")
+            .bind(hub)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id, slug) in rows {
+            category_ids.insert((hub, slug), id);
+        }
+    }
+    let authors: Vec<i64> = customer_ids
+        .iter()
+        .copied()
+        .chain(["anna", "ali", "wendy"].iter().filter_map(|h| person_ids.get(h).copied()))
+        .collect();
+    let mut created = Vec::new();
+    for i in 0..168 {
+        let widget = &widget_rows[i % widget_rows.len()];
+        let (category, text) = FEEDBACK[(i * 7 + i / FEEDBACK.len()) % FEEDBACK.len()];
+        let status = match dice.below(20) {
+            0..=10 => "new",
+            11..=15 => "triaged",
+            16..=17 => "dismissed",
+            _ => "duplicate",
+        };
+        let category_id = category_ids
+            .get(&(widget.hub_id, category.to_owned()))
+            .copied()
+            .ok_or(StoreError::NotFound)?;
+        let created_at = now - (dice.below(7 * 24 * 60) as i64) * 60_000 - 30_000;
+        let id = annotations::insert(&mut tx, &NewAnnotation {
+            hub_id: widget.hub_id,
+            widget_id: widget.id,
+            actor_id: *dice.pick(&authors),
+            body: text,
+            category_id,
+            status,
+            created_at,
+            idempotency_key: None,
+        })
+        .await?;
+        created.push((id, widget.hub_id, status, category));
+    }
+    // Duplicates point at an earlier annotation of the same hub.
+    for &(id, hub, status, _) in &created {
+        if status == "duplicate" {
+            if let Some(&(original, ..)) = created.iter().find(|(other, h, s, _)| *h == hub && *s == "new" && *other < id) {
+                sqlx::query("UPDATE annotations SET duplicate_of = $1 WHERE id = $2")
+                    .bind(original)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+
+    // Requirement candidates, promoted from triaged feedback, with their ledger entries.
+    let backend: Backend = db.backend();
+    let olga = person_ids.get("olga").copied().ok_or(StoreError::NotFound)?;
+    let tomas = person_ids.get("tomas").copied().ok_or(StoreError::NotFound)?;
+    let tara = person_ids.get("tara").copied().ok_or(StoreError::NotFound)?;
+    let evidence = |hub: i64, category: &str, n: usize| -> Vec<i64> {
+        created
+            .iter()
+            .filter(|(_, h, s, c)| *h == hub && *s == "triaged" && *c == category)
+            .take(n)
+            .map(|(id, ..)| *id)
+            .collect()
+    };
+    let plans = [
+        (checkout.id, tomas, "Keep the order total visible on every checkout step",
+         "Customers lose track of the total when they change quantities or shipping. The summary must stay in view (sticky on desktop, collapsible on mobile).", "friction", Some(("accepted", "Strong signal across cart and payment; cheap to build."))),
+        (checkout.id, tomas, "Promo codes: explain why a code is refused",
+         "A refused code must say why (expired, minimum not met, not combinable) so customers don't abandon checkout.", "bug", Some(("deferred", "Needs the pricing service rewrite planned for Q3."))),
+        (checkout.id, tomas, "Offer express wallets on desktop", "Apple Pay and Google Pay should be offered on desktop browsers that support them.", "idea", None),
+        (onboarding.id, tara, "Let people skip and resume the product tour",
+         "The tour must be skippable and restartable from Help; it must not reopen on workspace switch.", "friction", Some(("accepted", "Top onboarding complaint this month."))),
+    ];
+    for (hub, proposer, title, statement, category, decision) in plans {
+        let ids = evidence(hub, category, 3);
+        let candidate = candidates::propose(&mut tx, backend, hub, proposer, title, statement, &ids).await?;
+        if let Some((to, rationale)) = decision {
+            candidates::decide(&mut tx, backend, hub, candidate, olga, "proposed", to, rationale).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(logins))
+}

@@ -1,0 +1,136 @@
+//! `ihf`: parse the command line, configure, run.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ihf::cli::{Cli, Command, LedgerCommand, UserCommand};
+use ihf::db::{self, Db};
+use ihf::{Application, Config, auth, demo, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.config.log_level, cli.config.log_format);
+    if let Err(problem) = cli.config.validate() {
+        eprintln!("ihf: {problem}");
+        return ExitCode::from(2);
+    }
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ihf: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            connect(&config).await?;
+            println!("migrations applied to {}", db::redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SeedDemo => {
+            let db = connect(&config).await?;
+            match demo::seed(&db).await? {
+                Some(logins) => print_logins(&logins),
+                None => println!("the demo data is already there; nothing to do"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(command) => user(&connect(&config).await?, command).await,
+        Command::Ledger(LedgerCommand::Verify { hub }) => {
+            let db = connect(&config).await?;
+            let report = ihf::db::ledger::verify_all(&db, hub.as_deref()).await?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let db = connect(&config).await?;
+    let logins = if config.seed_demo { demo::seed(&db).await? } else { None };
+    let app = Application::build_with_db(config.clone(), db).await?;
+    println!();
+    println!("  IHF is running at http://{}:{}/", config.bind.ip(), app.port());
+    println!("  database: {}", db::redact_url(&config.database_url));
+    match logins {
+        Some(logins) => print_logins(&logins),
+        None => println!(
+            "  demo logins were printed when the demo was seeded; reset one with\n  `echo NEWPASSWORD | ihf user set-password HANDLE`"
+        ),
+    }
+    println!();
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_logins(logins: &[demo::DemoLogin]) {
+    println!("  demo logins (shown once; passwords are stored hashed):");
+    for login in logins {
+        println!("    {:<10} {:<22} {}", login.handle, login.password, login.what);
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    auth::password::check_strength(&password).map_err(anyhow::Error::msg)?;
+    Ok(password)
+}
+
+async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
+    use ihf::db::{actors, hubs};
+    match command {
+        UserCommand::Add { handle, name, admin } => {
+            let password = read_password()?;
+            let hash = auth::password::hash(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            let display = name.unwrap_or_else(|| handle.clone());
+            match actors::create_person(db, &handle, &display, Some(&hash), admin).await {
+                Ok(id) => println!("added {handle} (id {id}){}", if admin { ", administrator" } else { "" }),
+                Err(db::StoreError::Conflict { .. }) => anyhow::bail!("the handle {handle:?} is taken"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::SetPassword { handle } => {
+            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let password = read_password()?;
+            let hash = auth::password::hash(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            actors::set_password_hash(db, actor.id, &hash).await?;
+            println!("password of {handle} changed");
+        }
+        UserCommand::Grant { handle, hub_slug, role } => {
+            if !auth::policy::ROLES.contains(&role.as_str()) {
+                anyhow::bail!("role must be one of {}", auth::policy::ROLES.join(", "));
+            }
+            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let hub = hubs::by_slug(db, &hub_slug).await.map_err(|_| anyhow::anyhow!("no hub {hub_slug:?}"))?;
+            actors::grant(db, hub.id, actor.id, &role).await?;
+            println!("{handle} is now {role} of {hub_slug}");
+        }
+        UserCommand::Revoke { handle, hub_slug } => {
+            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let hub = hubs::by_slug(db, &hub_slug).await.map_err(|_| anyhow::anyhow!("no hub {hub_slug:?}"))?;
+            match actors::revoke(db, hub.id, actor.id).await {
+                Ok(()) => println!("{handle} is no longer a member of {hub_slug}"),
+                Err(db::StoreError::NotFound) => anyhow::bail!("{handle} is not a member of {hub_slug}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! What the layout needs on every page: title, the signed-in person, CSRF token, asset version.
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+
+use crate::AppState;
+use crate::auth::Viewer;
+
+/// The layout's context, extracted from the request.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub title: String,
+    pub viewer: Viewer,
+    pub csrf_token: String,
+    pub asset_v: String,
+    /// The page's live stream URL, when it has live regions.
+    pub live_url: Option<String>,
+}
+
+impl Chrome {
+    /// The same chrome with a page title.
+    pub fn titled(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// The same chrome with a live stream.
+    pub fn live(mut self, url: impl Into<String>) -> Self {
+        self.live_url = Some(url.into());
+        self
+    }
+
+    /// Builds the chrome from a request (also used by the error pages).
+    pub fn from_request_parts(req: &HttpRequest) -> Self {
+        let asset_v = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.assets.version.clone())
+            .unwrap_or_default();
+        let session = req.extensions().get::<crate::auth::Session>().cloned();
+        let (viewer, csrf_token) = match session {
+            Some(session) => (session.viewer, session.csrf_token),
+            None => (Viewer::anonymous(), String::new()),
+        };
+        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None }
+    }
+}
+
+impl FromRequest for Chrome {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::from_request_parts(req)))
+    }
+}

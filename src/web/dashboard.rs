@@ -1,0 +1,176 @@
+//! The hub operator dashboard: widget counts, recent signals, the annotation feed.
+//! Each region is a fragment on its own URL so the live stream can push it.
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::db::annotations::{self, AnnotationRow, Cursor};
+use crate::db::events::{self, RecentEvent};
+use crate::db::hubs::{self, Hub};
+use crate::db::widgets::{self, WidgetStats};
+use crate::error::AppError;
+use crate::web::chrome::Chrome;
+use crate::web::render::{self, Htmx};
+use crate::web::region;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// How many interaction signals the dashboard shows.
+pub const SIGNALS: i64 = 20;
+/// Annotations per page of the feed.
+pub const FEED_PAGE: i64 = 20;
+
+/// The widgets with their live counts.
+#[derive(Template)]
+#[template(path = "fragments/widgets_panel.html")]
+pub struct WidgetsPanel {
+    pub hub_slug: String,
+    pub widgets: Vec<WidgetStats>,
+}
+
+/// The most recent interaction signals.
+#[derive(Template)]
+#[template(path = "fragments/signals.html")]
+pub struct SignalsPanel {
+    pub hub_slug: String,
+    pub events: Vec<RecentEvent>,
+}
+
+/// One page of the annotation feed, with the "load more" link to the next.
+#[derive(Template)]
+#[template(path = "fragments/feed_page.html")]
+pub struct FeedPage {
+    pub hub_slug: String,
+    pub items: Vec<AnnotationRow>,
+    pub next: Option<String>,
+}
+
+/// The annotation feed: its first page inside the feed's frame.
+#[derive(Template)]
+#[template(path = "fragments/feed.html")]
+pub struct FeedPanel {
+    pub hub_slug: String,
+    pub first: FeedPage,
+}
+
+#[derive(Template)]
+#[template(path = "pages/dashboard.html", blocks = ["content"])]
+struct DashboardPage {
+    chrome: Chrome,
+    hub: Hub,
+    widgets: WidgetsPanel,
+    signals: SignalsPanel,
+    feed: FeedPanel,
+}
+
+/// Loads the widgets region of a hub.
+pub async fn load_widgets(state: &AppState, hub: &Hub) -> Result<WidgetsPanel, AppError> {
+    let widgets = widgets::stats_for_hub(&state.db, hub.id, crate::db::now_ms() - DAY_MS).await?;
+    Ok(WidgetsPanel { hub_slug: hub.slug.clone(), widgets })
+}
+
+/// Loads the signals region of a hub.
+pub async fn load_signals(state: &AppState, hub: &Hub) -> Result<SignalsPanel, AppError> {
+    let events = events::recent_for_hub(&state.db, hub.id, SIGNALS).await?;
+    Ok(SignalsPanel { hub_slug: hub.slug.clone(), events })
+}
+
+/// Loads one page of the feed of a hub.
+pub async fn load_feed_page(state: &AppState, hub: &Hub, before: Option<Cursor>) -> Result<FeedPage, AppError> {
+    let mut items = annotations::feed_for_hub(&state.db, hub.id, before, FEED_PAGE + 1).await?;
+    let next = if items.len() as i64 > FEED_PAGE {
+        items.truncate(FEED_PAGE as usize);
+        items.last().map(|last| Cursor { created_at: last.created_at, id: last.id }.to_param())
+    } else {
+        None
+    };
+    Ok(FeedPage { hub_slug: hub.slug.clone(), items, next })
+}
+
+/// Loads the feed region (its first page) of a hub.
+pub async fn load_feed(state: &AppState, hub: &Hub) -> Result<FeedPanel, AppError> {
+    Ok(FeedPanel { hub_slug: hub.slug.clone(), first: load_feed_page(state, hub, None).await? })
+}
+
+async fn hub_for(state: &AppState, slug: &str) -> Result<Hub, AppError> {
+    match hubs::by_slug(&state.db, slug).await {
+        Ok(hub) if hub.archived_at.is_none() => Ok(hub),
+        Ok(_) | Err(crate::db::StoreError::NotFound) => Err(AppError::NotFound("hub")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[get("/hubs/{hub_slug}")]
+async fn dashboard(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let hub = hub_for(&state, &path).await?;
+    let (widgets, signals, feed) =
+        tokio::try_join!(load_widgets(&state, &hub), load_signals(&state, &hub), load_feed(&state, &hub))?;
+    let chrome = chrome.titled(hub.name.clone());
+    let page = DashboardPage { chrome, hub, widgets, signals, feed };
+    render::page(htmx, &page, |p| p.as_content().render())
+}
+
+#[get("/hubs/{hub_slug}/widgets-panel")]
+async fn widgets_region(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let hub = hub_for(&state, &path).await?;
+    let panel = load_widgets(&state, &hub).await?;
+    region::respond(htmx, chrome.titled(format!("{} · widgets", hub.name)), &panel)
+}
+
+#[get("/hubs/{hub_slug}/signals")]
+async fn signals_region(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let hub = hub_for(&state, &path).await?;
+    let panel = load_signals(&state, &hub).await?;
+    region::respond(htmx, chrome.titled(format!("{} · signals", hub.name)), &panel)
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    before: Option<String>,
+}
+
+#[get("/hubs/{hub_slug}/feed")]
+async fn feed_region(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<FeedQuery>,
+    chrome: Chrome,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let hub = hub_for(&state, &path).await?;
+    let chrome = chrome.titled(format!("{} · feedback", hub.name));
+    match query.before.as_deref() {
+        None => region::respond(htmx, chrome, &load_feed(&state, &hub).await?),
+        Some(param) => {
+            let cursor = Cursor::parse(param).ok_or_else(|| AppError::BadRequest("invalid feed cursor".into()))?;
+            let page = load_feed_page(&state, &hub, Some(cursor)).await?;
+            if htmx.partial {
+                render::fragment(&page)
+            } else {
+                let panel = FeedPanel { hub_slug: hub.slug.clone(), first: page };
+                region::respond(htmx, chrome, &panel)
+            }
+        }
+    }
+}
+
+/// Mounts the dashboard and its regions.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(dashboard).service(widgets_region).service(signals_region).service(feed_region);
+}

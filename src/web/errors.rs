@@ -1,0 +1,90 @@
+//! Error pages: turns an [`AppError`] answer into the error page, or the error fragment for
+//! htmx, here where the request is known.
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use askama::Template;
+
+use crate::error::AppError;
+use crate::web::chrome::Chrome;
+use crate::web::render::Htmx;
+
+#[derive(Template)]
+#[template(path = "pages/error.html", blocks = ["content"])]
+struct ErrorPage {
+    chrome: Chrome,
+    status: u16,
+    message: String,
+    retry: bool,
+    sign_in: Option<String>,
+}
+
+/// Middleware: replaces the plain-text body of an `AppError` answer with HTML.
+pub async fn render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    let htmx = Htmx::from_headers(req.headers());
+    let wants_html = !req.path().starts_with("/api/") && req.path() != "/live";
+    let res = next.call(req).await?;
+    let Some(error) = res.response().error().and_then(|e| e.as_error::<AppError>()) else {
+        return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+    };
+    if !wants_html {
+        return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+    }
+    let status = res.status();
+    let sign_in = matches!(error, AppError::Unauthorized)
+        .then(|| format!("/login?next={}", urlencode(res.request().uri().path())));
+    let page = ErrorPage {
+        chrome: Chrome::from_request_parts(res.request()).titled(error.title()),
+        status: status.as_u16(),
+        message: error.public_message(),
+        retry: error.retry_after().is_some(),
+        sign_in: sign_in.clone(),
+    };
+    let body = if htmx.partial { page.as_content().render() } else { page.render() };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the error page");
+            return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+        }
+    };
+    let (req, mut response) = res.into_parts();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    if htmx.partial {
+        if let Some(target) = &sign_in {
+            // htmx follows HX-Redirect on any status; a 3xx would be followed by the XHR itself.
+            if let Ok(value) = HeaderValue::from_str(target) {
+                headers.insert(header::HeaderName::from_static("hx-redirect"), value);
+            }
+        }
+        // Show the error where the user is looking instead of swapping it into the target.
+        headers.insert(header::HeaderName::from_static("hx-retarget"), HeaderValue::from_static("#flash"));
+        headers.insert(header::HeaderName::from_static("hx-reswap"), HeaderValue::from_static("innerHTML"));
+    }
+    let response = response.set_body(body).map_into_boxed_body();
+    Ok(ServiceResponse::new(req, response).map_into_right_body())
+}
+
+/// Percent-encodes a path for a query parameter.
+pub fn urlencode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(byte as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// The answer for routes that do not exist.
+pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound("page"))
+}

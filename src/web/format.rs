@@ -1,0 +1,67 @@
+//! Formatting helpers the templates call (stable output: live regions compare HTML).
+
+use std::borrow::Borrow;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// RFC 3339 in UTC, for `<time datetime>`.
+pub fn iso(ms: impl Borrow<i64>) -> String {
+    at(*ms.borrow())
+        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
+        .unwrap_or_default()
+}
+
+/// A short human form in UTC, e.g. `26 Nov 14:02`.
+pub fn short(ms: impl Borrow<i64>) -> String {
+    at(*ms.borrow())
+        .format(format_description!("[day padding:none] [month repr:short] [hour]:[minute]"))
+        .unwrap_or_default()
+}
+
+/// A number with thin grouping, e.g. `12 345`.
+pub fn count(n: impl Borrow<i64>) -> String {
+    let n = *n.borrow();
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `word` or `word` + `s` for `n`.
+pub fn plural(n: i64, word: &str) -> String {
+    if n == 1 { word.to_owned() } else { format!("{word}s") }
+}
+
+/// The label of an event kind (`rage_click` → `rage click`).
+pub fn kind(kind: &str) -> String {
+    kind.replace('_', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_counts() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(short(86_400_000 + 3_600_000), "2 Jan 01:00");
+        assert_eq!(count(1234567), "1\u{202f}234\u{202f}567");
+        assert_eq!(count(12), "12");
+        assert_eq!(plural(1, "widget"), "widget");
+        assert_eq!(plural(2, "widget"), "widgets");
+    }
+}

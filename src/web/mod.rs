@@ -1,0 +1,34 @@
+//! The web layer: one module per surface, each exposing `configure(cfg)`.
+
+pub mod assets;
+pub mod chrome;
+pub mod dashboard;
+pub mod errors;
+pub mod format;
+pub mod health;
+pub mod hubs;
+pub mod region;
+pub mod render;
+pub mod security;
+
+use actix_web::web;
+
+use crate::error::AppError;
+
+/// Mounts every surface.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    hubs::configure(cfg);
+    dashboard::configure(cfg);
+}
+
+/// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
+pub fn extractor_config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| AppError::BadRequest(e.to_string()).into()))
+        .app_data(web::PathConfig::default().error_handler(|e, _| AppError::BadRequest(e.to_string()).into()))
+        .app_data(
+            web::FormConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|e, _| AppError::BadRequest(e.to_string()).into()),
+        );
+}
