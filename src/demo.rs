@@ -5,8 +5,8 @@ use crate::auth::password;
 use crate::db::annotations::NewAnnotation;
 use crate::db::events::NewEvent;
 use crate::db::widgets::NewWidget;
-use crate::db::{StoreError, actors, annotations, candidates, events, hubs, now_ms, widgets};
 use crate::db::{Backend, Db};
+use crate::db::{StoreError, actors, annotations, candidates, events, hubs, now_ms, widgets};
 
 /// A demo login to print at start-up.
 #[derive(Debug, Clone)]
@@ -49,18 +49,64 @@ struct Person {
 
 const PEOPLE: &[Person] = &[
     Person { handle: "admin", name: "Ada Admin", admin: true, roles: &[], what: "site administrator (sees every hub)" },
-    Person { handle: "olga", name: "Olga Operator", admin: false, roles: &[("checkout", "operator"), ("onboarding", "operator")], what: "operator of both hubs" },
-    Person { handle: "tomas", name: "Tomás Triage", admin: false, roles: &[("checkout", "triager")], what: "triager of checkout" },
-    Person { handle: "tara", name: "Tara Triage", admin: false, roles: &[("onboarding", "triager")], what: "triager of onboarding" },
-    Person { handle: "wendy", name: "Wendy Owner", admin: false, roles: &[("checkout", "annotator")], what: "owns the payment form widget" },
-    Person { handle: "anna", name: "Anna Annotator", admin: false, roles: &[("checkout", "annotator")], what: "annotator in checkout" },
-    Person { handle: "ali", name: "Ali Annotator", admin: false, roles: &[("onboarding", "annotator")], what: "annotator in onboarding (no access to checkout)" },
+    Person {
+        handle: "olga",
+        name: "Olga Operator",
+        admin: false,
+        roles: &[("checkout", "operator"), ("onboarding", "operator")],
+        what: "operator of both hubs",
+    },
+    Person {
+        handle: "tomas",
+        name: "Tomás Triage",
+        admin: false,
+        roles: &[("checkout", "triager")],
+        what: "triager of checkout",
+    },
+    Person {
+        handle: "tara",
+        name: "Tara Triage",
+        admin: false,
+        roles: &[("onboarding", "triager")],
+        what: "triager of onboarding",
+    },
+    Person {
+        handle: "wendy",
+        name: "Wendy Owner",
+        admin: false,
+        roles: &[("checkout", "annotator")],
+        what: "owns the payment form widget",
+    },
+    Person {
+        handle: "anna",
+        name: "Anna Annotator",
+        admin: false,
+        roles: &[("checkout", "annotator")],
+        what: "annotator in checkout",
+    },
+    Person {
+        handle: "ali",
+        name: "Ali Annotator",
+        admin: false,
+        roles: &[("onboarding", "annotator")],
+        what: "annotator in onboarding (no access to checkout)",
+    },
 ];
 
 /// Customers who wrote feedback but cannot sign in.
 const CUSTOMERS: &[&str] = &[
-    "Priya N.", "Marcus L.", "Sofia R.", "Kenji T.", "Amara O.", "Lukas W.", "Chloé B.", "Diego M.",
-    "Hannah K.", "Yusuf A.", "Ingrid S.", "Mateo G.",
+    "Priya N.",
+    "Marcus L.",
+    "Sofia R.",
+    "Kenji T.",
+    "Amara O.",
+    "Lukas W.",
+    "Chloé B.",
+    "Diego M.",
+    "Hannah K.",
+    "Yusuf A.",
+    "Ingrid S.",
+    "Mateo G.",
 ];
 
 struct DemoWidget {
@@ -73,15 +119,78 @@ struct DemoWidget {
 }
 
 const WIDGETS: &[DemoWidget] = &[
-    DemoWidget { hub: "checkout", slug: "cart-summary", name: "Cart summary", description: "The order summary beside every checkout step: items, discounts, shipping and total.", scope: "public", owner: Some("olga") },
-    DemoWidget { hub: "checkout", slug: "payment-form", name: "Payment form", description: "Card, wallet and bank transfer entry, with 3-D Secure challenges.", scope: "members", owner: Some("wendy") },
-    DemoWidget { hub: "checkout", slug: "promo-code", name: "Promo code field", description: "Where customers paste vouchers and gift codes.", scope: "public", owner: Some("wendy") },
-    DemoWidget { hub: "checkout", slug: "address-autocomplete", name: "Address autocomplete", description: "Shipping address lookup as you type.", scope: "members", owner: Some("tomas") },
-    DemoWidget { hub: "checkout", slug: "fraud-review", name: "Fraud review panel", description: "Internal panel where risk analysts release held orders.", scope: "private", owner: Some("olga") },
-    DemoWidget { hub: "onboarding", slug: "signup-wizard", name: "Sign-up wizard", description: "The three-step sign-up: account, workspace, first project.", scope: "public", owner: Some("olga") },
-    DemoWidget { hub: "onboarding", slug: "workspace-invite", name: "Workspace invite", description: "Inviting teammates by email or link during onboarding.", scope: "members", owner: Some("tara") },
-    DemoWidget { hub: "onboarding", slug: "product-tour", name: "Product tour", description: "The guided tour shown on first sign-in.", scope: "members", owner: Some("tara") },
-    DemoWidget { hub: "onboarding", slug: "billing-setup", name: "Billing setup", description: "Plan choice and payment details at the end of the trial.", scope: "private", owner: Some("olga") },
+    DemoWidget {
+        hub: "checkout",
+        slug: "cart-summary",
+        name: "Cart summary",
+        description: "The order summary beside every checkout step: items, discounts, shipping and total.",
+        scope: "public",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "payment-form",
+        name: "Payment form",
+        description: "Card, wallet and bank transfer entry, with 3-D Secure challenges.",
+        scope: "members",
+        owner: Some("wendy"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "promo-code",
+        name: "Promo code field",
+        description: "Where customers paste vouchers and gift codes.",
+        scope: "public",
+        owner: Some("wendy"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "address-autocomplete",
+        name: "Address autocomplete",
+        description: "Shipping address lookup as you type.",
+        scope: "members",
+        owner: Some("tomas"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "fraud-review",
+        name: "Fraud review panel",
+        description: "Internal panel where risk analysts release held orders.",
+        scope: "private",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "signup-wizard",
+        name: "Sign-up wizard",
+        description: "The three-step sign-up: account, workspace, first project.",
+        scope: "public",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "workspace-invite",
+        name: "Workspace invite",
+        description: "Inviting teammates by email or link during onboarding.",
+        scope: "members",
+        owner: Some("tara"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "product-tour",
+        name: "Product tour",
+        description: "The guided tour shown on first sign-in.",
+        scope: "members",
+        owner: Some("tara"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "billing-setup",
+        name: "Billing setup",
+        description: "Plan choice and payment details at the end of the trial.",
+        scope: "private",
+        owner: Some("olga"),
+    },
 ];
 
 /// (category, text) pairs: feedback as people actually write it.
@@ -136,7 +245,15 @@ const FEEDBACK: &[(&str, &str)] = &[
 ];
 
 const EVENT_KINDS: &[(&str, usize)] = &[
-    ("view", 40), ("click", 28), ("hover", 8), ("scroll", 8), ("input", 7), ("submit", 4), ("error", 2), ("rage_click", 2), ("dead_click", 1),
+    ("view", 40),
+    ("click", 28),
+    ("hover", 8),
+    ("scroll", 8),
+    ("input", 7),
+    ("submit", 4),
+    ("error", 2),
+    ("rage_click", 2),
+    ("dead_click", 1),
 ];
 
 /// Seeds the demo unless it is there already; returns the logins on a fresh seed.
@@ -151,8 +268,20 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
     let mut logins = Vec::new();
     let mut tx = db.writer().begin().await?;
 
-    let checkout = hubs::insert(&mut tx, "checkout", "Checkout & Payments", "Everything between 'Add to cart' and the order confirmation.").await?;
-    let onboarding = hubs::insert(&mut tx, "onboarding", "Onboarding", "Sign-up, first workspace, invites and the trial-to-paid step.").await?;
+    let checkout = hubs::insert(
+        &mut tx,
+        "checkout",
+        "Checkout & Payments",
+        "Everything between 'Add to cart' and the order confirmation.",
+    )
+    .await?;
+    let onboarding = hubs::insert(
+        &mut tx,
+        "onboarding",
+        "Onboarding",
+        "Sign-up, first workspace, invites and the trial-to-paid step.",
+    )
+    .await?;
     let hub_id = |slug: &str| if slug == "checkout" { checkout.id } else { onboarding.id };
 
     let mut person_ids = std::collections::HashMap::new();
@@ -174,15 +303,18 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
 
     let mut widget_rows = Vec::new();
     for w in WIDGETS {
-        let widget = widgets::insert(&mut tx, &NewWidget {
-            hub_id: hub_id(w.hub),
-            slug: w.slug,
-            name: w.name,
-            description: w.description,
-            owner_id: w.owner.and_then(|h| person_ids.get(h).copied()),
-            policy_scope: w.scope,
-            allowed_origins: "http://127.0.0.1:8081 http://localhost:8081",
-        })
+        let widget = widgets::insert(
+            &mut tx,
+            &NewWidget {
+                hub_id: hub_id(w.hub),
+                slug: w.slug,
+                name: w.name,
+                description: w.description,
+                owner_id: w.owner.and_then(|h| person_ids.get(h).copied()),
+                policy_scope: w.scope,
+                allowed_origins: "http://127.0.0.1:8081 http://localhost:8081",
+            },
+        )
         .await?;
         widget_rows.push(widget);
     }
@@ -226,10 +358,8 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
     // Feedback: 168 annotations across widgets, categories and statuses.
     let mut category_ids = std::collections::HashMap::new();
     for hub in [checkout.id, onboarding.id] {
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, slug FROM categories WHERE hub_id = $1")
-            .bind(hub)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, slug FROM categories WHERE hub_id = $1").bind(hub).fetch_all(&mut *tx).await?;
         for (id, slug) in rows {
             category_ids.insert((hub, slug), id);
         }
@@ -249,34 +379,36 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             16..=17 => "dismissed",
             _ => "duplicate",
         };
-        let category_id = category_ids
-            .get(&(widget.hub_id, category.to_owned()))
-            .copied()
-            .ok_or(StoreError::NotFound)?;
+        let category_id =
+            category_ids.get(&(widget.hub_id, category.to_owned())).copied().ok_or(StoreError::NotFound)?;
         let created_at = now - (dice.below(7 * 24 * 60) as i64) * 60_000 - 30_000;
-        let id = annotations::insert(&mut tx, &NewAnnotation {
-            hub_id: widget.hub_id,
-            widget_id: widget.id,
-            actor_id: *dice.pick(&authors),
-            body: text,
-            category_id,
-            status,
-            created_at,
-            idempotency_key: None,
-        })
+        let id = annotations::insert(
+            &mut tx,
+            &NewAnnotation {
+                hub_id: widget.hub_id,
+                widget_id: widget.id,
+                actor_id: *dice.pick(&authors),
+                body: text,
+                category_id,
+                status,
+                created_at,
+                idempotency_key: None,
+            },
+        )
         .await?;
         created.push((id, widget.hub_id, status, category));
     }
     // Duplicates point at an earlier annotation of the same hub.
     for &(id, hub, status, _) in &created {
-        if status == "duplicate" {
-            if let Some(&(original, ..)) = created.iter().find(|(other, h, s, _)| *h == hub && *s == "new" && *other < id) {
-                sqlx::query("UPDATE annotations SET duplicate_of = $1 WHERE id = $2")
-                    .bind(original)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        if status == "duplicate"
+            && let Some(&(original, ..)) =
+                created.iter().find(|(other, h, s, _)| *h == hub && *s == "new" && *other < id)
+        {
+            sqlx::query("UPDATE annotations SET duplicate_of = $1 WHERE id = $2")
+                .bind(original)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
     }
 
@@ -294,19 +426,52 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             .collect()
     };
     let plans = [
-        (checkout.id, tomas, "Keep the order total visible on every checkout step",
-         "Customers lose track of the total when they change quantities or shipping. The summary must stay in view (sticky on desktop, collapsible on mobile).", "friction", Some(("accepted", "Strong signal across cart and payment; cheap to build."))),
-        (checkout.id, tomas, "Promo codes: explain why a code is refused",
-         "A refused code must say why (expired, minimum not met, not combinable) so customers don't abandon checkout.", "bug", Some(("deferred", "Needs the pricing service rewrite planned for Q3."))),
-        (checkout.id, tomas, "Offer express wallets on desktop", "Apple Pay and Google Pay should be offered on desktop browsers that support them.", "idea", None),
-        (onboarding.id, tara, "Let people skip and resume the product tour",
-         "The tour must be skippable and restartable from Help; it must not reopen on workspace switch.", "friction", Some(("accepted", "Top onboarding complaint this month."))),
+        (
+            checkout.id,
+            tomas,
+            "Keep the order total visible on every checkout step",
+            "Customers lose track of the total when they change quantities or shipping. The summary must stay in view (sticky on desktop, collapsible on mobile).",
+            "friction",
+            Some(("accepted", "Strong signal across cart and payment; cheap to build.")),
+        ),
+        (
+            checkout.id,
+            tomas,
+            "Promo codes: explain why a code is refused",
+            "A refused code must say why (expired, minimum not met, not combinable) so customers don't abandon checkout.",
+            "bug",
+            Some(("deferred", "Needs the pricing service rewrite planned for Q3.")),
+        ),
+        (
+            checkout.id,
+            tomas,
+            "Offer express wallets on desktop",
+            "Apple Pay and Google Pay should be offered on desktop browsers that support them.",
+            "idea",
+            None,
+        ),
+        (
+            onboarding.id,
+            tara,
+            "Let people skip and resume the product tour",
+            "The tour must be skippable and restartable from Help; it must not reopen on workspace switch.",
+            "friction",
+            Some(("accepted", "Top onboarding complaint this month.")),
+        ),
     ];
     for (hub, proposer, title, statement, category, decision) in plans {
         let ids = evidence(hub, category, 3);
         let candidate = candidates::propose(&mut tx, backend, hub, proposer, title, statement, &ids).await?;
         if let Some((to, rationale)) = decision {
-            candidates::decide(&mut tx, backend, hub, candidate, olga, "proposed", to, rationale).await?;
+            let decision = candidates::Decision {
+                hub_id: hub,
+                candidate_id: candidate,
+                actor_id: olga,
+                from: "proposed",
+                to,
+                rationale,
+            };
+            candidates::decide(&mut tx, backend, &decision).await?;
         }
     }
     tx.commit().await?;

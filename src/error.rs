@@ -43,7 +43,9 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::NotFound => Self::NotFound("page"),
             StoreError::Unavailable(_) => Self::Unavailable(error),
-            StoreError::Stale => Self::Conflict("this was changed by someone else; reload to see the current state".into()),
+            StoreError::Stale => {
+                Self::Conflict("this was changed by someone else; reload to see the current state".into())
+            }
             other => Self::Unexpected(anyhow::Error::new(other)),
         }
     }
@@ -73,7 +75,9 @@ impl AppError {
     /// The message shown to the user: never internal details.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Unavailable(_) => "The database cannot be reached right now. Nothing was lost: try again in a few seconds.".into(),
+            Self::Unavailable(_) => {
+                "The database cannot be reached right now. Nothing was lost: try again in a few seconds.".into()
+            }
             Self::Unexpected(_) => "An unexpected error happened. It has been logged; please try again.".into(),
             other => {
                 let message = other.to_string();

@@ -30,6 +30,7 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub assets: web::assets::Assets,
+    pub login_throttle: auth::throttle::LoginThrottle,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -57,6 +58,7 @@ impl Application {
             db: db.clone(),
             assets: web::assets::Assets::load(&config.static_dir),
             config: Arc::new(config),
+            login_throttle: auth::throttle::LoginThrottle::default(),
         });
         let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {
@@ -64,6 +66,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .configure(web::extractor_config)
+                .wrap(from_fn(auth::middleware::sessions_and_csrf))
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
                 .wrap(Compress::default())

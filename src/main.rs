@@ -107,7 +107,9 @@ async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::SetPassword { handle } => {
-            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let actor = actors::by_handle(db, &handle)
+                .await
+                .map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
             let password = read_password()?;
             let hash = auth::password::hash(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
             actors::set_password_hash(db, actor.id, &hash).await?;
@@ -117,13 +119,17 @@ async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
             if !auth::policy::ROLES.contains(&role.as_str()) {
                 anyhow::bail!("role must be one of {}", auth::policy::ROLES.join(", "));
             }
-            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let actor = actors::by_handle(db, &handle)
+                .await
+                .map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
             let hub = hubs::by_slug(db, &hub_slug).await.map_err(|_| anyhow::anyhow!("no hub {hub_slug:?}"))?;
             actors::grant(db, hub.id, actor.id, &role).await?;
             println!("{handle} is now {role} of {hub_slug}");
         }
         UserCommand::Revoke { handle, hub_slug } => {
-            let actor = actors::by_handle(db, &handle).await.map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let actor = actors::by_handle(db, &handle)
+                .await
+                .map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
             let hub = hubs::by_slug(db, &hub_slug).await.map_err(|_| anyhow::anyhow!("no hub {hub_slug:?}"))?;
             match actors::revoke(db, hub.id, actor.id).await {
                 Ok(()) => println!("{handle} is no longer a member of {hub_slug}"),

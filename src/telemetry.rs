@@ -15,9 +15,9 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
-    if installed.is_ok() {
-        if let Some(e) = bad {
-            tracing::warn!(error = %e, "invalid IHF_LOG filter, using info");
-        }
+    if installed.is_ok()
+        && let Some(e) = bad
+    {
+        tracing::warn!(error = %e, "invalid IHF_LOG filter, using info");
     }
 }

@@ -1,8 +1,8 @@
 //! Password hashing: argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rand::RngCore;
 use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
 
 /// The shortest password IHF accepts.
 pub const MIN_LENGTH: usize = 10;

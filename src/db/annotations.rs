@@ -2,6 +2,11 @@
 
 use sqlx::{Any, Transaction};
 
+use super::sql::SqlBuilder;
+
+use crate::auth::Viewer;
+use crate::auth::policy;
+
 use super::{Db, StoreError, now_ms};
 
 /// The statuses an annotation moves through in triage.
@@ -60,7 +65,8 @@ pub struct NewAnnotation<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-pub(crate) const ROW_SELECT: &str = "SELECT a.id, a.hub_id, a.widget_id, a.actor_id, a.body, a.status, a.created_at, a.updated_at, a.version,
+pub(crate) const ROW_SELECT: &str =
+    "SELECT a.id, a.hub_id, a.widget_id, a.actor_id, a.body, a.status, a.created_at, a.updated_at, a.version,
         w.slug AS widget_slug, w.name AS widget_name, p.display_name AS author_name,
         c.slug AS category_slug, c.label AS category_label, c.colour AS category_colour
    FROM annotations a
@@ -68,27 +74,27 @@ pub(crate) const ROW_SELECT: &str = "SELECT a.id, a.hub_id, a.widget_id, a.actor
    JOIN actors p ON p.id = a.actor_id
    JOIN categories c ON c.id = a.category_id";
 
-/// One page of a hub's annotation feed, newest first, starting after `before`.
+/// One page of a hub's annotation feed that `viewer` may read, newest first, after `before`.
+/// Runs as the viewer (Row Level Security on PostgreSQL) with the policy's predicate.
 pub async fn feed_for_hub(
     db: &Db,
+    viewer: &Viewer,
     hub_id: i64,
     before: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<AnnotationRow>, StoreError> {
     let before = before.unwrap_or(Cursor { created_at: i64::MAX, id: i64::MAX });
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ROW_SELECT}
-         WHERE a.hub_id = $1 AND a.deleted_at IS NULL
-           AND (a.created_at < $2 OR (a.created_at = $2 AND a.id < $3))
-         ORDER BY a.created_at DESC, a.id DESC
-         LIMIT $4"
-    )))
-    .bind(hub_id)
-    .bind(before.created_at)
-    .bind(before.id)
-    .bind(limit)
-    .fetch_all(db.reader())
-    .await?)
+    let mut qb = SqlBuilder::new(ROW_SELECT);
+    qb.push(" WHERE a.hub_id = ").push_bind(hub_id);
+    qb.push(" AND a.deleted_at IS NULL AND (a.created_at < ").push_bind(before.created_at);
+    qb.push(" OR (a.created_at = ").push_bind(before.created_at);
+    qb.push(" AND a.id < ").push_bind(before.id).push(")) AND ");
+    policy::push_annotation_visible(&mut qb, viewer);
+    qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
+    let mut tx = db.begin_as(viewer.actor_id).await?;
+    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// Inserts an annotation inside the caller's transaction and returns its id.

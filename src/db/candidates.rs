@@ -32,14 +32,11 @@ pub async fn propose(
     .fetch_one(&mut **tx)
     .await?;
     let detail = serde_json::json!({ "title": title, "statement": statement }).to_string();
-    ledger::append(tx, backend, &NewEntry {
-        hub_id,
-        candidate_id: Some(id),
-        actor_id,
-        action: "proposed",
-        rationale: statement,
-        detail,
-    })
+    ledger::append(
+        tx,
+        backend,
+        &NewEntry { hub_id, candidate_id: Some(id), actor_id, action: "proposed", rationale: statement, detail },
+    )
     .await?;
     for annotation_id in evidence {
         add_evidence(tx, backend, hub_id, id, *annotation_id, actor_id, "promoted from triage").await?;
@@ -76,51 +73,62 @@ pub async fn add_evidence(
     .bind(hub_id)
     .execute(&mut **tx)
     .await?;
-    ledger::append(tx, backend, &NewEntry {
-        hub_id,
-        candidate_id: Some(candidate_id),
-        actor_id,
-        action: "evidence_added",
-        rationale,
-        detail: serde_json::json!({ "annotation_id": annotation_id }).to_string(),
-    })
+    ledger::append(
+        tx,
+        backend,
+        &NewEntry {
+            hub_id,
+            candidate_id: Some(candidate_id),
+            actor_id,
+            action: "evidence_added",
+            rationale,
+            detail: serde_json::json!({ "annotation_id": annotation_id }).to_string(),
+        },
+    )
     .await?;
     Ok(())
 }
 
-/// Changes a candidate's status and writes the decision to the ledger.
-pub async fn decide(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    hub_id: i64,
-    candidate_id: i64,
-    actor_id: i64,
-    from: &str,
-    to: &str,
-    rationale: &str,
-) -> Result<(), StoreError> {
+/// A status change of a candidate, with its reason.
+#[derive(Debug, Clone)]
+pub struct Decision<'a> {
+    pub hub_id: i64,
+    pub candidate_id: i64,
+    pub actor_id: i64,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub rationale: &'a str,
+}
+
+/// Changes a candidate's status (only if it is still `from`) and writes the decision to the
+/// ledger; [`StoreError::Stale`] when the status changed meanwhile.
+pub async fn decide(tx: &mut Transaction<'static, Any>, backend: Backend, d: &Decision<'_>) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE requirement_candidates SET status = $1, updated_at = $2, version = version + 1
          WHERE id = $3 AND hub_id = $4 AND status = $5",
     )
-    .bind(to)
+    .bind(d.to)
     .bind(now_ms())
-    .bind(candidate_id)
-    .bind(hub_id)
-    .bind(from)
+    .bind(d.candidate_id)
+    .bind(d.hub_id)
+    .bind(d.from)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
-    ledger::append(tx, backend, &NewEntry {
-        hub_id,
-        candidate_id: Some(candidate_id),
-        actor_id,
-        action: "status_changed",
-        rationale,
-        detail: serde_json::json!({ "from": from, "to": to }).to_string(),
-    })
+    ledger::append(
+        tx,
+        backend,
+        &NewEntry {
+            hub_id: d.hub_id,
+            candidate_id: Some(d.candidate_id),
+            actor_id: d.actor_id,
+            action: "status_changed",
+            rationale: d.rationale,
+            detail: serde_json::json!({ "from": d.from, "to": d.to }).to_string(),
+        },
+    )
     .await?;
     Ok(())
 }

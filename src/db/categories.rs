@@ -35,16 +35,14 @@ pub struct Category {
 /// Inserts the default categories of a new hub.
 pub async fn insert_defaults(tx: &mut Transaction<'static, Any>, hub_id: i64) -> Result<(), StoreError> {
     for (position, (slug, label, colour)) in DEFAULTS.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO categories (hub_id, slug, label, colour, position) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(hub_id)
-        .bind(*slug)
-        .bind(*label)
-        .bind(*colour)
-        .bind(position as i64)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO categories (hub_id, slug, label, colour, position) VALUES ($1, $2, $3, $4, $5)")
+            .bind(hub_id)
+            .bind(*slug)
+            .bind(*label)
+            .bind(*colour)
+            .bind(position as i64)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

@@ -1,13 +1,14 @@
 //! Interaction events streamed by widgets.
 
-use sqlx::{Any, QueryBuilder, Transaction};
+use sqlx::{Any, Transaction};
+
+use super::sql::SqlBuilder;
 
 use super::{Db, StoreError};
 
 /// The kinds of interaction event a widget may send.
-pub const KINDS: [&str; 10] = [
-    "view", "click", "hover", "scroll", "input", "submit", "error", "rage_click", "dead_click", "custom",
-];
+pub const KINDS: [&str; 10] =
+    ["view", "click", "hover", "scroll", "input", "submit", "error", "rage_click", "dead_click", "custom"];
 
 /// An event to insert.
 #[derive(Debug, Clone)]
@@ -55,18 +56,16 @@ const ROWS_PER_STATEMENT: usize = 500;
 pub async fn insert_batch(tx: &mut Transaction<'static, Any>, events: &[NewEvent]) -> Result<u64, StoreError> {
     let mut inserted = 0;
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut builder: QueryBuilder<Any> = QueryBuilder::new(
-            "INSERT INTO interaction_events (hub_id, widget_id, kind, actor_id, occurred_at, payload) ",
+        let mut sql = SqlBuilder::new(
+            "INSERT INTO interaction_events (hub_id, widget_id, kind, actor_id, occurred_at, payload) VALUES ",
         );
-        builder.push_values(chunk, |mut row, event| {
-            row.push_bind(event.hub_id)
-                .push_bind(event.widget_id)
-                .push_bind(event.kind.clone())
-                .push_bind(event.actor_id)
-                .push_bind(event.occurred_at)
-                .push_bind(event.payload.clone());
-        });
-        inserted += builder.build().execute(&mut **tx).await?.rows_affected();
+        for (i, event) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.push_bind(event.hub_id).push(", ").push_bind(event.widget_id).push(", ");
+            sql.push_bind(event.kind.clone()).push(", ").push_bind(event.actor_id).push(", ");
+            sql.push_bind(event.occurred_at).push(", ").push_bind(event.payload.clone()).push(")");
+        }
+        inserted += sql.build()?.execute(&mut **tx).await?.rows_affected();
     }
     Ok(inserted)
 }

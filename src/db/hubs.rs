@@ -73,22 +73,18 @@ pub async fn summaries(db: &Db, scope: HubScope, since_ms: i64) -> Result<Vec<Hu
 
 /// The hub with this slug (archived ones included), or [`StoreError::NotFound`].
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Hub, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, slug, name, description, created_at, archived_at FROM hubs WHERE slug = $1",
-    )
-    .bind(slug)
-    .fetch_one(db.reader())
-    .await?)
+    Ok(sqlx::query_as("SELECT id, slug, name, description, created_at, archived_at FROM hubs WHERE slug = $1")
+        .bind(slug)
+        .fetch_one(db.reader())
+        .await?)
 }
 
 /// The hub with this id, or [`StoreError::NotFound`].
 pub async fn by_id(db: &Db, id: i64) -> Result<Hub, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, slug, name, description, created_at, archived_at FROM hubs WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(db.reader())
-    .await?)
+    Ok(sqlx::query_as("SELECT id, slug, name, description, created_at, archived_at FROM hubs WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.reader())
+        .await?)
 }
 
 /// Creates a hub with the default categories, in one transaction.

@@ -105,10 +105,7 @@ pub async fn append(
     entry: &NewEntry<'_>,
 ) -> Result<LedgerEntry, StoreError> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT id FROM hubs WHERE id = $1 FOR UPDATE")
-            .bind(entry.hub_id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query("SELECT id FROM hubs WHERE id = $1 FOR UPDATE").bind(entry.hub_id).execute(&mut **tx).await?;
     }
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM ledger_entries WHERE hub_id = $1 ORDER BY seq DESC LIMIT 1")
@@ -174,10 +171,16 @@ pub fn verify_chain(entries: &[LedgerEntry]) -> Result<usize, ChainBreak> {
     for (index, entry) in entries.iter().enumerate() {
         let expected_seq = index as i64 + 1;
         if entry.seq != expected_seq {
-            return Err(ChainBreak { seq: entry.seq, reason: format!("expected entry #{expected_seq}, found #{}", entry.seq) });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                reason: format!("expected entry #{expected_seq}, found #{}", entry.seq),
+            });
         }
         if entry.prev_hash != prev {
-            return Err(ChainBreak { seq: entry.seq, reason: "prev_hash does not match the previous entry's hash".into() });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                reason: "prev_hash does not match the previous entry's hash".into(),
+            });
         }
         if entry.expected_hash() != entry.hash {
             return Err(ChainBreak { seq: entry.seq, reason: "content does not match its hash".into() });

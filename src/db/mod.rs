@@ -15,6 +15,8 @@ pub mod error;
 pub mod events;
 pub mod hubs;
 pub mod ledger;
+pub mod sessions;
+pub mod sql;
 pub mod widgets;
 
 use std::str::FromStr;
@@ -67,10 +69,12 @@ impl Db {
     /// Connects to `url`, creating the SQLite file and its folder when missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url).ok_or_else(|| StoreError::Config(format!(
-            "DATABASE_URL must start with sqlite: or postgres:// (got {:?})",
-            redact_url(url)
-        )))?;
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Config(format!(
+                "DATABASE_URL must start with sqlite: or postgres:// (got {:?})",
+                redact_url(url)
+            ))
+        })?;
         match backend {
             Backend::Sqlite => Self::connect_sqlite(url, max_connections).await,
             Backend::Postgres => {
@@ -87,21 +91,16 @@ impl Db {
     }
 
     async fn connect_sqlite(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or_default();
+        let path =
+            url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default();
         if path.is_empty() || path == ":memory:" {
             return Err(StoreError::Config(
                 "an SQLite DATABASE_URL must name a file (the reader and writer pools share it)".into(),
             ));
         }
         if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!("cannot create the database folder {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create the database folder {}: {e}", dir.display())))?;
         }
         let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
         let options = AnyConnectOptions::from_str(&url)?
@@ -137,9 +136,8 @@ impl Db {
             Backend::Sqlite => &MIGRATOR_SQLITE,
             Backend::Postgres => &MIGRATOR_POSTGRES,
         };
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.read)
-            .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.read).await?;
         Ok(applied as usize >= migrator.iter().count())
     }
 
@@ -169,11 +167,55 @@ impl Db {
         &self.write
     }
 
+    /// Starts a read transaction that acts for `actor_id` (`None`: anonymous).
+    ///
+    /// On PostgreSQL it switches to the restricted role `ihf_authenticated` and sets
+    /// `ihf.actor_id` with `SET LOCAL`/`set_config(…, true)`, so Row Level Security filters every
+    /// row a second time and nothing outlives the transaction on the pooled connection. On
+    /// SQLite it is a plain transaction; the queries' own predicates do the filtering.
+    pub async fn begin_as(&self, actor_id: Option<i64>) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let pool = if self.backend == Backend::Postgres { &self.write } else { &self.read };
+        let mut tx = pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            acting_as(&mut tx, actor_id, None).await?;
+        }
+        Ok(tx)
+    }
+
+    /// [`Db::begin_as`] for a writer that also acts for the actor (PostgreSQL checks the
+    /// policies' `WITH CHECK` clauses); `embed_widget` confines it to one widget.
+    pub async fn begin_write_as(
+        &self,
+        actor_id: Option<i64>,
+        embed_widget: Option<i64>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        if self.backend == Backend::Postgres {
+            acting_as(&mut tx, actor_id, embed_widget).await?;
+        }
+        Ok(tx)
+    }
+
     /// Closes both pools, waiting for checked-out connections to come back.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// Sets the restricted role and the actor for the rest of a PostgreSQL transaction.
+async fn acting_as(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    actor_id: Option<i64>,
+    embed_widget: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL ROLE ihf_authenticated").execute(&mut **tx).await?;
+    sqlx::query("SELECT set_config('ihf.actor_id', $1, true), set_config('ihf.embed_widget_id', $2, true)")
+        .bind(actor_id.map(|id| id.to_string()).unwrap_or_default())
+        .bind(embed_widget.map(|id| id.to_string()).unwrap_or_default())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, foreign keys on,
@@ -188,10 +230,7 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Erro
 
 /// The current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// `url` with any password replaced by `***`, for logs and error messages.
@@ -200,12 +239,7 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_owned(),
             }
         }

@@ -2,6 +2,11 @@
 
 use sqlx::{Any, Transaction};
 
+use super::sql::SqlBuilder;
+
+use crate::auth::Viewer;
+use crate::auth::policy;
+
 use super::{Db, StoreError, now_ms};
 
 /// Who may read a widget's annotations beyond their authors (see `auth::policy`).
@@ -51,42 +56,43 @@ pub struct NewWidget<'a> {
 
 const COLUMNS: &str = "id, hub_id, slug, name, description, owner_id, policy_scope, embed_key, embed_secret, allowed_origins, created_at, archived_at";
 
-/// The live (not archived) widgets of a hub with their counts, by name.
-pub async fn stats_for_hub(db: &Db, hub_id: i64, since_ms: i64) -> Result<Vec<WidgetStats>, StoreError> {
-    Ok(sqlx::query_as(
+/// The live (not archived) widgets of a hub that `viewer` may read, with their counts, by name.
+pub async fn stats_for_hub(
+    db: &Db,
+    hub_id: i64,
+    since_ms: i64,
+    viewer: &Viewer,
+) -> Result<Vec<WidgetStats>, StoreError> {
+    let mut qb = SqlBuilder::new(
         "SELECT w.id, w.slug, w.name, w.policy_scope, o.display_name AS owner_name,
             (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL) AS annotations_total,
             (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL AND a.status = 'new') AS annotations_new,
-            (SELECT COUNT(*) FROM interaction_events e WHERE e.widget_id = w.id AND e.occurred_at >= $2) AS events_24h
-         FROM widgets w LEFT JOIN actors o ON o.id = w.owner_id
-         WHERE w.hub_id = $1 AND w.archived_at IS NULL
-         ORDER BY w.name, w.id",
-    )
-    .bind(hub_id)
-    .bind(since_ms)
-    .fetch_all(db.reader())
-    .await?)
+            (SELECT COUNT(*) FROM interaction_events e WHERE e.widget_id = w.id AND e.occurred_at >= ",
+    );
+    qb.push_bind(since_ms);
+    qb.push(") AS events_24h FROM widgets w LEFT JOIN actors o ON o.id = w.owner_id WHERE w.hub_id = ");
+    qb.push_bind(hub_id);
+    qb.push(" AND w.archived_at IS NULL AND ");
+    policy::push_widget_visible(&mut qb, viewer);
+    qb.push(" ORDER BY w.name, w.id");
+    Ok(qb.build_query_as()?.fetch_all(db.reader()).await?)
 }
 
 /// The widget `slug` of hub `hub_id`, or [`StoreError::NotFound`].
 pub async fn by_slug(db: &Db, hub_id: i64, slug: &str) -> Result<Widget, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM widgets WHERE hub_id = $1 AND slug = $2"
-    )))
-    .bind(hub_id)
-    .bind(slug)
-    .fetch_one(db.reader())
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM widgets WHERE hub_id = $1 AND slug = $2")))
+        .bind(hub_id)
+        .bind(slug)
+        .fetch_one(db.reader())
+        .await?)
 }
 
 /// The widget with this embed key, or [`StoreError::NotFound`].
 pub async fn by_embed_key(db: &Db, embed_key: &str) -> Result<Widget, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM widgets WHERE embed_key = $1"
-    )))
-    .bind(embed_key)
-    .fetch_one(db.reader())
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM widgets WHERE embed_key = $1")))
+        .bind(embed_key)
+        .fetch_one(db.reader())
+        .await?)
 }
 
 /// The live widgets of a hub, by name.

@@ -6,6 +6,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::auth::middleware::AnonCsrf;
 
 /// The layout's context, extracted from the request.
 #[derive(Debug, Clone)]
@@ -33,14 +34,15 @@ impl Chrome {
 
     /// Builds the chrome from a request (also used by the error pages).
     pub fn from_request_parts(req: &HttpRequest) -> Self {
-        let asset_v = req
-            .app_data::<web::Data<AppState>>()
-            .map(|state| state.assets.version.clone())
-            .unwrap_or_default();
+        let asset_v =
+            req.app_data::<web::Data<AppState>>().map(|state| state.assets.version.clone()).unwrap_or_default();
         let session = req.extensions().get::<crate::auth::Session>().cloned();
         let (viewer, csrf_token) = match session {
             Some(session) => (session.viewer, session.csrf_token),
-            None => (Viewer::anonymous(), String::new()),
+            None => {
+                let token = req.extensions().get::<AnonCsrf>().map(|t| t.0.clone()).unwrap_or_default();
+                (Viewer::anonymous(), token)
+            }
         };
         Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None }
     }

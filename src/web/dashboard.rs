@@ -6,14 +6,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::Viewer;
 use crate::db::annotations::{self, AnnotationRow, Cursor};
 use crate::db::events::{self, RecentEvent};
-use crate::db::hubs::{self, Hub};
+use crate::db::hubs::Hub;
 use crate::db::widgets::{self, WidgetStats};
 use crate::error::AppError;
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
-use crate::web::region;
+use crate::web::{access, region};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// How many interaction signals the dashboard shows.
@@ -65,8 +66,8 @@ struct DashboardPage {
 }
 
 /// Loads the widgets region of a hub.
-pub async fn load_widgets(state: &AppState, hub: &Hub) -> Result<WidgetsPanel, AppError> {
-    let widgets = widgets::stats_for_hub(&state.db, hub.id, crate::db::now_ms() - DAY_MS).await?;
+pub async fn load_widgets(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<WidgetsPanel, AppError> {
+    let widgets = widgets::stats_for_hub(&state.db, hub.id, crate::db::now_ms() - DAY_MS, viewer).await?;
     Ok(WidgetsPanel { hub_slug: hub.slug.clone(), widgets })
 }
 
@@ -77,8 +78,13 @@ pub async fn load_signals(state: &AppState, hub: &Hub) -> Result<SignalsPanel, A
 }
 
 /// Loads one page of the feed of a hub.
-pub async fn load_feed_page(state: &AppState, hub: &Hub, before: Option<Cursor>) -> Result<FeedPage, AppError> {
-    let mut items = annotations::feed_for_hub(&state.db, hub.id, before, FEED_PAGE + 1).await?;
+pub async fn load_feed_page(
+    state: &AppState,
+    hub: &Hub,
+    viewer: &Viewer,
+    before: Option<Cursor>,
+) -> Result<FeedPage, AppError> {
+    let mut items = annotations::feed_for_hub(&state.db, viewer, hub.id, before, FEED_PAGE + 1).await?;
     let next = if items.len() as i64 > FEED_PAGE {
         items.truncate(FEED_PAGE as usize);
         items.last().map(|last| Cursor { created_at: last.created_at, id: last.id }.to_param())
@@ -89,16 +95,8 @@ pub async fn load_feed_page(state: &AppState, hub: &Hub, before: Option<Cursor>)
 }
 
 /// Loads the feed region (its first page) of a hub.
-pub async fn load_feed(state: &AppState, hub: &Hub) -> Result<FeedPanel, AppError> {
-    Ok(FeedPanel { hub_slug: hub.slug.clone(), first: load_feed_page(state, hub, None).await? })
-}
-
-async fn hub_for(state: &AppState, slug: &str) -> Result<Hub, AppError> {
-    match hubs::by_slug(&state.db, slug).await {
-        Ok(hub) if hub.archived_at.is_none() => Ok(hub),
-        Ok(_) | Err(crate::db::StoreError::NotFound) => Err(AppError::NotFound("hub")),
-        Err(e) => Err(e.into()),
-    }
+pub async fn load_feed(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<FeedPanel, AppError> {
+    Ok(FeedPanel { hub_slug: hub.slug.clone(), first: load_feed_page(state, hub, viewer, None).await? })
 }
 
 #[get("/hubs/{hub_slug}")]
@@ -108,9 +106,12 @@ async fn dashboard(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = hub_for(&state, &path).await?;
-    let (widgets, signals, feed) =
-        tokio::try_join!(load_widgets(&state, &hub), load_signals(&state, &hub), load_feed(&state, &hub))?;
+    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
+    let (widgets, signals, feed) = tokio::try_join!(
+        load_widgets(&state, &hub, &chrome.viewer),
+        load_signals(&state, &hub),
+        load_feed(&state, &hub, &chrome.viewer)
+    )?;
     let chrome = chrome.titled(hub.name.clone());
     let page = DashboardPage { chrome, hub, widgets, signals, feed };
     render::page(htmx, &page, |p| p.as_content().render())
@@ -123,8 +124,8 @@ async fn widgets_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = hub_for(&state, &path).await?;
-    let panel = load_widgets(&state, &hub).await?;
+    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
+    let panel = load_widgets(&state, &hub, &chrome.viewer).await?;
     region::respond(htmx, chrome.titled(format!("{} · widgets", hub.name)), &panel)
 }
 
@@ -135,7 +136,7 @@ async fn signals_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = hub_for(&state, &path).await?;
+    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let panel = load_signals(&state, &hub).await?;
     region::respond(htmx, chrome.titled(format!("{} · signals", hub.name)), &panel)
 }
@@ -153,13 +154,16 @@ async fn feed_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = hub_for(&state, &path).await?;
+    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let chrome = chrome.titled(format!("{} · feedback", hub.name));
     match query.before.as_deref() {
-        None => region::respond(htmx, chrome, &load_feed(&state, &hub).await?),
+        None => {
+            let panel = load_feed(&state, &hub, &chrome.viewer).await?;
+            region::respond(htmx, chrome, &panel)
+        }
         Some(param) => {
             let cursor = Cursor::parse(param).ok_or_else(|| AppError::BadRequest("invalid feed cursor".into()))?;
-            let page = load_feed_page(&state, &hub, Some(cursor)).await?;
+            let page = load_feed_page(&state, &hub, &chrome.viewer, Some(cursor)).await?;
             if htmx.partial {
                 render::fragment(&page)
             } else {

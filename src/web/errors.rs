@@ -28,12 +28,12 @@ pub async fn render_errors(
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
     let htmx = Htmx::from_headers(req.headers());
     let wants_html = !req.path().starts_with("/api/") && req.path() != "/live";
-    let res = next.call(req).await?;
+    let res = next.call(req).await?.map_into_boxed_body();
     let Some(error) = res.response().error().and_then(|e| e.as_error::<AppError>()) else {
-        return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+        return Ok(res.map_into_left_body());
     };
     if !wants_html {
-        return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+        return Ok(res.map_into_left_body());
     }
     let status = res.status();
     let sign_in = matches!(error, AppError::Unauthorized)
@@ -50,7 +50,7 @@ pub async fn render_errors(
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "rendering the error page");
-            return Ok(res.map_body(|_, body| EitherBody::left(body.boxed())));
+            return Ok(res.map_into_left_body());
         }
     };
     let (req, mut response) = res.into_parts();

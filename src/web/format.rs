@@ -6,15 +6,12 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// RFC 3339 in UTC, for `<time datetime>`.
 pub fn iso(ms: impl Borrow<i64>) -> String {
-    at(*ms.borrow())
-        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
-        .unwrap_or_default()
+    at(*ms.borrow()).format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap_or_default()
 }
 
 /// A short human form in UTC, e.g. `26 Nov 14:02`.

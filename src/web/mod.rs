@@ -1,5 +1,6 @@
 //! The web layer: one module per surface, each exposing `configure(cfg)`.
 
+pub mod access;
 pub mod assets;
 pub mod chrome;
 pub mod dashboard;
@@ -7,6 +8,7 @@ pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod login;
 pub mod region;
 pub mod render;
 pub mod security;
@@ -19,6 +21,7 @@ use crate::error::AppError;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     hubs::configure(cfg);
+    login::configure(cfg);
     dashboard::configure(cfg);
 }
 

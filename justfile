@@ -1,0 +1,40 @@
+# Everyday recipes. `cargo install just` to use them; CI and the README's two commands do not need just.
+
+pg := env_var_or_default("IHF_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+
+# Serve the demo on SQLite, rebuilding on the way.
+dev:
+    cargo run
+
+# Serve on PostgreSQL (the database must exist).
+dev-pg db="ihf":
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/{{db}} cargo run
+
+# The SQLite suite.
+test:
+    cargo test
+
+# SQLite and PostgreSQL suites.
+test-pg:
+    IHF_TEST_PG={{pg}} cargo test
+
+# Browser tests in headless Chromium (needs chromium and chromium-driver).
+e2e:
+    IHF_TEST_PG={{pg}} IHF_TEST_BROWSER=1 cargo test --test browser
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --all-targets -- -D warnings
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+# Page benchmarks (SQLite and PostgreSQL) into BENCHMARKS.md.
+bench:
+    bash bench/pages.sh
+
+# Live-region benchmarks into BENCHMARKS.md.
+bench-live:
+    cargo run --release --example bench_live

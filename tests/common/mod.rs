@@ -1,0 +1,229 @@
+//! Shared test harness: a real app on a random port with its own fresh database.
+//!
+//! Every test runs on SQLite (a new file). With `IHF_TEST_PG` set to a PostgreSQL server URL
+//! (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) the `_pg` twin of each test runs too,
+//! each on a new database created for it; without it the `_pg` twins return at once.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ihf::Config;
+use ihf::db::{Backend, Db};
+
+/// Declares a test that runs once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! dual_test {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::common::spawn_app(ihf::db::Backend::Sqlite).await;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if !$crate::common::pg_enabled() {
+                    return;
+                }
+                let $app = $crate::common::spawn_app(ihf::db::Backend::Postgres).await;
+                $body
+            }
+        }
+    };
+}
+
+/// The password of people made with [`TestApp::person`].
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The token of `<meta name="csrf-token" content="…">`.
+pub fn csrf_from(html: &str) -> String {
+    text_attr(html, "name=\"csrf-token\" content=\"").unwrap_or_default()
+}
+
+/// The attribute value that follows `prefix` up to the closing quote.
+pub fn text_attr(html: &str, prefix: &str) -> Option<String> {
+    let start = html.find(prefix)? + prefix.len();
+    let rest = &html[start..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the PostgreSQL suite is switched on.
+pub fn pg_enabled() -> bool {
+    std::env::var("IHF_TEST_PG").is_ok_and(|v| !v.is_empty())
+}
+
+fn unique_name() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("ihf_test_{}_{}_{}", std::process::id(), n, nanos)
+}
+
+/// A fresh database URL of the given backend.
+pub async fn fresh_database_url(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(unique_name());
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}/ihf.sqlite3", dir.display())
+        }
+        Backend::Postgres => {
+            let server = std::env::var("IHF_TEST_PG").expect("IHF_TEST_PG");
+            let name = unique_name();
+            let admin = Db::connect(&server, 1).await.expect("IHF_TEST_PG must reach a PostgreSQL server");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(admin.writer())
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let base = server.rsplit_once('/').map(|(base, _)| base).unwrap_or(&server);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// A running app and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db: Db,
+    pub backend: Backend,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+/// Starts the app on a random port with a fresh database.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// [`spawn_app`] with the configuration adjusted first.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database_url = fresh_database_url(backend).await;
+    spawn_on(database_url, backend, adjust).await
+}
+
+/// Starts an app on an existing database (a second instance, or a restart).
+pub async fn spawn_on(database_url: String, backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::for_tests(database_url.clone());
+    adjust(&mut config);
+    let app = ihf::Application::build(config).await.expect("build app");
+    let port = app.port();
+    let db = app.db().clone();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    TestApp { address: format!("http://127.0.0.1:{port}"), port, db, backend, database_url, client, handle }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// GET as a plain browser request.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// GET as htmx does.
+    pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("HX-Request", "true").send().await.expect("GET")
+    }
+
+    /// A new client with its own cookie jar, for a second person on the same app.
+    pub fn new_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .expect("client")
+    }
+
+    /// Seeds the demo data into this app's database; returns handle → password.
+    pub async fn seed_demo(&self) -> std::collections::HashMap<String, String> {
+        ihf::demo::seed(&self.db)
+            .await
+            .expect("seed demo")
+            .expect("fresh database")
+            .into_iter()
+            .map(|login| (login.handle, login.password))
+            .collect()
+    }
+
+    /// Creates a person with the password `correct horse battery` and the given hub roles.
+    pub async fn person(&self, handle: &str, roles: &[(&str, &str)]) -> i64 {
+        let hash = ihf::auth::password::hash(PASSWORD).expect("hash");
+        let id = ihf::db::actors::create_person(&self.db, handle, handle, Some(&hash), false).await.expect("person");
+        for (hub, role) in roles {
+            let hub = ihf::db::hubs::by_slug(&self.db, hub).await.expect("hub");
+            ihf::db::actors::grant(&self.db, hub.id, id, role).await.expect("grant");
+        }
+        id
+    }
+
+    /// A new client signed in as `handle` with `password`.
+    pub async fn signed_in(&self, handle: &str, password: &str) -> reqwest::Client {
+        let client = self.new_client();
+        self.login(&client, handle, password).await;
+        client
+    }
+
+    /// Signs `client` in through the login form (CSRF token included), asserting success.
+    pub async fn login(&self, client: &reqwest::Client, handle: &str, password: &str) {
+        let response = self.try_login(client, handle, password).await;
+        assert_eq!(response.status(), 303, "sign-in of {handle} failed");
+    }
+
+    /// Posts the login form and returns the answer.
+    pub async fn try_login(&self, client: &reqwest::Client, handle: &str, password: &str) -> reqwest::Response {
+        let page = client.get(self.url("/login")).send().await.expect("login page").text().await.expect("body");
+        let csrf = csrf_from(&page);
+        client
+            .post(self.url("/login"))
+            .form(&[("handle", handle), ("password", password), ("csrf_token", &csrf), ("next", "/")])
+            .send()
+            .await
+            .expect("POST /login")
+    }
+
+    /// The CSRF token of a page `client` fetches.
+    pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
+        let page = client.get(self.url(path)).send().await.expect("page").text().await.expect("body");
+        csrf_from(&page)
+    }
+
+    /// Counts rows with a scalar query.
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(self.db.reader()).await.expect("scalar query")
+    }
+}
+
+/// The text between `after` and the next `<` following it, e.g. a number in `data-stat="new">12<`.
+pub fn text_after<'a>(html: &'a str, after: &str) -> Option<&'a str> {
+    let start = html.find(after)? + after.len();
+    let rest = &html[start..];
+    Some(rest[..rest.find('<')?].trim())
+}
+
+/// The HTML of the element whose opening tag contains `id="{id}"`, up to the next `id="{next_prefix}`.
+pub fn section<'a>(html: &'a str, id: &str, until: &str) -> Option<&'a str> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[start..];
+    let end = rest[1..].find(until).map(|e| e + 1).unwrap_or(rest.len());
+    Some(&rest[..end])
+}

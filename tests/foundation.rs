@@ -1,0 +1,286 @@
+//! The foundation: pages and fragments, counts, errors, health, migrations and the demo.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestApp, section, text_after};
+use ihf::db::Backend;
+
+async fn admin(app: &TestApp) -> (reqwest::Client, HashMap<String, String>) {
+    let logins = app.seed_demo().await;
+    let client = app.signed_in("admin", &logins["admin"]).await;
+    (client, logins)
+}
+
+async fn get(client: &reqwest::Client, app: &TestApp, path: &str, htmx: bool) -> (u16, Option<String>, String) {
+    let mut request = client.get(app.url(path));
+    if htmx {
+        request = request.header("HX-Request", "true");
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status().as_u16();
+    let vary = response.headers().get("vary").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, vary, response.text().await.expect("body"))
+}
+
+dual_test!(every_page_is_a_full_page_or_a_fragment, |app| {
+    let (client, _) = admin(&app).await;
+    for path in [
+        "/",
+        "/hubs",
+        "/hubs/checkout",
+        "/hubs/checkout/widgets-panel",
+        "/hubs/checkout/signals",
+        "/hubs/checkout/feed",
+        "/login",
+    ] {
+        let (status, vary, full) = get(&client, &app, path, false).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(vary.as_deref(), Some("HX-Request"), "{path}: Vary");
+        assert!(full.starts_with("<!doctype html>"), "{path}: full page");
+        assert!(full.contains("</html>"));
+
+        let (status, vary, fragment) = get(&client, &app, path, true).await;
+        assert_eq!(status, 200, "{path} (htmx)");
+        assert_eq!(vary.as_deref(), Some("HX-Request"), "{path} (htmx): Vary");
+        assert!(!fragment.contains("<html"), "{path}: a fragment has no layout");
+        assert!(!fragment.trim().is_empty(), "{path}: fragment is not empty");
+
+        // A history restore says HX-Request too, but needs the whole page.
+        let restore = client
+            .get(app.url(path))
+            .header("HX-Request", "true")
+            .header("HX-History-Restore-Request", "true")
+            .send()
+            .await
+            .expect("GET");
+        assert!(restore.text().await.expect("body").starts_with("<!doctype html>"), "{path}: history restore");
+    }
+});
+
+dual_test!(dashboard_fragment_is_the_page_content, |app| {
+    let (client, _) = admin(&app).await;
+    let (_, _, full) = get(&client, &app, "/hubs/checkout", false).await;
+    let (_, _, fragment) = get(&client, &app, "/hubs/checkout", true).await;
+    assert!(full.contains(fragment.trim()), "the fragment is exactly the page's content block");
+    for region in ["region-widgets", "region-signals", "region-feed"] {
+        assert!(fragment.contains(region), "{region}");
+    }
+});
+
+dual_test!(dashboard_counts_match_the_database, |app| {
+    let (client, _) = admin(&app).await;
+    let hub_id = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let since = ihf::db::now_ms() - 24 * 60 * 60 * 1000 + 60_000; // a minute of slack
+    let widgets: Vec<(i64, String)> = sqlx::query_as("SELECT id, slug FROM widgets WHERE hub_id = $1")
+        .bind(hub_id)
+        .fetch_all(app.db.reader())
+        .await
+        .expect("widgets");
+    assert_eq!(widgets.len(), 5);
+    let (_, _, html) = get(&client, &app, "/hubs/checkout/widgets-panel", true).await;
+    for (id, slug) in widgets {
+        let row = section(&html, &format!("widget-{id}"), "</tr>").unwrap_or_else(|| panic!("row of {slug}"));
+        let count = |sql: &'static str| {
+            let db = app.db.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).bind(id).fetch_one(db.reader()).await.expect("count") }
+        };
+        let total = count("SELECT COUNT(*) FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL").await;
+        let new =
+            count("SELECT COUNT(*) FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL AND status = 'new'")
+                .await;
+        let events: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM interaction_events WHERE widget_id = $1 AND occurred_at >= $2")
+                .bind(id)
+                .bind(since)
+                .fetch_one(app.db.reader())
+                .await
+                .expect("events");
+        assert_eq!(text_after(row, "data-stat=\"total\">"), Some(total.to_string().as_str()), "{slug} total");
+        assert_eq!(text_after(row, "data-stat=\"new\">"), Some(new.to_string().as_str()), "{slug} new");
+        let shown: i64 = text_after(row, "data-stat=\"events\">").and_then(|t| t.parse().ok()).expect("events shown");
+        assert!((events - shown).abs() <= 2, "{slug} events: {shown} shown, {events} counted");
+        assert!(total > 0 && events > 0, "the demo gives {slug} feedback and events");
+    }
+
+    // The hubs index: awaiting triage = annotations with status new.
+    let (_, _, index) = get(&client, &app, "/hubs", true).await;
+    let awaiting = app.scalar("SELECT COUNT(*) FROM annotations a JOIN hubs h ON h.id = a.hub_id WHERE h.slug = 'checkout' AND a.status = 'new' AND a.deleted_at IS NULL").await;
+    let card = section(&index, &format!("hub-{hub_id}"), "</li>").expect("hub card");
+    assert_eq!(text_after(card, "data-stat=\"awaiting\">"), Some(awaiting.to_string().as_str()));
+    assert_eq!(text_after(card, "data-stat=\"widgets\">"), Some("5"));
+});
+
+dual_test!(signals_show_the_twenty_most_recent_events, |app| {
+    let (client, _) = admin(&app).await;
+    let (_, _, html) = get(&client, &app, "/hubs/checkout/signals", true).await;
+    let newest: Vec<i64> = sqlx::query_scalar(
+        "SELECT e.id FROM interaction_events e JOIN hubs h ON h.id = e.hub_id WHERE h.slug = 'checkout'
+         ORDER BY e.occurred_at DESC, e.id DESC LIMIT 20",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("events");
+    assert_eq!(html.matches("class=\"signal ").count(), 20);
+    for id in newest {
+        assert!(html.contains(&format!("id=\"event-{id}\"")), "event {id} shown");
+    }
+});
+
+dual_test!(feed_pages_with_load_more, |app| {
+    let (client, _) = admin(&app).await;
+    let (_, _, first) = get(&client, &app, "/hubs/checkout/feed", true).await;
+    assert_eq!(first.matches("class=\"annotation ").count(), 20);
+    let next = common::text_attr(&first, "hx-get=\"/hubs/checkout/feed?before=").expect("load more link");
+    let (status, _, second) = get(&client, &app, &format!("/hubs/checkout/feed?before={next}"), true).await;
+    assert_eq!(status, 200);
+    assert_eq!(second.matches("class=\"annotation ").count(), 20);
+    let first_ids: Vec<&str> = first.match_indices("id=\"annotation-").map(|(i, _)| &first[i..i + 24]).collect();
+    for id in first_ids {
+        assert!(!second.contains(id), "pages do not overlap");
+    }
+    let (status, _, _) = get(&client, &app, "/hubs/checkout/feed?before=nonsense", true).await;
+    assert_eq!(status, 400);
+});
+
+dual_test!(unknown_hub_is_404_page_or_fragment, |app| {
+    let (client, _) = admin(&app).await;
+    let (status, vary, page) = get(&client, &app, "/hubs/no-such-hub", false).await;
+    assert_eq!(status, 404);
+    assert_eq!(vary.as_deref(), Some("HX-Request"));
+    assert!(page.starts_with("<!doctype html>") && page.contains("Hub not found"));
+    let (status, _, fragment) = get(&client, &app, "/hubs/no-such-hub/widgets-panel", true).await;
+    assert_eq!(status, 404);
+    assert!(!fragment.contains("<html") && fragment.contains("Hub not found"));
+    let (status, _, _) = get(&client, &app, "/no/such/page", false).await;
+    assert_eq!(status, 404);
+});
+
+dual_test!(healthz_follows_the_database, |app| {
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.db.close().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(app.get("/readyz").await.status(), 503);
+});
+
+dual_test!(database_down_gives_a_clear_503, |app| {
+    app.db.close().await;
+    let response = app.get("/hubs/checkout").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    let body = response.text().await.expect("body");
+    assert!(body.contains("Temporarily unavailable") && body.contains("Try again"), "{body}");
+    let response = app.get_htmx("/hubs/checkout/widgets-panel").await;
+    assert_eq!(response.status(), 503);
+    assert!(!response.text().await.expect("body").contains("<html"));
+});
+
+dual_test!(migrations_and_demo_seeding_are_idempotent, |app| {
+    app.db.migrate().await.expect("second migration run");
+    app.seed_demo().await;
+    let counts = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT COUNT(*) FROM hubs",
+                "SELECT COUNT(*) FROM widgets",
+                "SELECT COUNT(*) FROM actors",
+                "SELECT COUNT(*) FROM interaction_events",
+                "SELECT COUNT(*) FROM annotations",
+                "SELECT COUNT(*) FROM requirement_candidates",
+                "SELECT COUNT(*) FROM ledger_entries",
+            ] {
+                out.push(sqlx::query_scalar::<_, i64>(sql).fetch_one(db.reader()).await.expect("count"));
+            }
+            out
+        }
+    };
+    let before = counts(&app).await;
+    assert!(before[0] >= 2 && before[1] >= 8 && before[3] >= 2000 && before[4] >= 150 && before[5] >= 3, "{before:?}");
+    assert!(ihf::demo::seed(&app.db).await.expect("seed again").is_none());
+    app.db.migrate().await.expect("third migration run");
+    assert_eq!(before, counts(&app).await);
+    let scopes: Vec<String> = sqlx::query_scalar("SELECT DISTINCT policy_scope FROM widgets ORDER BY policy_scope")
+        .fetch_all(app.db.reader())
+        .await
+        .expect("scopes");
+    assert_eq!(scopes, ["members", "private", "public"]);
+    let roles: Vec<String> = sqlx::query_scalar("SELECT DISTINCT role FROM hub_members ORDER BY role")
+        .fetch_all(app.db.reader())
+        .await
+        .expect("roles");
+    assert_eq!(roles, ["annotator", "operator", "triager"]);
+    let report = ihf::db::ledger::verify_all(&app.db, None).await.expect("verify");
+    assert!(report.ok, "{:?}", report.lines);
+});
+
+dual_test!(static_assets_are_cached_and_versioned, |app| {
+    let page = app.get("/login").await.text().await.expect("body");
+    let css = common::text_attr(&page, "href=\"/static/app.css?v=").expect("versioned css");
+    let response = app.get(&format!("/static/app.css?v={css}")).await;
+    assert_eq!(response.status(), 200);
+    let cache = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(cache.contains("max-age=31536000") && cache.contains("immutable"), "{cache}");
+    for vendored in ["htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js", "idiomorph-ext-0.8.0.min.js"] {
+        assert!(page.contains(vendored));
+        assert_eq!(app.get(&format!("/static/vendor/{vendored}")).await.status(), 200);
+    }
+});
+
+/// 50 concurrent writers, 20 writes each, on SQLite: no `database is locked`, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_writers_lose_nothing() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let hub = ihf::db::hubs::create(&app.db, "load", "Load", "").await.expect("hub");
+    let actor = app.person("writer", &[("load", "annotator")]).await;
+    let widget = ihf::db::widgets::create(
+        &app.db,
+        &ihf::db::widgets::NewWidget {
+            hub_id: hub.id,
+            slug: "w",
+            name: "W",
+            description: "",
+            owner_id: None,
+            policy_scope: "public",
+            allowed_origins: "",
+        },
+    )
+    .await
+    .expect("widget");
+    let category = app.scalar("SELECT MIN(id) FROM categories").await;
+    let mut tasks = Vec::new();
+    for writer in 0..50 {
+        let db = app.db.clone();
+        let (hub_id, widget_id) = (hub.id, widget.id);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..20 {
+                let body = format!("writer {writer} note {n}");
+                ihf::db::annotations::create(
+                    &db,
+                    &ihf::db::annotations::NewAnnotation {
+                        hub_id,
+                        widget_id,
+                        actor_id: actor,
+                        body: &body,
+                        category_id: category,
+                        status: "new",
+                        created_at: ihf::db::now_ms(),
+                        idempotency_key: None,
+                    },
+                )
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("no write may fail");
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM annotations").await, 1000);
+}
