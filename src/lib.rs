@@ -31,6 +31,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub assets: web::assets::Assets,
     pub login_throttle: auth::throttle::LoginThrottle,
+    /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
+    pub secret: Arc<[u8]>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -52,6 +54,9 @@ impl Application {
 
     /// Builds the server on an already connected and migrated database.
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
+            .await
+            .context("loading the server secret")?;
         let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let state = aw::Data::new(AppState {
@@ -59,6 +64,7 @@ impl Application {
             assets: web::assets::Assets::load(&config.static_dir),
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
+            secret: Arc::from(secret.into_bytes()),
         });
         let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {

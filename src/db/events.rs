@@ -67,6 +67,22 @@ pub async fn insert_batch(tx: &mut Transaction<'static, Any>, events: &[NewEvent
         }
         inserted += sql.build()?.execute(&mut **tx).await?.rows_affected();
     }
+    // PostgreSQL notifies through a statement trigger; SQLite's change feed gets one row per
+    // batch and widget here rather than a trigger row per event.
+    if (**tx).backend_name() != "PostgreSQL" {
+        let mut widgets: Vec<(i64, i64)> = events.iter().map(|e| (e.hub_id, e.widget_id)).collect();
+        widgets.sort_unstable();
+        widgets.dedup();
+        for (hub_id, widget_id) in widgets {
+            sqlx::query(
+                "INSERT INTO change_log (table_name, op, hub_id, widget_id, row_id) VALUES ('interaction_events', 'insert', $1, $2, NULL)",
+            )
+            .bind(hub_id)
+            .bind(widget_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(inserted)
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod hubs;
 pub mod ledger;
+pub mod secrets;
 pub mod sessions;
 pub mod sql;
 pub mod widgets;
