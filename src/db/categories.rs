@@ -58,3 +58,79 @@ pub async fn list(db: &Db, hub_id: i64, include_archived: bool) -> Result<Vec<Ca
     .fetch_all(db.reader())
     .await?)
 }
+
+/// What an operator sets on a category.
+#[derive(Debug, Clone)]
+pub struct CategoryFields<'a> {
+    pub slug: &'a str,
+    pub label: &'a str,
+    pub colour: &'a str,
+    pub position: i64,
+}
+
+/// Adds a category to a hub; a taken slug is a [`StoreError::Conflict`] on
+/// `categories_hub_id_slug_key` (see [`is_slug_conflict`]).
+pub async fn create(db: &Db, hub_id: i64, fields: &CategoryFields<'_>) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO categories (hub_id, slug, label, colour, position) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(hub_id)
+    .bind(fields.slug)
+    .bind(fields.label)
+    .bind(fields.colour)
+    .bind(fields.position)
+    .fetch_one(db.writer())
+    .await?)
+}
+
+/// Changes a category of the hub; [`StoreError::NotFound`] when it is not the hub's.
+pub async fn update(db: &Db, hub_id: i64, id: i64, fields: &CategoryFields<'_>) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE categories SET slug = $1, label = $2, colour = $3, position = $4 WHERE id = $5 AND hub_id = $6",
+    )
+    .bind(fields.slug)
+    .bind(fields.label)
+    .bind(fields.colour)
+    .bind(fields.position)
+    .bind(id)
+    .bind(hub_id)
+    .execute(db.writer())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Archives (or brings back) a category: archived ones stay on the annotations that have them
+/// but are no longer offered for new choices.
+pub async fn set_archived(db: &Db, hub_id: i64, id: i64, archived: bool) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE categories SET archived_at = CASE WHEN $1 = 1 THEN COALESCE(archived_at, $2) ELSE NULL END
+          WHERE id = $3 AND hub_id = $4",
+    )
+    .bind(i64::from(archived))
+    .bind(super::now_ms())
+    .bind(id)
+    .bind(hub_id)
+    .execute(db.writer())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The next free position at the end of the hub's list.
+pub async fn next_position(db: &Db, hub_id: i64) -> Result<i64, StoreError> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM categories WHERE hub_id = $1")
+        .bind(hub_id)
+        .fetch_one(db.reader())
+        .await?;
+    Ok(max.map_or(0, |m| m + 1))
+}
+
+/// Whether `error` is the unique-slug conflict of a hub's categories.
+pub fn is_slug_conflict(error: &StoreError) -> bool {
+    error.is_conflict_on("categories_hub_id_slug_key", "categories.hub_id, categories.slug")
+}

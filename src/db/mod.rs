@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod secrets;
 pub mod sessions;
 pub mod sql;
+pub mod triage;
 pub mod widgets;
 
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod categories;
 pub mod chrome;
 pub mod dashboard;
 pub mod errors;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod region;
 pub mod render;
 pub mod security;
+pub mod triage;
 
 use actix_web::web;
 
@@ -23,6 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    triage::configure(cfg);
+    categories::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].

@@ -1,0 +1,183 @@
+// The triage board's keyboard and selection. No framework: htmx does every request; this
+// script only moves focus, clicks the row's own buttons and keeps the selection across swaps.
+(function () {
+  "use strict";
+
+  var selected = new Set(); // annotation ids, kept across live morphs and row swaps
+  var anchor = null; // the last row clicked, for shift-click ranges
+  var currentId = null; // the focused row, so focus survives a swap
+
+  function board() { return document.querySelector(".triage-board"); }
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#triage-queue tr.triage-row")); }
+  function rowOf(el) { return el && el.closest ? el.closest("tr.triage-row") : null; }
+  function byId(id) { return id ? document.getElementById("row-" + id) : null; }
+  function currentRow() { return rowOf(document.activeElement) || byId(currentId); }
+  function dialog() { return document.getElementById("triage-dialog"); }
+  function help() { return document.getElementById("triage-help"); }
+
+  function focusRow(row, preventScroll) {
+    if (!row) return;
+    currentId = row.getAttribute("data-id");
+    row.focus({ preventScroll: !!preventScroll });
+  }
+
+  function move(delta) {
+    var all = rows();
+    if (!all.length) return;
+    var i = all.indexOf(currentRow());
+    var next = i < 0 ? all[0] : all[Math.max(0, Math.min(all.length - 1, i + delta))];
+    focusRow(next);
+  }
+
+  function press(row, selector) {
+    var el = row && row.querySelector(selector);
+    if (el && !el.disabled) el.click();
+  }
+
+  function syncSelection() {
+    var present = new Set();
+    rows().forEach(function (row) {
+      var id = row.getAttribute("data-id");
+      var on = selected.has(id);
+      var box = row.querySelector('input[name="sel"]');
+      present.add(id);
+      if (box) box.checked = on;
+      row.classList.toggle("selected", on);
+    });
+    // Count only what a bulk action would send.
+    selected.forEach(function (id) { if (!present.has(id)) selected.delete(id); });
+    var count = document.getElementById("bulk-count");
+    if (count) count.textContent = selected.size + " selected";
+    var bulk = document.getElementById("triage-bulk");
+    if (bulk) bulk.classList.toggle("has-selection", selected.size > 0);
+  }
+
+  function select(row, on) {
+    var id = row.getAttribute("data-id");
+    if (on) selected.add(id); else selected.delete(id);
+  }
+
+  function selectRange(from, to, on) {
+    var all = rows();
+    var a = all.indexOf(from), b = all.indexOf(to);
+    if (a < 0 || b < 0) { select(to, on); return; }
+    for (var i = Math.min(a, b); i <= Math.max(a, b); i++) select(all[i], on);
+  }
+
+  function closeDialog() {
+    var d = dialog();
+    if (d && d.open) d.close();
+    var body = document.getElementById("triage-dialog-body");
+    if (body) body.innerHTML = "";
+    focusRow(currentRow(), true);
+  }
+
+  function afterSwap() {
+    syncSelection();
+    // A swapped row takes the focus with it; give it back unless someone is typing elsewhere.
+    if ((!document.activeElement || document.activeElement === document.body) && currentId && !(dialog() && dialog().open)) {
+      focusRow(byId(currentId), true);
+    }
+  }
+
+  var toastTimer = null;
+  function toastShown() {
+    var toast = document.getElementById("toast");
+    if (!toast) return;
+    if (dialog() && dialog().open) closeDialog();
+    clearTimeout(toastTimer);
+    // The server honours the undo token for 10 s (plus a little slack); the button goes with it.
+    toastTimer = setTimeout(function () { toast.innerHTML = ""; }, 10000);
+  }
+
+  document.addEventListener("focusin", function (e) {
+    var row = rowOf(e.target);
+    if (row) currentId = row.getAttribute("data-id");
+  });
+
+  document.addEventListener("click", function (e) {
+    if (!board()) return;
+    var t = e.target;
+    var box = t.closest && t.closest('input[name="sel"]');
+    if (box) {
+      var row = rowOf(box);
+      if (!row) return;
+      var from = byId(anchor);
+      if (e.shiftKey && from) selectRange(from, row, box.checked); else select(row, box.checked);
+      anchor = row.getAttribute("data-id");
+      currentId = anchor;
+      syncSelection();
+      return;
+    }
+    if (t.closest("[data-clear-selection]")) { selected.clear(); syncSelection(); }
+    else if (t.closest("[data-close-dialog]")) closeDialog();
+    else if (t.closest("[data-help]")) { var h = help(); if (h && !h.open) h.showModal(); }
+  });
+
+  document.addEventListener("keydown", function (e) {
+    if (!board() || e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    var typing = t.matches && t.matches("input:not([type=checkbox]):not([type=radio]), textarea, select, [contenteditable]");
+    var d = dialog();
+    if (d && d.open) {
+      // Inside a dialog, digits pick the n-th choice; Escape closes it (natively).
+      if (!typing && /^[1-9]$/.test(e.key)) {
+        var choice = d.querySelector('[data-choice="' + e.key + '"]');
+        if (choice) { e.preventDefault(); choice.click(); }
+      }
+      return;
+    }
+    if (help() && help().open) return;
+    if (typing) {
+      if (e.key === "Escape") { t.blur(); focusRow(currentRow() || rows()[0]); }
+      return;
+    }
+    var row = currentRow();
+    switch (e.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "t": press(row, '[data-act="t"]'); break;
+      case "x": press(row, '[data-act="x"]'); break;
+      case "d": press(row, '[data-act="d"]'); break;
+      case "p": press(row, '[data-act="p"]'); break;
+      case "z": var undo = document.querySelector("#toast [data-undo]"); if (undo) undo.click(); break;
+      case "/": var q = document.getElementById("q"); if (q) { q.focus(); q.select(); } break;
+      case "?": if (help()) help().showModal(); break;
+      case " ":
+        // Space on a button or checkbox keeps its own meaning.
+        if (!row || t !== row) return;
+        select(row, !selected.has(row.getAttribute("data-id")));
+        anchor = row.getAttribute("data-id");
+        syncSelection();
+        break;
+      default:
+        if (!/^[1-9]$/.test(e.key)) return;
+        press(row, '[data-key="' + e.key + '"]');
+    }
+    e.preventDefault();
+  });
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var body = document.getElementById("triage-dialog-body");
+    if (body && e.detail.target === body && body.innerHTML.trim() !== "") {
+      var d = dialog();
+      if (!d.open) d.showModal();
+      var first = body.querySelector("[data-choice], input[type=search], input[name=title]");
+      if (first) first.focus();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", afterSwap);
+  document.addEventListener("htmx:sseMessage", afterSwap);
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    var target = e.detail.target || e.target;
+    if (target && target.id === "toast") toastShown();
+    afterSwap();
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "triage-bulk" && e.detail.successful) {
+      selected.clear();
+      syncSelection();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", syncSelection);
+})();
