@@ -422,16 +422,22 @@ async fn next_state(
     })
 }
 
+/// Who changes which hub, and when: what every audit row records.
+#[derive(Debug, Clone, Copy)]
+struct Author {
+    hub_id: i64,
+    actor_id: i64,
+    at: i64,
+}
+
 /// One `annotation_changes` row per field that differs between `before` and `after`.
 async fn audit(
     tx: &mut Transaction<'static, Any>,
-    hub_id: i64,
-    actor_id: i64,
+    by: Author,
     id: i64,
     before: &TriageState,
     after: &TriageState,
     categories: &[(i64, String, bool)],
-    at: i64,
 ) -> Result<(), StoreError> {
     let slug =
         |c: i64| categories.iter().find(|(id, ..)| *id == c).map_or_else(|| c.to_string(), |(_, s, _)| s.clone());
@@ -450,33 +456,30 @@ async fn audit(
         fields.push(("duplicate_of", show(before.duplicate_of), show(after.duplicate_of)));
     }
     for (field, old, new) in fields {
-        record(tx, hub_id, actor_id, id, field, old.as_deref(), new.as_deref(), at).await?;
+        record(tx, by, id, field, old.as_deref(), new.as_deref()).await?;
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record(
     tx: &mut Transaction<'static, Any>,
-    hub_id: i64,
-    actor_id: i64,
+    by: Author,
     id: i64,
     field: &str,
     old: Option<&str>,
     new: Option<&str>,
-    at: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO annotation_changes (annotation_id, hub_id, actor_id, field, old_value, new_value, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
-    .bind(hub_id)
-    .bind(actor_id)
+    .bind(by.hub_id)
+    .bind(by.actor_id)
     .bind(field)
     .bind(old)
     .bind(new)
-    .bind(at)
+    .bind(by.at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -514,11 +517,9 @@ async fn write_state(
 async fn unlink(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
-    hub_id: i64,
-    actor_id: i64,
+    by: Author,
     id: i64,
     candidate_id: i64,
-    at: i64,
 ) -> Result<(), StoreError> {
     let reason = "promotion undone in triage";
     let done = sqlx::query(
@@ -526,11 +527,11 @@ async fn unlink(
           WHERE candidate_id = $3 AND annotation_id = $4 AND removed_at IS NULL
             AND candidate_id IN (SELECT id FROM requirement_candidates WHERE hub_id = $5)",
     )
-    .bind(at)
+    .bind(by.at)
     .bind(reason)
     .bind(candidate_id)
     .bind(id)
-    .bind(hub_id)
+    .bind(by.hub_id)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -540,16 +541,16 @@ async fn unlink(
         tx,
         backend,
         &NewEntry {
-            hub_id,
+            hub_id: by.hub_id,
             candidate_id: Some(candidate_id),
-            actor_id,
+            actor_id: by.actor_id,
             action: "evidence_removed",
             rationale: reason,
             detail: serde_json::json!({ "annotation_id": id }).to_string(),
         },
     )
     .await?;
-    record(tx, hub_id, actor_id, id, "candidate", Some(&candidate_id.to_string()), None, at).await
+    record(tx, by, id, "candidate", Some(&candidate_id.to_string()), None).await
 }
 
 /// Applies every change in one transaction: all of them or none.
@@ -562,6 +563,7 @@ pub async fn apply(
     let mut tx = db.writer().begin().await.map_err(StoreError::from)?;
     let categories = hub_categories(&mut tx, hub_id).await?;
     let at = now_ms();
+    let by = Author { hub_id, actor_id, at };
     let mut applied = Vec::with_capacity(changes.len());
     for (target, change) in changes {
         let locked = lock(&mut tx, db.backend(), hub_id, target.id).await?;
@@ -571,10 +573,16 @@ pub async fn apply(
         let before = locked.state;
         let after = next_state(&mut tx, hub_id, target.id, &before, change, &categories).await?;
         if let Change::Restore { unlink: Some(candidate), .. } = change {
-            unlink(&mut tx, db.backend(), hub_id, actor_id, target.id, *candidate, at).await?;
+            unlink(&mut tx, db.backend(), by, target.id, *candidate).await?;
         }
-        let version = write_state(&mut tx, hub_id, target.id, target.version, &after, at).await?;
-        audit(&mut tx, hub_id, actor_id, target.id, &before, &after, &categories, at).await?;
+        // Choosing what is already there changes nothing, not even the version.
+        let unchanged = after == before && !matches!(change, Change::Restore { unlink: Some(_), .. });
+        let version = if unchanged {
+            target.version
+        } else {
+            write_state(&mut tx, hub_id, target.id, target.version, &after, at).await?
+        };
+        audit(&mut tx, by, target.id, &before, &after, &categories).await?;
         applied.push(Applied { id: target.id, before, after, version, candidate: None });
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -662,8 +670,9 @@ pub async fn promote(
     .await?;
     let categories = hub_categories(&mut tx, hub_id).await?;
     let after = before.with_status("promoted");
-    audit(&mut tx, hub_id, actor_id, target.id, &before, &after, &categories, at).await?;
-    record(&mut tx, hub_id, actor_id, target.id, "candidate", None, Some(&candidate_id.to_string()), at).await?;
+    let by = Author { hub_id, actor_id, at };
+    audit(&mut tx, by, target.id, &before, &after, &categories).await?;
+    record(&mut tx, by, target.id, "candidate", None, Some(&candidate_id.to_string())).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(Applied { id: target.id, before, after, version, candidate: Some(candidate_id) })
 }

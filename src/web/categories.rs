@@ -78,7 +78,7 @@ struct CategoryInput {
 fn validate(id: Option<i64>, archived: bool, input: CategoryInput) -> (CategoryForm, Option<i64>) {
     let mut form = CategoryForm {
         id,
-        slug: input.slug.trim().to_lowercase(),
+        slug: input.slug.trim().to_owned(),
         label: input.label.trim().to_owned(),
         colour: input.colour.trim().to_owned(),
         position: input.position.trim().to_owned(),
