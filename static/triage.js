@@ -6,6 +6,7 @@
   var selected = new Set(); // annotation ids, kept across live morphs and row swaps
   var anchor = null; // the last row clicked, for shift-click ranges
   var currentId = null; // the focused row, so focus survives a swap
+  var currentIndex = 0; // …and its place, for when the row leaves the queue
 
   function board() { return document.querySelector(".triage-board"); }
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("#triage-queue tr.triage-row")); }
@@ -18,6 +19,7 @@
   function focusRow(row, preventScroll) {
     if (!row) return;
     currentId = row.getAttribute("data-id");
+    currentIndex = Math.max(0, rows().indexOf(row));
     row.focus({ preventScroll: !!preventScroll });
   }
 
@@ -76,7 +78,9 @@
     syncSelection();
     // A swapped row takes the focus with it; give it back unless someone is typing elsewhere.
     if ((!document.activeElement || document.activeElement === document.body) && currentId && !(dialog() && dialog().open)) {
-      focusRow(byId(currentId), true);
+      // A row that left the queue (triaged, dismissed…) hands the focus to the one now in its place.
+      var all = rows();
+      focusRow(byId(currentId) || all[Math.min(currentIndex, all.length - 1)], true);
     }
   }
 
@@ -92,7 +96,10 @@
 
   document.addEventListener("focusin", function (e) {
     var row = rowOf(e.target);
-    if (row) currentId = row.getAttribute("data-id");
+    if (row) {
+      currentId = row.getAttribute("data-id");
+      currentIndex = Math.max(0, rows().indexOf(row));
+    }
   });
 
   document.addEventListener("click", function (e) {

@@ -855,3 +855,83 @@ dual_test!(operators_manage_categories, |app| {
             .expect("all");
     assert_eq!(categories_before, categories_after);
 });
+
+/// Opens a triage board as `who` and its live stream, quiet at first.
+async fn board_stream(app: &TestApp, who: &Person, path: &str) -> common::SseClient {
+    let (status, page) = who.get(app, path, false).await;
+    assert_eq!(status, 200);
+    let url = text_attr(&page, "sse-connect=\"").expect("the board is live").replace("&#38;", "&");
+    assert!(url.contains("triage-queue") && url.contains("triage-counts"), "{url}");
+    let mut stream = common::SseClient::open(app, &who.client, &url, None).await;
+    let early = stream.events_within(std::time::Duration::from_millis(300)).await;
+    assert!(early.is_empty(), "nothing changed since the page was rendered: {early:?}");
+    stream
+}
+
+dual_test!(other_triagers_boards_update_live, |app| {
+    let logins = app.seed_demo().await;
+    let tomas = sign_in(&app, &logins, "tomas").await;
+    let olga = sign_in(&app, &logins, "olga").await;
+    let tara = sign_in(&app, &logins, "tara").await;
+    let mut olgas = board_stream(&app, &olga, "/hubs/checkout/triage").await;
+    let mut filtered = board_stream(&app, &olga, "/hubs/checkout/triage?status=triaged").await;
+    let mut taras = board_stream(&app, &tara, "/hubs/onboarding/triage").await;
+
+    let names = |events: &[common::SseEvent]| {
+        let mut names: Vec<String> = events.iter().map(|e| e.event.clone()).collect();
+        names.sort_unstable();
+        names
+    };
+    // A recategorized row stays in the queue of new annotations, with its new category.
+    let id = new_ids(&app, "checkout").await[0];
+    let before = row(&app, id).await;
+    let other = sqlx::query_scalar::<_, i64>(
+        "SELECT MIN(id) FROM categories WHERE hub_id = (SELECT hub_id FROM annotations WHERE id = $1) AND id <> $2",
+    )
+    .bind(id)
+    .bind(before.category_id)
+    .fetch_one(app.db.reader())
+    .await
+    .expect("category");
+    let (status, _) = act(&app, &tomas, id, before.version, "category", &[("category_id", other.to_string())]).await;
+    assert_eq!(status, 200);
+    let events = olgas.events_within(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(names(&events), ["triage-counts", "triage-queue"], "the queue and the counts");
+    let queue = events.iter().find(|e| e.event == "triage-queue").expect("queue");
+    assert!(
+        queue.data.contains(&format!("value=\"{id}:{}\"", before.version + 1)),
+        "the changed row, at its new version"
+    );
+
+    // A triaged row leaves the queue of new annotations; the counts follow.
+    let (status, _) = act(&app, &tomas, id, before.version + 1, "triage", &[]).await;
+    assert_eq!(status, 200);
+    let events = olgas.events_within(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(names(&events), ["triage-counts", "triage-queue"]);
+    let queue = events.iter().find(|e| e.event == "triage-queue").expect("queue");
+    assert!(!queue.data.contains(&format!("id=\"row-{id}\"")), "no longer new");
+    let counts = events.iter().find(|e| e.event == "triage-counts").expect("counts");
+    let triaged: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM annotations a JOIN hubs h ON h.id = a.hub_id WHERE h.slug = 'checkout' AND a.status = 'triaged'",
+    )
+    .fetch_one(app.db.reader())
+    .await
+    .expect("count");
+    assert_eq!(
+        common::text_after(&counts.data, "data-status=\"triaged\"><span>triaged</span> <span class=\"n\">"),
+        Some(triaged.to_string().as_str())
+    );
+    // A board with other filters gets its own rendering of them.
+    let events = filtered.events_within(std::time::Duration::from_millis(1500)).await;
+    let counts = events.iter().find(|e| e.event == "triage-counts").expect("the filtered board's counts");
+    assert!(counts.data.contains("aria-current=\"true\" data-status=\"triaged\""), "with its own filters");
+    let queue = events.iter().find(|e| e.event == "triage-queue").expect("the filtered board's queue");
+    assert!(queue.data.contains(&format!("id=\"row-{id}\"")), "the newly triaged row joins the triaged queue");
+
+    // Another hub's board hears nothing, and cannot listen in on this hub.
+    assert!(taras.events_within(std::time::Duration::from_millis(600)).await.is_empty());
+    let (_, page) = tomas.get(&app, "/hubs/checkout/triage", false).await;
+    let url = text_attr(&page, "sse-connect=\"").expect("live").replace("&#38;", "&");
+    let response = tara.client.get(app.url(&url)).header("Accept", "text/event-stream").send().await.expect("GET");
+    assert_eq!(response.status(), 403);
+});

@@ -152,7 +152,7 @@ impl LiveHub {
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
         let mut topics = lock(&self.topics);
         for region in regions {
-            let key = TopicKey { region: *region, actor: viewer.actor_id };
+            let key = TopicKey { region: region.clone(), actor: viewer.actor_id };
             topics
                 .entry(key)
                 .or_insert_with(|| Topic { viewer: viewer.clone(), clients: HashMap::new() })
@@ -183,7 +183,7 @@ impl LiveHub {
     fn unsubscribe(&self, id: u64, regions: &[Region], actor: Option<i64>) {
         let mut topics = lock(&self.topics);
         for region in regions {
-            let key = TopicKey { region: *region, actor };
+            let key = TopicKey { region: region.clone(), actor };
             if let Some(topic) = topics.get_mut(&key) {
                 topic.clients.remove(&id);
                 if topic.clients.is_empty() {

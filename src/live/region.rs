@@ -5,16 +5,18 @@
 //! give its container `sse-swap="<event name>"` on the page (see `pages/dashboard.html`).
 
 use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::AppState;
 use crate::auth::Viewer;
 use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
-use crate::web::{access, dashboard, hubs as hubs_page};
+use crate::web::{access, dashboard, hubs as hubs_page, triage};
 
 /// A live region and its scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Region {
     /// The hubs index with its counts.
     Hubs,
@@ -24,11 +26,26 @@ pub enum Region {
     Signals { hub_id: i64 },
     /// A hub dashboard's annotation feed (first page).
     Feed { hub_id: i64 },
+    /// A triage board's queue (first page) for one set of filters: the board's query string.
+    TriageQueue { hub_id: i64, filter: String },
+    /// A triage board's counts panel for one set of filters.
+    TriageCounts { hub_id: i64, filter: String },
 }
 
 impl Region {
-    /// Parses the `kind` or `kind:id` form used in `/live?regions=…`.
+    /// Parses the `kind`, `kind:id` or `kind:id:filter` form used in `/live?regions=…`.
     pub fn parse(key: &str) -> Option<Self> {
+        if let Some(rest) = key.strip_prefix("triage-") {
+            // The filter travels base64url-encoded: a query string holds `,` and `&`.
+            let mut parts = rest.splitn(3, ':');
+            let (kind, hub_id) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
+            let filter = String::from_utf8(URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok()?;
+            return match kind {
+                "queue" => Some(Self::TriageQueue { hub_id, filter }),
+                "counts" => Some(Self::TriageCounts { hub_id, filter }),
+                _ => None,
+            };
+        }
         let (kind, id) = match key.split_once(':') {
             Some((kind, id)) => (kind, Some(id.parse::<i64>().ok()?)),
             None => (key, None),
@@ -49,6 +66,10 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::TriageQueue { hub_id, filter } => format!("triage-queue:{hub_id}:{}", URL_SAFE_NO_PAD.encode(filter)),
+            Self::TriageCounts { hub_id, filter } => {
+                format!("triage-counts:{hub_id}:{}", URL_SAFE_NO_PAD.encode(filter))
+            }
         }
     }
 
@@ -59,6 +80,8 @@ impl Region {
             Self::Widgets { .. } => "widgets",
             Self::Signals { .. } => "signals",
             Self::Feed { .. } => "feed",
+            Self::TriageQueue { .. } => "triage-queue",
+            Self::TriageCounts { .. } => "triage-counts",
         }
     }
 
@@ -76,6 +99,10 @@ impl Region {
             }
             Self::Feed { hub_id } => {
                 in_hub(*hub_id) && matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
+            }
+            Self::TriageQueue { hub_id, .. } | Self::TriageCounts { hub_id, .. } => {
+                in_hub(*hub_id)
+                    && matches!(table, "annotations" | "widgets" | "categories" | "hub_members" | "candidate_evidence")
             }
         }
     }
@@ -95,6 +122,14 @@ impl Region {
             Self::Feed { hub_id } => {
                 let hub = member_hub(state, *hub_id, viewer).await?;
                 Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
+            }
+            Self::TriageQueue { hub_id, filter } => {
+                let (hub, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
+                Ok(triage::load_queue(state, &hub, viewer, &filter).await?.render()?)
+            }
+            Self::TriageCounts { hub_id, filter } => {
+                let (hub, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
+                Ok(triage::load_counts(state, &hub, viewer, &filter).await?.render()?)
             }
         }
     }
@@ -132,11 +167,15 @@ mod tests {
         for region in
             [Region::Hubs, Region::Widgets { hub_id: 3 }, Region::Signals { hub_id: 3 }, Region::Feed { hub_id: 9 }]
         {
-            assert_eq!(Region::parse(&region.key()), Some(region));
+            assert_eq!(Region::parse(&region.key()), Some(region.clone()));
         }
         assert_eq!(Region::parse("widgets"), None);
         assert_eq!(Region::parse("widgets:x"), None);
         assert_eq!(Region::parse("nope:1"), None);
+        let queue = Region::TriageQueue { hub_id: 2, filter: "status=new&q=a,b".into() };
+        assert_eq!(Region::parse(&queue.key()), Some(queue.clone()));
+        assert!(!queue.key().contains(',') && !queue.key().contains('&'));
+        assert_eq!(Region::parse("triage-queue:2:!!"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::db::triage::{
 use crate::db::widgets::{self, Widget};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
+use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::errors::urlencode;
 use crate::web::render::{self, Htmx};
@@ -278,6 +279,28 @@ async fn triage_hub(state: &AppState, slug: &str, viewer: &Viewer) -> Result<(Hu
     Ok((hub, access))
 }
 
+/// The hub and filters of a live triage region, for viewers who may still triage it.
+pub async fn live_scope(
+    state: &AppState,
+    hub_id: i64,
+    query: &str,
+    viewer: &Viewer,
+) -> Result<(Hub, Filter), AppError> {
+    let hub = crate::db::hubs::by_id(&state.db, hub_id).await?;
+    let (hub, _) = triage_hub(state, &hub.slug, viewer).await?;
+    let params = web::Query::<FilterParams>::from_query(query)
+        .map_err(|e| AppError::BadRequest(format!("live triage filter: {e}")))?;
+    Ok((hub, Filter::parse(params.into_inner())?))
+}
+
+/// The live regions of a board showing `filter`.
+pub fn live_regions(hub: &Hub, filter: &Filter) -> [Region; 2] {
+    [
+        Region::TriageQueue { hub_id: hub.id, filter: filter.query() },
+        Region::TriageCounts { hub_id: hub.id, filter: filter.query() },
+    ]
+}
+
 /// Loads one page of the queue.
 pub async fn load_queue_page(
     state: &AppState,
@@ -371,13 +394,16 @@ async fn board(
 ) -> Result<HttpResponse, AppError> {
     let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let filter = Filter::parse(query.into_inner())?;
+    // Before loading: a change made while the page renders is then sent when the stream opens.
+    let since = state.feed.current_seq();
     let (queue, counts, widgets, categories) = tokio::try_join!(
         load_queue(&state, &hub, &chrome.viewer, &filter),
         load_counts(&state, &hub, &chrome.viewer, &filter),
         async { Ok(widgets::list_for_hub(&state.db, hub.id).await?) },
         async { Ok::<_, AppError>(categories::list(&state.db, hub.id, true).await?) },
     )?;
-    let chrome = chrome.titled(format!("Triage · {}", hub.name));
+    let live_url = live::region::stream_url(&live_regions(&hub, &filter), since);
+    let chrome = chrome.titled(format!("Triage · {}", hub.name)).live(live_url);
     let page = TriagePage {
         chrome,
         can_manage: access.can_manage(),
