@@ -307,7 +307,7 @@ dual_test!(every_action_changes_the_row_bumps_the_version_and_is_audited, |app| 
     assert_eq!(status, 200, "{html}");
     let after = row(&app, a).await;
     assert_eq!((after.category_id, after.version), (idea, before.version + 1));
-    assert!(html.trim_start().starts_with(&format!("<tr id=\"row-{a}\"")), "the row first, swapped in place");
+    assert!(html.trim_start().starts_with(&format!("<template><tr id=\"row-{a}\"")), "the row, out of band");
     assert!(html.contains("id=\"triage-counts\"") && html.contains("hx-swap-oob=\"true\""), "counts out of band");
     assert!(html.contains("id=\"toast\"") && html.contains("Undo"), "a toast with undo");
     let audit = audit_rows(&app, a).await;
@@ -398,7 +398,7 @@ dual_test!(a_stale_version_is_refused_with_the_current_row, |app| {
     assert_eq!(status, 409);
     assert_eq!(row(&app, id).await, current, "no silent overwrite");
     assert_eq!(audit_rows(&app, id).await, audit_before);
-    assert!(html.contains(&format!("<tr id=\"row-{id}\"")), "the current row comes back");
+    assert!(html.contains(&format!("<template><tr id=\"row-{id}\"")), "the current row comes back");
     assert!(html.contains(&format!("value=\"{id}:{}\"", current.version)), "with its current version");
     assert!(html.contains("Tomás Triage changed this"), "and who changed it: {html}");
     assert!(html.contains("role=\"alert\""));
@@ -576,7 +576,11 @@ dual_test!(promotion_creates_candidate_evidence_and_ledger_in_one_go, |app| {
         .await
         .expect("POST");
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers().get("hx-retarget").and_then(|v| v.to_str().ok()), Some(format!("#row-{a}").as_str()));
+    assert_eq!(
+        response.headers().get("hx-reswap").and_then(|v| v.to_str().ok()),
+        Some("none"),
+        "the dialog stays as is"
+    );
     let html = response.text().await.expect("body");
     let candidate: i64 =
         sqlx::query_scalar("SELECT id FROM requirement_candidates WHERE title = 'Show the total on every step'")

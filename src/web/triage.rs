@@ -8,8 +8,8 @@
 
 mod undo;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -246,14 +246,14 @@ pub struct Toast {
     pub undo: Option<String>,
 }
 
-/// What an action answers: the rows it changed, the counts and the toast.
+/// What an action answers, all out of band (a `<tr>` at the top of a response would make the
+/// parser drop the toast's form): the rows it changed, the counts and the toast.
 #[derive(Template)]
 #[template(path = "fragments/triage_result.html")]
 struct ActionResult {
     hub_slug: String,
     pills: Vec<Pill>,
     now: i64,
-    primary: Option<RowView>,
     rows: Vec<RowView>,
     counts: TriageCounts,
     toast: Toast,
@@ -386,12 +386,20 @@ pub async fn load_counts(
 
 #[get("/hubs/{hub_slug}/triage")]
 async fn board(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<FilterParams>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
+    // Filter changes target the whole live frame (`#live`, in the layout) so that its stream
+    // reconnects with the regions of the new filters: they need the full page.
+    let htmx = if req.headers().get("HX-Target").is_some_and(|t| t.as_bytes() == b"live") {
+        Htmx { partial: false }
+    } else {
+        htmx
+    };
     let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let filter = Filter::parse(query.into_inner())?;
     // Before loading: a change made while the page renders is then sent when the stream opens.
@@ -414,7 +422,9 @@ async fn board(
         queue,
         counts,
     };
-    render::page(htmx, &page, |p| p.as_content().render())
+    let mut response = render::page(htmx, &page, |p| p.as_content().render())?;
+    response.headers_mut().insert(header::VARY, header::HeaderValue::from_static("HX-Request, HX-Target"));
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -505,7 +515,7 @@ struct Answer<'a> {
     hub: &'a Hub,
     viewer: &'a Viewer,
     filter: &'a Filter,
-    /// The row the request came from (swapped in place); `None` for bulk and undo.
+    /// The row the request came from (a refusal is noted on it); `None` for bulk and undo.
     primary: Option<i64>,
 }
 
@@ -523,22 +533,18 @@ impl Answer<'_> {
             load_counts(self.state, self.hub, self.viewer, self.filter),
             async { Ok::<_, AppError>(categories::list(&self.state.db, self.hub.id, true).await?) },
         )?;
-        let mut primary = None;
-        let mut others = Vec::new();
-        for row in rows {
-            let note = notes.iter().find(|(id, _)| *id == row.id).map(|(_, n)| n.clone());
-            if Some(row.id) == self.primary {
-                primary = Some(RowView { row, note, oob: false });
-            } else {
-                others.push(RowView { row, note, oob: true });
-            }
-        }
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let note = notes.iter().find(|(id, _)| *id == row.id).map(|(_, n)| n.clone());
+                RowView { row, note, oob: true }
+            })
+            .collect();
         let result = ActionResult {
             hub_slug: self.hub.slug.clone(),
             pills: pills(&categories),
             now: now_ms(),
-            primary,
-            rows: others,
+            rows,
             counts: TriageCounts { oob: true, ..counts },
             toast: Toast { hub_slug: self.hub.slug.clone(), message, undo },
         };
@@ -911,15 +917,10 @@ async fn promote(
                     Some(undo.sign(&state.secret)),
                 )
                 .await?;
-            // The form lives in the dialog; the answer belongs in the row.
-            let headers = response.headers_mut();
-            if let Ok(value) = format!("#row-{id}").parse() {
-                headers.insert(actix_web::http::header::HeaderName::from_static("hx-retarget"), value);
-            }
-            headers.insert(
-                actix_web::http::header::HeaderName::from_static("hx-reswap"),
-                actix_web::http::header::HeaderValue::from_static("outerHTML"),
-            );
+            // The form lives in the dialog, which keeps it on a 422; the answer goes out of band.
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("hx-reswap"), header::HeaderValue::from_static("none"));
             return Ok(response);
         }
         Some(Err(TriageError::Refused(reason))) => Some(reason),
