@@ -939,3 +939,47 @@ dual_test!(other_triagers_boards_update_live, |app| {
     let response = tara.client.get(app.url(&url)).header("Accept", "text/event-stream").send().await.expect("GET");
     assert_eq!(response.status(), 403);
 });
+
+dual_test!(postgres_read_policy_still_matches_the_rule, |app| {
+    // Migration 0006 rewrote the annotations read policy for speed; it must allow exactly
+    // the rows the access policy's rule allows, for every kind of viewer.
+    if app.backend != ihf::db::Backend::Postgres {
+        return;
+    }
+    app.seed_demo().await;
+    for handle in ["admin", "olga", "tomas", "tara", "wendy", "anna", "ali"] {
+        let id = actor(&app, handle).await;
+        let expected: Vec<i64> = sqlx::query_scalar(
+            "SELECT a.id FROM annotations a JOIN widgets w ON w.id = a.widget_id
+              WHERE a.actor_id = $1 OR w.policy_scope = 'public' OR w.owner_id = $1
+                 OR EXISTS (SELECT 1 FROM actors ad WHERE ad.id = $1 AND ad.is_admin = 1)
+                 OR EXISTS (SELECT 1 FROM hub_members m WHERE m.hub_id = w.hub_id AND m.actor_id = $1
+                            AND (m.role IN ('triager', 'operator') OR w.policy_scope = 'members'))
+              ORDER BY a.id",
+        )
+        .bind(id)
+        .fetch_all(app.db.reader())
+        .await
+        .expect("expected");
+        let mut tx = app.db.begin_as(Some(id)).await.expect("begin as");
+        let seen: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM annotations ORDER BY id").fetch_all(&mut *tx).await.expect("as actor");
+        tx.rollback().await.expect("rollback");
+        assert_eq!(seen, expected, "{handle}");
+        if handle == "ali" {
+            let all = app.scalar("SELECT COUNT(*) FROM annotations").await;
+            assert!(!seen.is_empty() && (seen.len() as i64) < all, "the policy filters");
+        }
+    }
+    let mut tx = app.db.begin_as(None).await.expect("anonymous");
+    let seen: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM annotations ORDER BY id").fetch_all(&mut *tx).await.expect("anon");
+    let public: Vec<i64> = sqlx::query_scalar(
+        "SELECT a.id FROM annotations a JOIN widgets w ON w.id = a.widget_id WHERE w.policy_scope = 'public' ORDER BY a.id",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("public");
+    assert_eq!(seen, public, "anonymous");
+    tx.rollback().await.expect("rollback");
+});
