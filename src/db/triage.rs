@@ -96,17 +96,16 @@ pub fn like_pattern(text: &str) -> String {
     out
 }
 
-/// Appends the hub, visibility and filter predicates; `skip` leaves one facet's filter out, for
-/// the counts of that facet.
-fn push_filter(qb: &mut SqlBuilder, viewer: &Viewer, hub_id: i64, f: &QueueFilter, skip: Facet) {
+/// Appends the hub, visibility and filter predicates (aliases `a`, `w` and `c` in scope).
+fn push_filter(qb: &mut SqlBuilder, viewer: &Viewer, hub_id: i64, f: &QueueFilter) {
     qb.push(" WHERE a.hub_id = ").push_bind(hub_id).push(" AND a.deleted_at IS NULL");
-    if let (Some(status), false) = (&f.status, skip == Facet::Status) {
+    if let Some(status) = &f.status {
         qb.push(" AND a.status = ").push_bind(status.clone());
     }
     if let Some(widget) = &f.widget {
         qb.push(" AND w.slug = ").push_bind(widget.clone());
     }
-    if let (Some(category), false) = (&f.category, skip == Facet::Category) {
+    if let Some(category) = &f.category {
         qb.push(" AND c.slug = ").push_bind(category.clone());
     }
     if let Some(text) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -122,13 +121,6 @@ fn push_filter(qb: &mut SqlBuilder, viewer: &Viewer, hub_id: i64, f: &QueueFilte
     policy::push_annotation_visible(qb, viewer);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Facet {
-    None,
-    Status,
-    Category,
-}
-
 /// One page of the queue, oldest first, after `after`. Runs as the viewer.
 pub async fn queue(
     db: &Db,
@@ -139,7 +131,7 @@ pub async fn queue(
     limit: i64,
 ) -> Result<Vec<TriageRow>, StoreError> {
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, filter, Facet::None);
+    push_filter(&mut qb, viewer, hub_id, filter);
     if let Some(after) = after {
         qb.push(" AND (a.created_at > ").push_bind(after.created_at);
         qb.push(" OR (a.created_at = ").push_bind(after.created_at);
@@ -158,7 +150,7 @@ pub async fn rows(db: &Db, viewer: &Viewer, hub_id: i64, ids: &[i64]) -> Result<
         return Ok(Vec::new());
     }
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default(), Facet::None);
+    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default());
     qb.push(" AND a.id IN (").push_bind_list(ids.iter().copied()).push(") ORDER BY a.created_at, a.id");
     let mut tx = db.begin_as(viewer.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
@@ -174,7 +166,7 @@ pub async fn row(db: &Db, viewer: &Viewer, hub_id: i64, id: i64) -> Result<Triag
 /// The annotations marked duplicates of `id`, oldest first.
 pub async fn duplicates(db: &Db, viewer: &Viewer, hub_id: i64, id: i64) -> Result<Vec<TriageRow>, StoreError> {
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default(), Facet::None);
+    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default());
     qb.push(" AND a.duplicate_of = ").push_bind(id).push(" ORDER BY a.created_at, a.id");
     let mut tx = db.begin_as(viewer.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
@@ -206,19 +198,33 @@ const COUNT_FROM: &str = " FROM annotations a
    JOIN widgets w ON w.id = a.widget_id
    JOIN categories c ON c.id = a.category_id";
 
-/// The counts panel of the queue.
+/// The counts panel of the queue, from one grouped scan: the status and category filters are
+/// applied here, each to the other facet's counts.
 pub async fn counts(db: &Db, viewer: &Viewer, hub_id: i64, filter: &QueueFilter) -> Result<QueueCounts, StoreError> {
-    let mut by_status = SqlBuilder::new(format!("SELECT a.status, COUNT(*){COUNT_FROM}"));
-    push_filter(&mut by_status, viewer, hub_id, filter, Facet::Status);
-    by_status.push(" GROUP BY a.status");
-    let mut by_category = SqlBuilder::new(format!("SELECT a.category_id, COUNT(*){COUNT_FROM}"));
-    push_filter(&mut by_category, viewer, hub_id, filter, Facet::Category);
-    by_category.push(" GROUP BY a.category_id");
+    let mut qb = SqlBuilder::new(format!("SELECT a.status, a.category_id, c.slug, COUNT(*){COUNT_FROM}"));
+    let others = QueueFilter { status: None, category: None, ..filter.clone() };
+    push_filter(&mut qb, viewer, hub_id, &others);
+    qb.push(" GROUP BY a.status, a.category_id, c.slug");
     let mut tx = db.begin_as(viewer.actor_id).await?;
-    let by_status = by_status.build_query_as().map_err(StoreError::from)?.fetch_all(&mut *tx).await?;
-    let by_category = by_category.build_query_as().map_err(StoreError::from)?.fetch_all(&mut *tx).await?;
+    let groups: Vec<(String, i64, String, i64)> = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    Ok(QueueCounts { by_status, by_category })
+    let mut counts = QueueCounts::default();
+    for (status, category_id, slug, n) in groups {
+        if filter.category.as_ref().is_none_or(|c| *c == slug) {
+            add(&mut counts.by_status, status.clone(), n);
+        }
+        if filter.status.as_ref().is_none_or(|s| *s == status) {
+            add(&mut counts.by_category, category_id, n);
+        }
+    }
+    Ok(counts)
+}
+
+fn add<K: PartialEq>(totals: &mut Vec<(K, i64)>, key: K, n: i64) {
+    match totals.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, total)) => *total += n,
+        None => totals.push((key, n)),
+    }
 }
 
 /// Annotations of the hub whose body contains `text`, newest first, for the duplicate picker
@@ -233,7 +239,7 @@ pub async fn search(
 ) -> Result<Vec<TriageRow>, StoreError> {
     let filter = QueueFilter { text: Some(text.to_owned()), ..QueueFilter::default() };
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &filter, Facet::None);
+    push_filter(&mut qb, viewer, hub_id, &filter);
     qb.push(" AND a.id <> ").push_bind(exclude).push(" AND a.status <> 'duplicate'");
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
     let mut tx = db.begin_as(viewer.actor_id).await?;
