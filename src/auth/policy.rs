@@ -135,6 +135,18 @@ pub fn push_annotation_visible(qb: &mut SqlBuilder, viewer: &Viewer) {
     qb.push(")");
 }
 
+/// Appends the predicate "the viewer may read annotation `a` (on widget `w`)" for a query the
+/// caller has already confined to the hub that `access` was loaded for: every annotation of
+/// the hub for its triagers and operators (no per-row test), otherwise the per-row rule of
+/// [`push_annotation_visible`].
+pub fn push_hub_annotation_visible(qb: &mut SqlBuilder, access: &HubAccess) {
+    if access.can_triage() {
+        qb.push("1 = 1");
+    } else {
+        push_annotation_visible(qb, &Viewer { actor_id: access.actor_id, ..Viewer::default() });
+    }
+}
+
 /// Appends the predicate "the viewer may read widget `w`".
 pub fn push_widget_visible(qb: &mut SqlBuilder, viewer: &Viewer) {
     let actor = sql_actor(viewer);
@@ -196,6 +208,19 @@ mod tests {
         assert!(owner.can_read_widget(&widget("private", Some(5))));
         assert!(!anonymous.can_annotate(&widget("public", None)));
         assert!(outsider.can_annotate(&widget("public", None)));
+    }
+
+    #[test]
+    fn hub_staff_read_the_whole_hub_others_row_by_row() {
+        let sql = |access: &HubAccess| {
+            let mut qb = SqlBuilder::new("");
+            push_hub_annotation_visible(&mut qb, access);
+            qb.sql().to_owned()
+        };
+        assert_eq!(sql(&access(Some(3), Some(Role::Triager), false)), "1 = 1");
+        assert_eq!(sql(&access(Some(1), None, true)), "1 = 1");
+        assert!(sql(&access(Some(2), Some(Role::Annotator), false)).starts_with("(a.actor_id = $1"));
+        assert!(sql(&access(None, None, false)).contains("w.policy_scope = 'public'"));
     }
 
     #[test]

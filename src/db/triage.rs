@@ -14,8 +14,7 @@ use super::candidates;
 use super::ledger::{self, NewEntry};
 use super::sql::SqlBuilder;
 use super::{Backend, Db, StoreError, now_ms};
-use crate::auth::Viewer;
-use crate::auth::policy;
+use crate::auth::policy::{self, HubAccess};
 
 /// Why an annotation was dismissed: stored slug and label.
 pub const DISMISS_REASONS: [(&str, &str); 5] = [
@@ -96,17 +95,20 @@ pub fn like_pattern(text: &str) -> String {
     out
 }
 
-/// Appends the hub, visibility and filter predicates (aliases `a`, `w` and `c` in scope).
-fn push_filter(qb: &mut SqlBuilder, viewer: &Viewer, hub_id: i64, f: &QueueFilter) {
+/// Appends the hub, visibility and filter predicates (aliases `a` and `w` in scope). Widget
+/// and category are looked up by slug once, so counts need not join them row by row.
+fn push_filter(qb: &mut SqlBuilder, access: &HubAccess, hub_id: i64, f: &QueueFilter) {
     qb.push(" WHERE a.hub_id = ").push_bind(hub_id).push(" AND a.deleted_at IS NULL");
     if let Some(status) = &f.status {
         qb.push(" AND a.status = ").push_bind(status.clone());
     }
     if let Some(widget) = &f.widget {
-        qb.push(" AND w.slug = ").push_bind(widget.clone());
+        qb.push(" AND a.widget_id = (SELECT wf.id FROM widgets wf WHERE wf.hub_id = ").push_bind(hub_id);
+        qb.push(" AND wf.slug = ").push_bind(widget.clone()).push(")");
     }
     if let Some(category) = &f.category {
-        qb.push(" AND c.slug = ").push_bind(category.clone());
+        qb.push(" AND a.category_id = (SELECT cf.id FROM categories cf WHERE cf.hub_id = ").push_bind(hub_id);
+        qb.push(" AND cf.slug = ").push_bind(category.clone()).push(")");
     }
     if let Some(text) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         qb.push(" AND LOWER(a.body) LIKE LOWER(").push_bind(like_pattern(text)).push(") ESCAPE '\\'");
@@ -118,57 +120,57 @@ fn push_filter(qb: &mut SqlBuilder, viewer: &Viewer, hub_id: i64, f: &QueueFilte
         qb.push(" AND a.created_at < ").push_bind(until);
     }
     qb.push(" AND ");
-    policy::push_annotation_visible(qb, viewer);
+    policy::push_hub_annotation_visible(qb, access);
 }
 
-/// One page of the queue, oldest first, after `after`. Runs as the viewer.
+/// One page of the queue, oldest first, after `after`. Runs as the viewer (`access`).
 pub async fn queue(
     db: &Db,
-    viewer: &Viewer,
+    access: &HubAccess,
     hub_id: i64,
     filter: &QueueFilter,
     after: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<TriageRow>, StoreError> {
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, filter);
+    push_filter(&mut qb, access, hub_id, filter);
     if let Some(after) = after {
         qb.push(" AND (a.created_at > ").push_bind(after.created_at);
         qb.push(" OR (a.created_at = ").push_bind(after.created_at);
         qb.push(" AND a.id > ").push_bind(after.id).push("))");
     }
     qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
+    let mut tx = db.begin_as(access.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)
 }
 
 /// The rows with these ids in the hub (any status), for re-rendering after a change.
-pub async fn rows(db: &Db, viewer: &Viewer, hub_id: i64, ids: &[i64]) -> Result<Vec<TriageRow>, StoreError> {
+pub async fn rows(db: &Db, access: &HubAccess, hub_id: i64, ids: &[i64]) -> Result<Vec<TriageRow>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default());
+    push_filter(&mut qb, access, hub_id, &QueueFilter::default());
     qb.push(" AND a.id IN (").push_bind_list(ids.iter().copied()).push(") ORDER BY a.created_at, a.id");
-    let mut tx = db.begin_as(viewer.actor_id).await?;
+    let mut tx = db.begin_as(access.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)
 }
 
 /// One row, or [`StoreError::NotFound`].
-pub async fn row(db: &Db, viewer: &Viewer, hub_id: i64, id: i64) -> Result<TriageRow, StoreError> {
-    rows(db, viewer, hub_id, &[id]).await?.into_iter().next().ok_or(StoreError::NotFound)
+pub async fn row(db: &Db, access: &HubAccess, hub_id: i64, id: i64) -> Result<TriageRow, StoreError> {
+    rows(db, access, hub_id, &[id]).await?.into_iter().next().ok_or(StoreError::NotFound)
 }
 
 /// The annotations marked duplicates of `id`, oldest first.
-pub async fn duplicates(db: &Db, viewer: &Viewer, hub_id: i64, id: i64) -> Result<Vec<TriageRow>, StoreError> {
+pub async fn duplicates(db: &Db, access: &HubAccess, hub_id: i64, id: i64) -> Result<Vec<TriageRow>, StoreError> {
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &QueueFilter::default());
+    push_filter(&mut qb, access, hub_id, &QueueFilter::default());
     qb.push(" AND a.duplicate_of = ").push_bind(id).push(" ORDER BY a.created_at, a.id");
-    let mut tx = db.begin_as(viewer.actor_id).await?;
+    let mut tx = db.begin_as(access.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)
@@ -194,23 +196,31 @@ impl QueueCounts {
     }
 }
 
-const COUNT_FROM: &str = " FROM annotations a
-   JOIN widgets w ON w.id = a.widget_id
-   JOIN categories c ON c.id = a.category_id";
+const COUNT_FROM: &str = " FROM annotations a JOIN widgets w ON w.id = a.widget_id";
 
 /// The counts panel of the queue, from one grouped scan: the status and category filters are
 /// applied here, each to the other facet's counts.
-pub async fn counts(db: &Db, viewer: &Viewer, hub_id: i64, filter: &QueueFilter) -> Result<QueueCounts, StoreError> {
-    let mut qb = SqlBuilder::new(format!("SELECT a.status, a.category_id, c.slug, COUNT(*){COUNT_FROM}"));
+pub async fn counts(db: &Db, access: &HubAccess, hub_id: i64, filter: &QueueFilter) -> Result<QueueCounts, StoreError> {
+    let mut qb = SqlBuilder::new(format!("SELECT a.status, a.category_id, COUNT(*){COUNT_FROM}"));
     let others = QueueFilter { status: None, category: None, ..filter.clone() };
-    push_filter(&mut qb, viewer, hub_id, &others);
-    qb.push(" GROUP BY a.status, a.category_id, c.slug");
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let groups: Vec<(String, i64, String, i64)> = qb.build_query_as()?.fetch_all(&mut *tx).await?;
+    push_filter(&mut qb, access, hub_id, &others);
+    qb.push(" GROUP BY a.status, a.category_id");
+    let mut tx = db.begin_as(access.actor_id).await?;
+    let groups: Vec<(String, i64, i64)> = qb.build_query_as()?.fetch_all(&mut *tx).await?;
+    let category: Option<Option<i64>> = match &filter.category {
+        Some(slug) => Some(
+            sqlx::query_scalar("SELECT id FROM categories WHERE hub_id = $1 AND slug = $2")
+                .bind(hub_id)
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await?,
+        ),
+        None => None,
+    };
     tx.commit().await?;
     let mut counts = QueueCounts::default();
-    for (status, category_id, slug, n) in groups {
-        if filter.category.as_ref().is_none_or(|c| *c == slug) {
+    for (status, category_id, n) in groups {
+        if category.is_none_or(|c| c == Some(category_id)) {
             add(&mut counts.by_status, status.clone(), n);
         }
         if filter.status.as_ref().is_none_or(|s| *s == status) {
@@ -231,7 +241,7 @@ fn add<K: PartialEq>(totals: &mut Vec<(K, i64)>, key: K, n: i64) {
 /// (`exclude` is the annotation being marked; duplicates themselves are left out).
 pub async fn search(
     db: &Db,
-    viewer: &Viewer,
+    access: &HubAccess,
     hub_id: i64,
     text: &str,
     exclude: i64,
@@ -239,10 +249,10 @@ pub async fn search(
 ) -> Result<Vec<TriageRow>, StoreError> {
     let filter = QueueFilter { text: Some(text.to_owned()), ..QueueFilter::default() };
     let mut qb = SqlBuilder::new(ROW_SELECT);
-    push_filter(&mut qb, viewer, hub_id, &filter);
+    push_filter(&mut qb, access, hub_id, &filter);
     qb.push(" AND a.id <> ").push_bind(exclude).push(" AND a.status <> 'duplicate'");
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
+    let mut tx = db.begin_as(access.actor_id).await?;
     let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(rows)

@@ -124,12 +124,12 @@ impl Region {
                 Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
             }
             Self::TriageQueue { hub_id, filter } => {
-                let (hub, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
-                Ok(triage::load_queue(state, &hub, viewer, &filter).await?.render()?)
+                let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
+                Ok(triage::load_queue(state, &hub, &access, &filter).await?.render()?)
             }
             Self::TriageCounts { hub_id, filter } => {
-                let (hub, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
-                Ok(triage::load_counts(state, &hub, viewer, &filter).await?.render()?)
+                let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
+                Ok(triage::load_counts(state, &hub, &access, &filter).await?.render()?)
             }
         }
     }

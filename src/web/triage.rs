@@ -263,12 +263,12 @@ pub async fn live_scope(
     hub_id: i64,
     query: &str,
     viewer: &Viewer,
-) -> Result<(Hub, Filter), AppError> {
+) -> Result<(Hub, HubAccess, Filter), AppError> {
     let hub = crate::db::hubs::by_id(&state.db, hub_id).await?;
-    let (hub, _) = triage_hub(state, &hub.slug, viewer).await?;
+    let (hub, access) = triage_hub(state, &hub.slug, viewer).await?;
     let params = web::Query::<FilterParams>::from_query(query)
         .map_err(|e| AppError::BadRequest(format!("live triage filter: {e}")))?;
-    Ok((hub, Filter::parse(params.into_inner())?))
+    Ok((hub, access, Filter::parse(params.into_inner())?))
 }
 
 /// The live regions of a board showing `filter`.
@@ -283,12 +283,12 @@ pub fn live_regions(hub: &Hub, filter: &Filter) -> [Region; 2] {
 pub async fn load_queue_page(
     state: &AppState,
     hub: &Hub,
-    viewer: &Viewer,
+    access: &HubAccess,
     filter: &Filter,
     after: Option<Cursor>,
 ) -> Result<QueuePage, AppError> {
     let (rows, categories) = tokio::try_join!(
-        triage::queue(&state.db, viewer, hub.id, &filter.store, after, QUEUE_PAGE + 1),
+        triage::queue(&state.db, access, hub.id, &filter.store, after, QUEUE_PAGE + 1),
         categories::list(&state.db, hub.id, true),
     )?;
     let mut rows: Vec<RowView> = rows.into_iter().map(RowView::plain).collect();
@@ -315,21 +315,21 @@ pub async fn load_queue_page(
 pub async fn load_queue(
     state: &AppState,
     hub: &Hub,
-    viewer: &Viewer,
+    access: &HubAccess,
     filter: &Filter,
 ) -> Result<TriageQueue, AppError> {
-    Ok(TriageQueue { hub_slug: hub.slug.clone(), page: load_queue_page(state, hub, viewer, filter, None).await? })
+    Ok(TriageQueue { hub_slug: hub.slug.clone(), page: load_queue_page(state, hub, access, filter, None).await? })
 }
 
 /// Loads the counts region.
 pub async fn load_counts(
     state: &AppState,
     hub: &Hub,
-    viewer: &Viewer,
+    access: &HubAccess,
     filter: &Filter,
 ) -> Result<TriageCounts, AppError> {
     let (counts, categories) = tokio::try_join!(
-        triage::counts(&state.db, viewer, hub.id, &filter.store),
+        triage::counts(&state.db, access, hub.id, &filter.store),
         categories::list(&state.db, hub.id, true),
     )?;
     let total = counts.by_status.iter().map(|(_, n)| n).sum();
@@ -383,8 +383,8 @@ async fn board(
     // Before loading: a change made while the page renders is then sent when the stream opens.
     let since = state.feed.current_seq();
     let (queue, counts, widgets, categories) = tokio::try_join!(
-        load_queue(&state, &hub, &chrome.viewer, &filter),
-        load_counts(&state, &hub, &chrome.viewer, &filter),
+        load_queue(&state, &hub, &access, &filter),
+        load_counts(&state, &hub, &access, &filter),
         async { Ok(widgets::list_for_hub(&state.db, hub.id).await?) },
         async { Ok::<_, AppError>(categories::list(&state.db, hub.id, true).await?) },
     )?;
@@ -420,18 +420,18 @@ async fn queue_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = triage_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let query = query.into_inner();
     let filter = Filter::parse(query.filter)?;
     let chrome = chrome.titled(format!("{} · triage queue", hub.name));
     match query.after.as_deref() {
         None => {
-            let queue = load_queue(&state, &hub, &chrome.viewer, &filter).await?;
+            let queue = load_queue(&state, &hub, &access, &filter).await?;
             region::respond(htmx, chrome, &queue)
         }
         Some(param) => {
             let cursor = Cursor::parse(param).ok_or_else(|| AppError::BadRequest("invalid queue cursor".into()))?;
-            let page = load_queue_page(&state, &hub, &chrome.viewer, &filter, Some(cursor)).await?;
+            let page = load_queue_page(&state, &hub, &access, &filter, Some(cursor)).await?;
             if htmx.partial {
                 render::fragment(&page)
             } else {
@@ -449,9 +449,9 @@ async fn counts_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = triage_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let filter = Filter::parse(query.into_inner())?;
-    let counts = load_counts(&state, &hub, &chrome.viewer, &filter).await?;
+    let counts = load_counts(&state, &hub, &access, &filter).await?;
     region::respond(htmx, chrome.titled(format!("{} · triage counts", hub.name)), &counts)
 }
 

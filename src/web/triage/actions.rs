@@ -10,6 +10,7 @@ use super::undo::{UndoError, UndoToken};
 use super::{Filter, FilterParams, Pill, RowView, TriageCounts, age, load_counts, pills, reason_label, triage_hub};
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::auth::policy::HubAccess;
 use crate::db::categories;
 use crate::db::hubs::Hub;
 use crate::db::triage::{self, Applied, Change, Target, TriageError, TriageRow};
@@ -76,7 +77,7 @@ async fn stale_note(state: &AppState, row: &TriageRow) -> Result<String, AppErro
 pub(super) struct Answer<'a> {
     pub state: &'a AppState,
     pub hub: &'a Hub,
-    pub viewer: &'a Viewer,
+    pub access: &'a HubAccess,
     pub filter: &'a Filter,
     /// The row the request came from (a refusal is noted on it); `None` for bulk and undo.
     pub primary: Option<i64>,
@@ -92,8 +93,8 @@ impl Answer<'_> {
         undo: Option<String>,
     ) -> Result<HttpResponse, AppError> {
         let (rows, counts, categories) = tokio::try_join!(
-            async { Ok::<_, AppError>(triage::rows(&self.state.db, self.viewer, self.hub.id, ids).await?) },
-            load_counts(self.state, self.hub, self.viewer, self.filter),
+            async { Ok::<_, AppError>(triage::rows(&self.state.db, self.access, self.hub.id, ids).await?) },
+            load_counts(self.state, self.hub, self.access, self.filter),
             async { Ok::<_, AppError>(categories::list(&self.state.db, self.hub.id, true).await?) },
         )?;
         let rows = rows
@@ -134,7 +135,7 @@ impl Answer<'_> {
                 ids.dedup();
                 let categories = categories::list(&self.state.db, self.hub.id, true).await?;
                 let message = describe(change, changes.len(), first.id, &pills(&categories));
-                let undo = match (undoing, self.viewer.actor_id) {
+                let undo = match (undoing, self.access.actor_id) {
                     (false, Some(actor)) => {
                         Some(UndoToken::new(self.hub.id, actor, now_ms(), applied).sign(&self.state.secret))
                     }
@@ -144,7 +145,7 @@ impl Answer<'_> {
             }
             Err(TriageError::Store(StoreError::Stale)) => {
                 let ids: Vec<i64> = changes.iter().map(|(t, _)| t.id).collect();
-                let current = triage::rows(&self.state.db, self.viewer, self.hub.id, &ids).await?;
+                let current = triage::rows(&self.state.db, self.access, self.hub.id, &ids).await?;
                 let mut notes = Vec::new();
                 for row in &current {
                     if changes.iter().any(|(t, _)| t.id == row.id && t.version != row.version) {
@@ -213,13 +214,13 @@ async fn act(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let change = parse_change(&form.action, form.category_id, form.reason.as_deref(), form.of)?;
     let changes = [(Target { id, version: form.version }, change)];
     let outcome = triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
-    let answer = Answer { state: &state, hub: &hub, viewer: &chrome.viewer, filter: &filter, primary: Some(id) };
+    let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: Some(id) };
     answer.outcome(&changes, outcome, false).await
 }
 
@@ -236,7 +237,7 @@ async fn bulk(
     form: web::Form<Vec<(String, String)>>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = triage_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let pairs = form.into_inner();
     let text = |key: &str| field(&pairs, key).map(str::to_owned);
     let number = |key: &str| -> Result<Option<i64>, AppError> {
@@ -270,7 +271,7 @@ async fn bulk(
         return Err(AppError::BadRequest("select at least one annotation".into()));
     }
     let outcome = triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
-    let answer = Answer { state: &state, hub: &hub, viewer: &chrome.viewer, filter: &filter, primary: None };
+    let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: None };
     answer.outcome(&changes, outcome, false).await
 }
 
@@ -288,7 +289,7 @@ async fn undo_action(
     form: web::Form<UndoForm>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = triage_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let actor = actor(&chrome.viewer)?;
@@ -299,7 +300,7 @@ async fn undo_action(
     };
     let changes = token.changes();
     let outcome = triage::apply(&state.db, hub.id, actor, &changes).await;
-    let answer = Answer { state: &state, hub: &hub, viewer: &chrome.viewer, filter: &filter, primary: None };
+    let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: None };
     answer.outcome(&changes, outcome, true).await
 }
 

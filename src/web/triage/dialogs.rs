@@ -42,8 +42,8 @@ async fn dismiss_dialog(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
-    let row = triage::row(&state.db, &chrome.viewer, hub.id, id).await?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let row = triage::row(&state.db, &access, hub.id, id).await?;
     render::fragment(&DismissDialog { hub_slug: hub.slug, row, version: query.version })
 }
 
@@ -66,11 +66,11 @@ async fn duplicate_dialog(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
     let q = query.q.clone().unwrap_or_default();
     let (row, results) = tokio::try_join!(
-        triage::row(&state.db, &chrome.viewer, hub.id, id),
-        triage::search(&state.db, &chrome.viewer, hub.id, &q, id, PICKER_ROWS),
+        triage::row(&state.db, &access, hub.id, id),
+        triage::search(&state.db, &access, hub.id, &q, id, PICKER_ROWS),
     )?;
     let dialog = DuplicateDialog { hub_slug: hub.slug, row, version: query.version, q, results, now: now_ms() };
     render::fragment(&dialog)
@@ -106,11 +106,9 @@ async fn promote_dialog(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
-    let (row, candidates) = tokio::try_join!(
-        triage::row(&state.db, &chrome.viewer, hub.id, id),
-        triage::open_candidates(&state.db, hub.id)
-    )?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (row, candidates) =
+        tokio::try_join!(triage::row(&state.db, &access, hub.id, id), triage::open_candidates(&state.db, hub.id))?;
     let dialog = PromoteDialog {
         hub_slug: hub.slug,
         version: query.version,
@@ -151,7 +149,7 @@ async fn promote(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let title = form.title.trim().to_owned();
@@ -185,8 +183,7 @@ async fn promote(
     let error = match outcome {
         Some(Ok(applied)) => {
             let undo = UndoToken::new(hub.id, actor(&chrome.viewer)?, now_ms(), vec![applied.clone()]);
-            let answer =
-                Answer { state: &state, hub: &hub, viewer: &chrome.viewer, filter: &filter, primary: Some(id) };
+            let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: Some(id) };
             let candidate = applied.candidate.unwrap_or_default();
             let mut response = answer
                 .render(
@@ -210,10 +207,8 @@ async fn promote(
         Some(Err(TriageError::Store(e))) => return Err(e.into()),
         None => None,
     };
-    let (row, candidates) = tokio::try_join!(
-        triage::row(&state.db, &chrome.viewer, hub.id, id),
-        triage::open_candidates(&state.db, hub.id)
-    )?;
+    let (row, candidates) =
+        tokio::try_join!(triage::row(&state.db, &access, hub.id, id), triage::open_candidates(&state.db, hub.id))?;
     let dialog = PromoteDialog {
         hub_slug: hub.slug,
         row,
@@ -248,11 +243,11 @@ async fn history(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, _) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
     let (row, entries, duplicates) = tokio::try_join!(
-        triage::row(&state.db, &chrome.viewer, hub.id, id),
+        triage::row(&state.db, &access, hub.id, id),
         triage::history(&state.db, hub.id, id),
-        triage::duplicates(&state.db, &chrome.viewer, hub.id, id),
+        triage::duplicates(&state.db, &access, hub.id, id),
     )?;
     let chrome = chrome.titled(format!("Annotation #{id} · {}", hub.name));
     let page = HistoryPage { chrome, hub, row, entries, duplicates };
