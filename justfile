@@ -38,3 +38,7 @@ bench:
 # Live-region benchmarks into BENCHMARKS.md.
 bench-live:
     cargo run --release --example bench_live
+
+# Triage board benchmark (demo, then 10,000 more annotations); add IHF_BENCH_PG=… for PostgreSQL.
+bench-triage:
+    cargo run --release --example bench_triage

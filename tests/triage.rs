@@ -171,6 +171,31 @@ dual_test!(board_lists_new_annotations_oldest_first, |app| {
     // The fragment is the page's content, and the regions answer on their own URLs.
     let (_, fragment) = tomas.get(&app, "/hubs/checkout/triage", true).await;
     assert!(!fragment.contains("<html") && fragment.contains("id=\"region-triage-queue\""));
+    // Filter changes target the live frame: they get the whole page, with the new stream URL.
+    let response = tomas
+        .client
+        .get(app.url("/hubs/checkout/triage?status=triaged"))
+        .header("HX-Request", "true")
+        .header("HX-Target", "live")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.headers().get("vary").and_then(|v| v.to_str().ok()), Some("HX-Request, HX-Target"));
+    let frame = response.text().await.expect("body");
+    assert!(frame.starts_with("<!doctype html>") && frame.contains("id=\"live\""));
+    let triaged_regions = ihf::live::region::stream_url(
+        &ihf::web::triage::live_regions(
+            &ihf::db::hubs::by_slug(&app.db, "checkout").await.expect("hub"),
+            &ihf::web::triage::Filter::parse(ihf::web::triage::FilterParams {
+                status: Some("triaged".into()),
+                ..Default::default()
+            })
+            .expect("filter"),
+        ),
+        0,
+    );
+    let regions = triaged_regions.split("&since=").next().expect("regions");
+    assert!(frame.contains(&regions.replace('&', "&#38;")), "the stream of the new filters");
     for path in ["/hubs/checkout/triage/queue", "/hubs/checkout/triage/counts?status=all"] {
         let (status, full) = tomas.get(&app, path, false).await;
         assert_eq!(status, 200, "{path}");
