@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod demo_host;
 pub mod error;
 pub mod telemetry;
 pub mod web;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub login_throttle: auth::throttle::LoginThrottle,
     /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
     pub secret: Arc<[u8]>,
+    /// Event-ingestion rate limits, per embed key and per IP.
+    pub ingest_limits: web::api::limits::RateLimits,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -62,6 +65,10 @@ impl Application {
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::load(&config.static_dir),
+            ingest_limits: web::api::limits::RateLimits::new(
+                config.ingest_per_key_per_min,
+                config.ingest_per_ip_per_min,
+            ),
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),
@@ -75,6 +82,7 @@ impl Application {
                 .wrap(from_fn(auth::middleware::sessions_and_csrf))
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
+                .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
                 .wrap(TracingLogger::default())
                 .configure(web::configure)

@@ -1,0 +1,595 @@
+//! Embeds: the loader script, and a widget's composer and thread inside an iframe on a
+//! third-party page.
+//!
+//! `<script src="…/embed.js" data-ihf-widget="EMBED_KEY" async></script>` inserts an iframe of
+//! `/embed/{embed_key}`. That page answers with `frame-ancestors` listing the widget's allowed
+//! origins (every other page says `'none'`), knows its visitor by a partitioned cookie or by the
+//! token the iframe carries (`auth::embed`), and reads and writes as that visitor only, confined
+//! to the widget (on PostgreSQL by Row Level Security as well). Its form posts are exempt from
+//! the session CSRF check: the visitor token and an `Origin` check protect them instead.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, Responder, get, post, web};
+use actix_web_lab::sse;
+use askama::Template;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::auth::embed::{Refusal, Visitor};
+use crate::auth::policy;
+use crate::crypto;
+use crate::db::annotations::{self, NewAnnotation};
+use crate::db::api::{self, ApiAnnotation, Filter, Order};
+use crate::db::categories::{self, Category};
+use crate::db::widgets::{self, Widget};
+use crate::db::{Backend, StoreError, now_ms};
+use crate::error::AppError;
+use crate::web::api::annotations::{BODY_MAX, check_body};
+use crate::web::api::cors::origin_listed;
+use crate::web::api::stream::Wake;
+use crate::web::render::Htmx;
+use crate::web::security::CSP;
+
+/// Annotations the embed thread shows.
+pub const THREAD_SIZE: i64 = 50;
+/// The visitor cookie (one per widget: its path is the widget's embed path).
+const COOKIE: &str = "ihf_visitor";
+
+/// The composer: a plain form that works without JavaScript and re-renders itself for htmx.
+#[derive(Template)]
+#[template(path = "fragments/embed_composer.html")]
+pub struct Composer {
+    pub key: String,
+    pub widget_name: String,
+    pub categories: Vec<Category>,
+    pub body: String,
+    pub category: String,
+    pub error: Option<String>,
+    pub submitted: bool,
+    pub visitor_name: String,
+    pub identified: bool,
+    pub vt: String,
+    pub idempotency_key: String,
+    pub theme: String,
+    pub parent: String,
+    pub body_max: usize,
+}
+
+/// The annotations the visitor may read: all of a public widget's, else their own.
+#[derive(Template)]
+#[template(path = "fragments/embed_thread.html")]
+pub struct Thread {
+    pub items: Vec<ApiAnnotation>,
+    pub me: Option<i64>,
+    pub public: bool,
+}
+
+impl Thread {
+    /// Whether the visitor wrote `annotation`.
+    pub fn mine(&self, annotation: &ApiAnnotation) -> bool {
+        self.me == Some(annotation.actor_id)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/embed.html")]
+struct EmbedPage {
+    key: String,
+    widget_name: String,
+    theme: String,
+    parent: String,
+    visitor_token: String,
+    fresh: bool,
+    asset_v: String,
+    live_url: String,
+    composer: Composer,
+    thread: Thread,
+}
+
+#[derive(Template)]
+#[template(path = "pages/embed_refused.html")]
+struct RefusedPage {
+    theme: String,
+    asset_v: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "fragments/embed_submitted.html")]
+struct Submitted<'a> {
+    composer: &'a Composer,
+    thread: &'a Thread,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EmbedQuery {
+    /// The host site's sign-in token for its user.
+    token: Option<String>,
+    /// IHF's visitor token, where the iframe carries it (third-party cookies blocked).
+    vt: Option<String>,
+    theme: Option<String>,
+    /// The host page's origin, for `postMessage`; used only when it is an allowed origin.
+    parent: Option<String>,
+}
+
+/// `light` or `dark`, else `auto` (the visitor's system preference).
+fn theme(raw: Option<&str>) -> String {
+    match raw {
+        Some(t @ ("light" | "dark")) => t.to_owned(),
+        _ => "auto".to_owned(),
+    }
+}
+
+/// The host page's origin when the widget allows it, else empty (no messages are sent).
+fn parent(widget: &Widget, raw: Option<&str>) -> String {
+    raw.filter(|origin| origin_listed(&widget.allowed_origins, origin)).map(str::to_owned).unwrap_or_default()
+}
+
+/// `http(s)://host[:port]` and nothing else, so an origin cannot smuggle directives into the CSP.
+fn is_origin(candidate: &str) -> bool {
+    let Some(rest) = candidate.strip_prefix("https://").or_else(|| candidate.strip_prefix("http://")) else {
+        return false;
+    };
+    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+/// The `frame-ancestors` sources of a widget: its allowed origins, or `'none'`.
+pub fn frame_ancestors(widget: &Widget) -> String {
+    let origins: Vec<&str> =
+        widget.allowed_origins.split_whitespace().map(|o| o.trim_end_matches('/')).filter(|o| is_origin(o)).collect();
+    if origins.is_empty() { "'none'".to_owned() } else { origins.join(" ") }
+}
+
+/// An HTML answer of the embed: the widget's `frame-ancestors` (the default `'none'` for no
+/// widget), no caching, no referrer (tokens travel in its URLs), and the visitor's cookie.
+fn respond(status: StatusCode, ancestors: &str, body: String, visitor: Option<&Visitor>) -> HttpResponse {
+    let csp = CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {ancestors}"));
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::VARY, "HX-Request"));
+    if let Some(visitor) = visitor {
+        response.append_header((header::SET_COOKIE, visitor_cookie(visitor)));
+    }
+    response.body(body)
+}
+
+/// `SameSite=None; Secure; Partitioned`: sent to the iframe on the host's site only (CHIPS),
+/// where the browser keeps third-party cookies at all; elsewhere the iframe carries the token.
+fn visitor_cookie(visitor: &Visitor) -> String {
+    let max_age = (visitor.expires_at - crate::auth::tokens::now_s()).max(0);
+    format!(
+        "{COOKIE}={}; Path=/embed/{}; Max-Age={max_age}; HttpOnly; Secure; SameSite=None; Partitioned",
+        visitor.token, visitor.widget.embed_key
+    )
+}
+
+fn refused(state: &AppState, status: StatusCode, ancestors: &str, theme: String, message: String) -> HttpResponse {
+    let page = RefusedPage { theme, asset_v: state.assets.version.clone(), message };
+    match page.render() {
+        Ok(body) => respond(status, ancestors, body, None),
+        Err(e) => actix_web::ResponseError::error_response(&AppError::from(e)),
+    }
+}
+
+/// The test hook of `Config::rls_only_for_tests`: tokens are taken for the widget they name and
+/// the thread leaves out the policy's predicate, so only Row Level Security confines the reads.
+fn rls_only(state: &AppState) -> bool {
+    state.config.rls_only_for_tests && state.db.backend() == Backend::Postgres
+}
+
+/// The live widget of an embed key.
+async fn live_widget(state: &AppState, key: &str) -> Result<Option<Widget>, AppError> {
+    match widgets::by_embed_key(&state.db, key).await {
+        Ok(widget) if widget.archived_at.is_none() => Ok(Some(widget)),
+        Ok(_) | Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The visitor that `token` proves, if it does (any refusal is `None`: start afresh).
+async fn known_visitor(state: &AppState, widget: &Widget, token: Option<&str>) -> Result<Option<Visitor>, AppError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let expected = (!rls_only(state)).then_some(widget.embed_key.as_str());
+    match Visitor::from_token(state, token, expected).await {
+        Ok(visitor) => Ok(Some(visitor)),
+        Err(Refusal::Store(e)) => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The visitor of a request: the token the iframe carries, else the cookie.
+async fn request_visitor(
+    state: &AppState,
+    req: &HttpRequest,
+    widget: &Widget,
+    carried: Option<&str>,
+) -> Result<Option<Visitor>, AppError> {
+    if let Some(visitor) = known_visitor(state, widget, carried).await? {
+        return Ok(Some(visitor));
+    }
+    let cookie = req.cookie(COOKIE).map(|c| c.value().to_owned());
+    known_visitor(state, widget, cookie.as_deref()).await
+}
+
+async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Result<Thread, AppError> {
+    let visible = (!rls_only(state)).then(|| visitor.viewer());
+    let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
+    let items = api::list_annotations(
+        &mut tx,
+        widget.id,
+        &Filter::default(),
+        Order::Newest,
+        None,
+        THREAD_SIZE,
+        visible.as_ref(),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Thread { items, me: visitor.actor_id, public: widget.policy_scope == "public" })
+}
+
+fn composer(widget: &Widget, visitor: &Visitor, categories: Vec<Category>, theme: &str, parent: &str) -> Composer {
+    Composer {
+        key: widget.embed_key.clone(),
+        widget_name: widget.name.clone(),
+        category: categories
+            .iter()
+            .find(|c| c.slug == categories::DEFAULT_SLUG)
+            .or(categories.first())
+            .map(|c| c.slug.clone())
+            .unwrap_or_default(),
+        categories,
+        body: String::new(),
+        error: None,
+        submitted: false,
+        visitor_name: visitor.name.clone(),
+        identified: visitor.identified,
+        vt: visitor.token.clone(),
+        idempotency_key: crypto::random_token(12),
+        theme: theme.to_owned(),
+        parent: parent.to_owned(),
+        body_max: BODY_MAX,
+    }
+}
+
+/// `GET /embed.js`: the loader, cached briefly so a fix reaches host pages soon.
+#[get("/embed.js")]
+async fn loader(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let path = state.config.static_dir.join("embed.js");
+    let script = tokio::fs::read(&path)
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context(format!("reading {}", path.display()))))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        // Host pages with Cross-Origin-Embedder-Policy may load it.
+        .insert_header(("Cross-Origin-Resource-Policy", "cross-origin"))
+        .body(script))
+}
+
+#[get("/embed/{embed_key}")]
+async fn show_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EmbedQuery>,
+) -> Result<HttpResponse, AppError> {
+    let theme = theme(query.theme.as_deref());
+    let Some(widget) = live_widget(&state, &path).await? else {
+        // Nothing of any tenant is on this page, so any site may frame the message.
+        return Ok(refused(
+            &state,
+            StatusCode::NOT_FOUND,
+            "*",
+            theme,
+            "This feedback widget does not exist (any more).".into(),
+        ));
+    };
+    let ancestors = frame_ancestors(&widget);
+    let (visitor, fresh) = match query.token.as_deref() {
+        Some(host_token) => {
+            let expected = (!rls_only(&state)).then_some(widget.embed_key.as_str());
+            match Visitor::from_token(&state, host_token, expected).await {
+                Ok(visitor) => (visitor, false),
+                Err(Refusal::Store(e)) => return Err(e.into()),
+                Err(refusal) => {
+                    tracing::info!(widget = widget.id, %refusal, "refused an embed sign-in token");
+                    let message = format!("We could not sign you in to this feedback widget: {refusal}.");
+                    return Ok(refused(&state, StatusCode::UNAUTHORIZED, &ancestors, theme, message));
+                }
+            }
+        }
+        None => match request_visitor(&state, &req, &widget, query.vt.as_deref()).await? {
+            Some(visitor) => (visitor, false),
+            None => (Visitor::anonymous(&state, widget.clone()), true),
+        },
+    };
+    let parent = parent(&widget, query.parent.as_deref());
+    let categories = categories::list(&state.db, widget.hub_id, false).await?;
+    let thread = load_thread(&state, &widget, &visitor).await?;
+    let page =
+        embed_page(&state, &widget, &visitor, fresh, composer(&widget, &visitor, categories, &theme, &parent), thread);
+    Ok(respond(StatusCode::OK, &ancestors, page.render()?, Some(&visitor)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ComposerForm {
+    #[serde(default)]
+    body: String,
+    category: Option<String>,
+    vt: Option<String>,
+    idempotency_key: Option<String>,
+    theme: Option<String>,
+    parent: Option<String>,
+}
+
+/// A post from the iframe comes from IHF's own origin; a host page may post from one of the
+/// widget's allowed origins; anything else is a cross-site forgery.
+fn origin_ok(req: &HttpRequest, widget: &Widget) -> bool {
+    let headers = req.headers();
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => {
+            let host = req.connection_info().host().to_owned();
+            let same = origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host));
+            same || origin_listed(&widget.allowed_origins, origin)
+        }
+        None => headers.get("Sec-Fetch-Site").is_none_or(|v| v.as_bytes() != b"cross-site"),
+    }
+}
+
+#[post("/embed/{embed_key}/annotations")]
+async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ComposerForm>,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let theme = theme(form.theme.as_deref());
+    let Some(widget) = live_widget(&state, &path).await? else {
+        return Ok(refused(
+            &state,
+            StatusCode::NOT_FOUND,
+            "*",
+            theme,
+            "This feedback widget does not exist (any more).".into(),
+        ));
+    };
+    let ancestors = frame_ancestors(&widget);
+    if !origin_ok(&req, &widget) {
+        tracing::info!(widget = widget.id, "refused an embed post from a foreign origin");
+        return Ok(refused(
+            &state,
+            StatusCode::FORBIDDEN,
+            &ancestors,
+            theme,
+            "This page may not post to this widget.".into(),
+        ));
+    }
+    let parent = parent(&widget, form.parent.as_deref());
+    let categories = categories::list(&state.db, widget.hub_id, false).await?;
+    let Some(mut visitor) = request_visitor(&state, &req, &widget, form.vt.as_deref()).await? else {
+        let message = "Your visit expired. Reload the page and send your feedback again.".to_owned();
+        return Ok(refused(&state, StatusCode::UNAUTHORIZED, &ancestors, theme, message));
+    };
+    let mut view = composer(&widget, &visitor, categories, &theme, &parent);
+    view.body = form.body.clone();
+    view.idempotency_key =
+        form.idempotency_key.clone().filter(|k| !k.is_empty() && k.len() <= 100).unwrap_or(view.idempotency_key);
+    if let Some(category) = &form.category {
+        view.category = category.clone();
+    }
+    let problem = match (check_body(&form.body), view.categories.iter().find(|c| c.slug == view.category)) {
+        (Err(message), _) => Some((StatusCode::UNPROCESSABLE_ENTITY, message)),
+        (Ok(_), None) => Some((StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the categories.".to_owned())),
+        _ if !policy::embed_visitor_can_annotate(&widget) => {
+            Some((StatusCode::FORBIDDEN, "This widget no longer takes feedback.".to_owned()))
+        }
+        _ => None,
+    };
+    if let Some((status, message)) = problem {
+        view.error = Some(message);
+        return composer_response(&state, htmx, status, &widget, view, &visitor).await;
+    }
+    let body = check_body(&form.body).unwrap_or_default();
+    let category_id = view.categories.iter().find(|c| c.slug == view.category).map(|c| c.id).unwrap_or_default();
+    let actor_id = visitor.ensure_actor(&state).await?;
+    let new = NewAnnotation {
+        hub_id: widget.hub_id,
+        widget_id: widget.id,
+        actor_id,
+        body: &body,
+        category_id,
+        status: "new",
+        created_at: now_ms(),
+        idempotency_key: Some(&view.idempotency_key),
+    };
+    let mut tx = api::begin(&state.db, visitor.scope(), true).await?;
+    match annotations::insert(&mut tx, &new).await {
+        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
+        // The same composer sent twice (a double click, a retry): it is in already.
+        Err(e)
+            if e.is_conflict_on(
+                "annotations_actor_id_idempotency_key_key",
+                "annotations.actor_id, annotations.idempotency_key",
+            ) =>
+        {
+            tx.rollback().await.map_err(StoreError::from)?
+        }
+        Err(e) if api::is_policy_refusal(&e) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            view.error = Some("This widget does not take your feedback.".into());
+            return composer_response(&state, htmx, StatusCode::FORBIDDEN, &widget, view, &visitor).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store an embed annotation");
+            view.error = Some("Your feedback could not be saved just now; it is still here, try again.".into());
+            let status = if matches!(e, StoreError::Unavailable(_)) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return composer_response(&state, htmx, status, &widget, view, &visitor).await;
+        }
+    }
+    if !htmx.partial {
+        let location = format!(
+            "/embed/{}?vt={}&theme={}&parent={}",
+            widget.embed_key,
+            visitor.token,
+            view.theme,
+            crate::web::errors::urlencode(&view.parent)
+        );
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .append_header((header::SET_COOKIE, visitor_cookie(&visitor)))
+            .finish());
+    }
+    let categories = std::mem::take(&mut view.categories);
+    let mut fresh = composer(&widget, &visitor, categories, &theme, &parent);
+    fresh.submitted = true;
+    let thread = load_thread(&state, &widget, &visitor).await?;
+    let body = Submitted { composer: &fresh, thread: &thread }.render()?;
+    Ok(respond(StatusCode::OK, &ancestors, body, Some(&visitor)))
+}
+
+/// The composer again, with its message and what the visitor typed: the fragment for htmx,
+/// the whole embed page otherwise.
+async fn composer_response(
+    state: &AppState,
+    htmx: Htmx,
+    status: StatusCode,
+    widget: &Widget,
+    view: Composer,
+    visitor: &Visitor,
+) -> Result<HttpResponse, AppError> {
+    let ancestors = frame_ancestors(widget);
+    if htmx.partial {
+        return Ok(respond(status, &ancestors, view.render()?, Some(visitor)));
+    }
+    let thread = load_thread(state, widget, visitor).await?;
+    let page = embed_page(state, widget, visitor, false, view, thread);
+    Ok(respond(status, &ancestors, page.render()?, Some(visitor)))
+}
+
+fn embed_page(
+    state: &AppState,
+    widget: &Widget,
+    visitor: &Visitor,
+    fresh: bool,
+    composer: Composer,
+    thread: Thread,
+) -> EmbedPage {
+    EmbedPage {
+        key: widget.embed_key.clone(),
+        widget_name: widget.name.clone(),
+        theme: composer.theme.clone(),
+        parent: composer.parent.clone(),
+        visitor_token: visitor.token.clone(),
+        fresh,
+        asset_v: state.assets.version.clone(),
+        live_url: format!("/embed/{}/live?vt={}", widget.embed_key, visitor.token),
+        composer,
+        thread,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    vt: Option<String>,
+}
+
+/// The visitor of a read: who the token or cookie proves, else an anonymous visitor (public
+/// annotations only; nothing is written or set).
+async fn reader(state: &AppState, req: &HttpRequest, widget: &Widget, vt: Option<&str>) -> Result<Visitor, AppError> {
+    Ok(match request_visitor(state, req, widget, vt).await? {
+        Some(visitor) => visitor,
+        None => Visitor::anonymous(state, widget.clone()),
+    })
+}
+
+/// `GET /embed/{embed_key}/thread`: the thread region on its own.
+#[get("/embed/{embed_key}/thread")]
+async fn thread_region(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, AppError> {
+    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    let visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
+    let thread = load_thread(&state, &widget, &visitor).await?;
+    Ok(respond(StatusCode::OK, &frame_ancestors(&widget), thread.render()?, None))
+}
+
+/// `GET /embed/{embed_key}/live`: the thread's HTML over SSE whenever it changes (event
+/// `thread`), rendered as the visitor each time.
+#[get("/embed/{embed_key}/live")]
+async fn live_thread(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<TokenQuery>,
+) -> Result<impl Responder, AppError> {
+    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    let visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
+    let (sender, receiver) = mpsc::channel(8);
+    actix_web::rt::spawn(async move {
+        let mut wake = Wake::new(&state, widget.id);
+        let mut last = None;
+        while !sender.is_closed() && visitor.is_live() {
+            match load_thread(&state, &widget, &visitor).await.and_then(|t| Ok(t.render()?)) {
+                Ok(html) => {
+                    let mut hasher = DefaultHasher::new();
+                    html.hash(&mut hasher);
+                    let hash = hasher.finish();
+                    if last != Some(hash) {
+                        last = Some(hash);
+                        let event = sse::Data::new(html).event("thread").id(now_ms().to_string());
+                        if sender.send(event.into()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "embed thread could not be rendered"),
+            }
+            wake.wait().await;
+        }
+    });
+    Ok(sse::Sse::from_infallible_receiver(receiver)
+        .with_keep_alive(Duration::from_secs(15))
+        .with_retry_duration(Duration::from_secs(3))
+        .customize()
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(("Cache-Control", "no-store")))
+}
+
+/// Mounts the loader and the embed routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(loader).service(show_page).service(submit).service(thread_region).service(live_thread);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_origins_reach_the_csp() {
+        assert!(is_origin("http://127.0.0.1:8081"));
+        assert!(is_origin("https://shop.example"));
+        assert!(!is_origin("https://shop.example; script-src *"));
+        assert!(!is_origin("*"));
+        assert!(!is_origin("'self'"));
+        assert!(!is_origin("https://"));
+    }
+}
