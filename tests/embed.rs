@@ -1,0 +1,329 @@
+//! Embeds: the loader, the embed page's framing policy, visitors (anonymous, identified by the
+//! host, refused), the composer, the thread (what a visitor may read, live) and the demo host.
+
+mod common;
+mod embed_support;
+
+use common::{TestApp, text_attr};
+use embed_support::{LIVE, SseReader, count, host_token, visitor_token, widget};
+use ihf::auth::tokens;
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+async fn actors(app: &TestApp) -> i64 {
+    app.scalar("SELECT COUNT(*) FROM actors").await
+}
+
+async fn post(
+    app: &TestApp,
+    key: &str,
+    fields: &[(&str, &str)],
+    htmx: bool,
+    origin: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.new_client().post(app.url(&format!("/embed/{key}/annotations"))).form(fields);
+    if htmx {
+        request = request.header("HX-Request", "true");
+    }
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    request.send().await.expect("post")
+}
+
+dual_test!(the_loader_is_a_small_cached_script_that_injects_no_inline_code, |app| {
+    let response = app.get("/embed.js").await;
+    assert_eq!(response.status(), 200);
+    assert!(header(&response, "content-type").starts_with("text/javascript"));
+    assert_eq!(header(&response, "cache-control"), "public, max-age=300");
+    let script = response.text().await.expect("script");
+    assert!(script.contains("data-ihf-widget") && script.contains("/embed/"));
+    assert!(script.contains("event.origin !== base"), "resize messages are origin-checked");
+    for forbidden in ["innerHTML", "document.write", "setAttribute(\"style\"", "eval("] {
+        assert!(!script.contains(forbidden), "the loader uses {forbidden}");
+    }
+    let frame = app.get("/static/embed-frame.js").await.text().await.expect("frame script");
+    assert!(
+        frame.contains("postMessage") && frame.contains("parentOrigin"),
+        "the frame posts to the host's origin only"
+    );
+    assert!(!frame.contains("postMessage(message, \"*\")"));
+});
+
+dual_test!(frame_ancestors_lists_the_widgets_origins_and_nothing_else, |app| {
+    app.seed_demo().await;
+    let (widget_id, _, key, _) = widget(&app, "cart-summary").await;
+    let page = app.get(&format!("/embed/{key}?parent=http://127.0.0.1:8081")).await;
+    assert_eq!(page.status(), 200);
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.ends_with("frame-ancestors http://127.0.0.1:8081 http://localhost:8081"), "{csp}");
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"), "{csp}");
+    assert!(page.headers().get("x-frame-options").is_none(), "X-Frame-Options would forbid the embed");
+    assert_eq!(header(&page, "referrer-policy"), "no-referrer");
+    assert!(page.text().await.expect("body").contains("data-parent-origin=\"http://127.0.0.1:8081\""));
+
+    // Every other page refuses to be framed.
+    for path in ["/", "/login", "/api/v1/openapi.json"] {
+        let other = app.get(path).await;
+        assert!(header(&other, "content-security-policy").contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(header(&other, "x-frame-options"), "DENY", "{path}");
+    }
+
+    // No origins: not framable. A malformed origin never reaches the header.
+    sqlx::query("UPDATE widgets SET allowed_origins = $1 WHERE id = $2")
+        .bind("https://shop.example; script-src * https://ok.example")
+        .bind(widget_id)
+        .execute(app.db.writer())
+        .await
+        .expect("origins");
+    let csp = header(&app.get(&format!("/embed/{key}")).await, "content-security-policy");
+    assert!(csp.ends_with("frame-ancestors https://ok.example"), "{csp}");
+    sqlx::query("UPDATE widgets SET allowed_origins = '' WHERE id = $1")
+        .bind(widget_id)
+        .execute(app.db.writer())
+        .await
+        .expect("origins");
+    let page = app.get(&format!("/embed/{key}?parent=http://127.0.0.1:8081")).await;
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        page.text().await.expect("body").contains("data-parent-origin=\"\""),
+        "a parent that is not allowed gets no messages"
+    );
+
+    let missing = app.get("/embed/no-such-widget").await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.expect("body").contains("does not exist"));
+});
+
+dual_test!(an_anonymous_visitor_is_kept_by_cookie_or_carried_token, |app| {
+    app.seed_demo().await;
+    let (_, _, key, _) = widget(&app, "cart-summary").await;
+    let before = actors(&app).await;
+    let page = app.new_client().get(app.url(&format!("/embed/{key}?theme=dark"))).send().await.expect("page");
+    let cookie = header(&page, "set-cookie");
+    for attribute in
+        ["ihf_visitor=", &format!("Path=/embed/{key}"), "HttpOnly", "Secure", "SameSite=None", "Partitioned"]
+    {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let html = page.text().await.expect("body");
+    assert!(html.contains("data-theme=\"dark\""));
+    assert!(html.contains("data-fresh-visitor=\"true\""));
+    assert!(html.contains("(anonymous)"));
+    let token = text_attr(&html, "data-visitor-token=\"").expect("token");
+    assert_eq!(actors(&app).await, before, "looking writes nothing");
+
+    // The iframe's token, or the cookie, bring the same visitor back.
+    let carried = app.get(&format!("/embed/{key}?vt={token}&theme=bogus")).await.text().await.expect("body");
+    assert!(carried.contains(&format!("data-visitor-token=\"{token}\"")));
+    assert!(carried.contains("data-fresh-visitor=\"false\"") && carried.contains("data-theme=\"auto\""));
+    let by_cookie = app
+        .new_client()
+        .get(app.url(&format!("/embed/{key}")))
+        .header("Cookie", format!("ihf_visitor={token}"))
+        .send()
+        .await
+        .expect("page");
+    assert!(by_cookie.text().await.expect("body").contains(&format!("data-visitor-token=\"{token}\"")));
+
+    // A token of another widget is no identity here: a fresh visitor instead.
+    let (_, _, other_key, _) = widget(&app, "promo-code").await;
+    let elsewhere = app.get(&format!("/embed/{other_key}?vt={token}")).await.text().await.expect("body");
+    assert!(elsewhere.contains("data-fresh-visitor=\"true\""));
+    assert!(!elsewhere.contains(&token));
+});
+
+dual_test!(host_tokens_identify_visitors_or_are_refused_with_a_clear_message, |app| {
+    app.seed_demo().await;
+    let (widget_id, _, key, secret) = widget(&app, "payment-form").await;
+    let (_, _, other_key, other_secret) = widget(&app, "cart-summary").await;
+    let before = actors(&app).await;
+    for (token, reason) in [
+        (host_token(&secret, &key, "c-42", "Jamie", -3600), "expired"),
+        (host_token(&other_secret, &other_key, "c-42", "Jamie", 300), "another widget"),
+        (host_token("a guessed secret", &key, "c-42", "Jamie", 300), "signature"),
+        (host_token(&secret, &key, "c-42", "Jamie", 3600), "too far ahead"),
+        ("not-a-token".to_owned(), "malformed"),
+    ] {
+        let page = app.get(&format!("/embed/{key}?token={token}")).await;
+        assert_eq!(page.status(), 401, "{reason}");
+        assert!(
+            header(&page, "content-security-policy").contains("frame-ancestors http://127.0.0.1:8081"),
+            "shown in the iframe"
+        );
+        let html = page.text().await.expect("body");
+        assert!(html.contains(reason), "{reason}: {html}");
+        assert!(!html.contains("embed-composer"));
+    }
+    assert_eq!(actors(&app).await, before, "refused tokens create nobody");
+
+    let page = app.get(&format!("/embed/{key}?token={}", host_token(&secret, &key, "c-42", "Jamie Rivera", 300))).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("body");
+    assert!(html.contains("as Jamie Rivera") && !html.contains("(anonymous)"));
+    let reference = format!("host:{widget_id}:c-42");
+    let (id, name, kind): (i64, String, String) =
+        sqlx::query_as("SELECT id, display_name, kind FROM actors WHERE external_ref = $1")
+            .bind(&reference)
+            .fetch_one(app.db.reader())
+            .await
+            .expect("the identified visitor");
+    assert_eq!((name.as_str(), kind.as_str()), ("Jamie Rivera", "visitor"));
+    // The host renames its user: the same actor, renamed.
+    app.get(&format!("/embed/{key}?token={}", host_token(&secret, &key, "c-42", "Jamie R.", 300))).await;
+    let renamed: (i64, String) = sqlx::query_as("SELECT id, display_name FROM actors WHERE external_ref = $1")
+        .bind(&reference)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("visitor");
+    assert_eq!(renamed, (id, "Jamie R.".to_owned()));
+    // IHF's visitor token from that page lives longer than the host's, and stays identified.
+    let token = text_attr(&html, "data-visitor-token=\"").expect("token");
+    let claims = tokens::peek(&token).expect("claims");
+    assert_eq!(claims.sub, reference);
+    assert!(claims.exp > tokens::now_s() + 600);
+});
+
+dual_test!(the_composer_posts_as_the_visitor, |app| {
+    app.seed_demo().await;
+    let (widget_id, _, key, _) = widget(&app, "cart-summary").await;
+    let token = visitor_token(&app, &key).await;
+    let rows = || count(&app, "SELECT COUNT(*) FROM annotations WHERE widget_id = $1", widget_id);
+    let before = rows().await;
+
+    // Mistakes: 422 with the message and what was typed.
+    let long = "word ".repeat(801);
+    for (fields, message, typed) in [
+        (vec![("body", "   "), ("category", "bug")], "empty", ""),
+        (vec![("body", long.as_str()), ("category", "bug")], "under 4000", long.trim_end()),
+        (vec![("body", "Totals jump around."), ("category", "gossip")], "categories", "Totals jump around."),
+    ] {
+        let mut fields = fields;
+        fields.push(("vt", &token));
+        let response = post(&app, &key, &fields, true, None).await;
+        assert_eq!(response.status(), 422);
+        let html = response.text().await.expect("body");
+        assert!(html.contains(message), "{message}");
+        assert!(html.contains(typed), "the text typed is kept");
+        assert!(html.contains("aria-invalid=\"true\"") || message == "categories");
+    }
+    assert_eq!(rows().await, before);
+
+    // Refused: another site's page, or nobody.
+    let fields = [("body", "Forged"), ("category", "bug"), ("vt", token.as_str())];
+    assert_eq!(post(&app, &key, &fields, true, Some("https://evil.example")).await.status(), 403);
+    assert_eq!(post(&app, &key, &[("body", "Nobody"), ("category", "bug")], true, None).await.status(), 401);
+    assert_eq!(rows().await, before);
+
+    // Sent from the iframe (IHF's own origin), twice with the same composer: one annotation.
+    let body = "The total <script>alert(1)</script> hides under the banner.";
+    let fields = [("body", body), ("category", "bug"), ("vt", token.as_str()), ("idempotency_key", "compose-1")];
+    let response = post(&app, &key, &fields, true, Some(&app.address)).await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("body");
+    assert!(html.contains("Thanks, your feedback was sent."));
+    assert!(html.contains("hx-swap-oob"), "the thread comes along");
+    assert!(
+        html.contains("The total &#60;script&#62;") || html.contains("The total &lt;script&gt;"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<script>alert(1)"));
+    assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+    assert_eq!(rows().await, before + 1);
+    let (category, kind, reference): (String, String, String) = sqlx::query_as(
+        "SELECT c.slug, p.kind, p.external_ref FROM annotations a JOIN categories c ON c.id = a.category_id
+         JOIN actors p ON p.id = a.actor_id WHERE a.idempotency_key = 'compose-1'",
+    )
+    .fetch_one(app.db.reader())
+    .await
+    .expect("row");
+    assert_eq!((category.as_str(), kind.as_str()), ("bug", "visitor"));
+    assert!(reference.starts_with("anon:"));
+
+    // Without JavaScript: a plain post, then back to the page; the cookie alone also identifies.
+    let response = app
+        .new_client()
+        .post(app.url(&format!("/embed/{key}/annotations")))
+        .header("Cookie", format!("ihf_visitor={token}"))
+        .form(&[("body", "Posted without JavaScript."), ("category", "idea"), ("theme", "dark")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 303);
+    let location = header(&response, "location");
+    assert!(location.starts_with(&format!("/embed/{key}?vt=")) && location.contains("theme=dark"), "{location}");
+    let page = app.get(&location).await.text().await.expect("page");
+    assert!(page.contains("Posted without JavaScript."));
+    assert_eq!(rows().await, before + 2);
+});
+
+dual_test!(the_thread_shows_a_public_widget_whole_and_otherwise_only_ones_own, |app| {
+    app.seed_demo().await;
+    for (slug, public) in [("payment-form", false), ("cart-summary", true)] {
+        let (_, _, key, _) = widget(&app, slug).await;
+        let author = visitor_token(&app, &key).await;
+        let other = visitor_token(&app, &key).await;
+        let text = format!("Written by the first visitor on {slug}.");
+        let fields = [("body", text.as_str()), ("category", "friction"), ("vt", author.as_str())];
+        assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+        let own = app.get(&format!("/embed/{key}?vt={author}")).await.text().await.expect("page");
+        assert!(own.contains(&text), "{slug}: the author sees it");
+        assert!(own.contains("<span class=\"badge\">you</span>"));
+        for path in [
+            format!("/embed/{key}?vt={other}"),
+            format!("/embed/{key}/thread?vt={other}"),
+            format!("/embed/{key}/thread"),
+        ] {
+            let seen = app.get(&path).await.text().await.expect("page");
+            assert_eq!(seen.contains(&text), public, "{slug}: {path}");
+        }
+        if !public {
+            // The members' own feedback on the widget stays out of the embed too.
+            let page = app.get(&format!("/embed/{key}?vt={other}")).await.text().await.expect("page");
+            assert!(page.contains("Only you and the team can read it."));
+        }
+    }
+});
+
+dual_test!(the_thread_is_live, |app| {
+    app.seed_demo().await;
+    let (_, _, key, _) = widget(&app, "cart-summary").await;
+    let watcher = visitor_token(&app, &key).await;
+    let response =
+        app.new_client().get(app.url(&format!("/embed/{key}/live?vt={watcher}"))).send().await.expect("stream");
+    let mut reader = SseReader::new(response);
+    let first = reader.next(LIVE).await.expect("the current thread");
+    assert_eq!(first.event, "thread");
+    let writer = visitor_token(&app, &key).await;
+    let fields = [("body", "Arrives without a reload."), ("category", "praise"), ("vt", writer.as_str())];
+    assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+    let (_, update) = reader.until("thread", LIVE, |e| e.data.contains("Arrives without a reload.")).await;
+    assert!(update.is_some(), "the new annotation arrived");
+});
+
+dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {
+    app.seed_demo().await;
+    let (port, server) =
+        ihf::demo_host::build(app.db.clone(), "127.0.0.1:0".parse().expect("addr"), app.address.clone())
+            .expect("demo host");
+    let handle = server.handle();
+    tokio::spawn(server);
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/")).await.expect("demo page");
+    assert_eq!(page.status(), 200);
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.contains(&format!("script-src {}", app.address)) && csp.contains("style-src 'self'"), "{csp}");
+    let html = page.text().await.expect("body");
+    assert_eq!(html.matches(&format!("src=\"{}/embed.js\"", app.address)).count(), 2);
+    assert!(!html.contains("style=") && !html.contains("<script>"), "no inline style or script");
+    let (_, _, key, secret) = widget(&app, "payment-form").await;
+    let token = text_attr(&html, "data-ihf-token=\"").expect("identified embed");
+    let claims = tokens::verify(&token, secret.as_bytes(), &key, tokens::now_s(), Some(tokens::HOST_MAX_LIFETIME_S))
+        .expect("signed with the widget's secret");
+    assert_eq!(claims.name.as_deref(), Some("Jamie Rivera"));
+    // The embed it points at accepts the token.
+    assert_eq!(app.get(&format!("/embed/{key}?token={token}")).await.status(), 200);
+    handle.stop(false).await;
+});
