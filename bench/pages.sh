@@ -50,9 +50,10 @@ run_backend() {
     local size
     size=$(curl -s -H "Cookie: $COOKIE" "$base/hubs/checkout" | wc -c)
     head -c "$size" /dev/zero | tr '\0' 'x' > "$WORK/static/baseline.html"
-    echo "| $name | static file, $size bytes (baseline) | $(measure "$base/static/baseline.html" | awk '{print $1 " | " $2}') | 1.00 |" >"$WORK/$name.rows"
-    local baseline_rps
-    baseline_rps=$(measure "$base/static/baseline.html" | awk '{print $1}')
+    local baseline baseline_rps
+    baseline=$(measure "$base/static/baseline.html")
+    baseline_rps=$(awk '{print $1}' <<<"$baseline")
+    echo "| $name | static file, $size bytes (baseline) | $(awk '{print $1 " | " $2}' <<<"$baseline") | 1.00 |" >"$WORK/$name.rows"
     for target in "/hubs/checkout|full page" "/hubs/checkout|page content (htmx)|-H|HX-Request: true" \
                   "/hubs/checkout/widgets-panel|widgets fragment|-H|HX-Request: true" \
                   "/hubs/checkout/signals|signals fragment|-H|HX-Request: true" \
