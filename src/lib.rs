@@ -95,7 +95,7 @@ impl Application {
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
                 .wrap(Compress::default())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
