@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    crate::live::stream::configure(cfg);
     api::configure(cfg);
     embed::configure(cfg);
     api_keys::configure(cfg);
