@@ -8,7 +8,6 @@
 //! to the widget (on PostgreSQL by Row Level Security as well). Its form posts are exempt from
 //! the session CSRF check: the visitor token and an `Origin` check protect them instead.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -29,9 +28,10 @@ use crate::db::categories::{self, Category};
 use crate::db::widgets::{self, Widget};
 use crate::db::{Backend, StoreError, now_ms};
 use crate::error::AppError;
+use crate::live::hub::html_hash;
 use crate::web::api::annotations::{BODY_MAX, check_body};
 use crate::web::api::cors::origin_listed;
-use crate::web::api::stream::Wake;
+use crate::web::api::stream::{Wake, Woken};
 use crate::web::render::Htmx;
 use crate::web::security::CSP;
 
@@ -543,27 +543,36 @@ async fn live_thread(
 ) -> Result<impl Responder, AppError> {
     let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
     let visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
+    let admitted = state.live.admit(req.peer_addr().map(|a| a.ip()), None).map_err(|_| AppError::Overloaded(10))?;
+    let mut wake = Wake::new(&state, widget.hub_id, widget.id);
     let (sender, receiver) = mpsc::channel(8);
     actix_web::rt::spawn(async move {
-        let mut wake = Wake::new(&state, widget.id);
+        let _admitted = admitted;
         let mut last = None;
+        let mut dirty = true;
         while !sender.is_closed() && visitor.is_live() {
-            match load_thread(&state, &widget, &visitor).await.and_then(|t| Ok(t.render()?)) {
-                Ok(html) => {
-                    let mut hasher = DefaultHasher::new();
-                    html.hash(&mut hasher);
-                    let hash = hasher.finish();
-                    if last != Some(hash) {
-                        last = Some(hash);
-                        let event = sse::Data::new(html).event("thread").id(now_ms().to_string());
-                        if sender.send(event.into()).await.is_err() {
-                            return;
+            if dirty {
+                match load_thread(&state, &widget, &visitor).await.and_then(|t| Ok(t.render()?)) {
+                    Ok(html) => {
+                        dirty = false;
+                        let hash = html_hash(&html);
+                        if last != Some(hash) {
+                            last = Some(hash);
+                            let event = sse::Data::new(html).event("thread").id(now_ms().to_string());
+                            if sender.send(event.into()).await.is_err() {
+                                return;
+                            }
                         }
                     }
+                    // A database hiccup: render again at the next wake-up.
+                    Err(e) => tracing::warn!(error = %e, "embed thread could not be rendered"),
                 }
-                Err(e) => tracing::warn!(error = %e, "embed thread could not be rendered"),
             }
-            wake.wait().await;
+            match wake.wait().await {
+                Woken::Closing => return,
+                Woken::Changed => dirty = true,
+                Woken::Recheck => {}
+            }
         }
     });
     Ok(sse::Sse::from_infallible_receiver(receiver)

@@ -25,6 +25,8 @@ pub enum ApiError {
     Invalid(String),
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
+    #[error("too many open streams; retry in {0} s")]
+    Overloaded(u64),
     #[error("the database is unavailable; retry in a few seconds")]
     Unavailable(#[source] StoreError),
     #[error("unexpected error; it has been logged")]
@@ -49,7 +51,7 @@ impl ApiError {
             Self::TooLarge(_) => "payload_too_large",
             Self::Invalid(_) => "invalid",
             Self::RateLimited(_) => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
+            Self::Overloaded(_) | Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -93,7 +95,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,7 +108,7 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::RateLimited(seconds) => {
+            Self::RateLimited(seconds) | Self::Overloaded(seconds) => {
                 response.insert_header(("Retry-After", seconds.to_string()));
             }
             Self::Unavailable(_) => {

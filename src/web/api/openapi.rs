@@ -106,7 +106,8 @@ pub fn document() -> Value {
                 "responses": { "200": { "description": "An event stream; each event's data is JSON (an Annotation, `{id, version}` for `delete`, `{items}` for `snapshot`).",
                         "content": { "text/event-stream": {} } },
                     "400": error("A bad filter."), "401": error("No or invalid credential."),
-                    "403": error("The credential is for another widget."), "404": error("No such widget, or not readable.") }
+                    "403": error("The credential is for another widget."), "404": error("No such widget, or not readable."),
+                    "503": error("Too many open streams; see Retry-After.") }
             }},
             "/widgets/{embed_key}/annotations/{id}": {
                 "get": {

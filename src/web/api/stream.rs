@@ -7,11 +7,12 @@
 //! `Last-Event-ID` gets what changed since instead of a snapshot. Events are idempotent by `id`
 //! and `version`: a reconnect may repeat a few.
 //!
-//! How changes are found: on every wake-up the stream re-reads, *as the caller* (policy
-//! predicate and Row Level Security), the widget's annotations changed since its watermark, with
-//! a few seconds of overlap for writes that committed late. So a row the caller may not see
-//! never travels, whoever wrote it and however (another instance, psql). [`Wake`] is where the
-//! change feed of `src/live/` plugs in: until it does, a wake-up is a short timer.
+//! How changes are found: the change feed (`src/live/`) wakes the stream when a committed write
+//! touches the widget's annotations (bursts coalesced for the live window); the stream then
+//! re-reads, *as the caller* (policy predicate and Row Level Security), the widget's annotations
+//! changed since its watermark, with a few seconds of overlap for writes that committed late. So
+//! a row the caller may not see never travels, whoever wrote it and however (another instance,
+//! psql). Every few seconds without changes, the stream re-checks the caller's credential.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, Responder, get, web};
 use actix_web_lab::sse;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::annotations::ListQuery;
 use super::caller::{Caller, bearer};
@@ -28,28 +29,78 @@ use super::{AnnotationJson, parse_limit, path_widget, readable_widget};
 use crate::AppState;
 use crate::db::api::{self, ApiAnnotation, CHANGES_LIMIT, Filter, Order};
 use crate::db::now_ms;
+use crate::live::{ChangeEvent, FeedMessage};
 
 /// How far back each re-read reaches before the watermark, for writes that committed late.
 pub const OVERLAP_MS: i64 = 5_000;
-/// Until the change feed wakes streams, they look this often.
-pub const POLL: Duration = Duration::from_millis(500);
+/// How often a stream without changes re-checks its caller's credential.
+pub const RECHECK: Duration = Duration::from_secs(4);
 
-/// What wakes a stream to look for changes of one widget.
+/// What woke a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// Something the widget's annotations depend on changed (or may have: a feed resync).
+    Changed,
+    /// [`RECHECK`] passed quietly.
+    Recheck,
+    /// The server is shutting down: end the stream, the client reconnects elsewhere.
+    Closing,
+}
+
+/// The change feed, narrowed to what concerns one widget's annotations.
 pub struct Wake {
-    interval: tokio::time::Interval,
+    feed: broadcast::Receiver<FeedMessage>,
+    closing: watch::Receiver<bool>,
+    hub_id: i64,
+    widget_id: i64,
+    window: Duration,
 }
 
 impl Wake {
-    /// Wake-ups for the changes of widget `_widget_id`.
-    pub fn new(_state: &AppState, _widget_id: i64) -> Self {
-        let mut interval = tokio::time::interval(POLL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self { interval }
+    /// Subscribes to the feed. Make it before the first read, so that a change committed in
+    /// between still wakes the stream.
+    pub fn new(state: &AppState, hub_id: i64, widget_id: i64) -> Self {
+        Self {
+            feed: state.feed.subscribe(),
+            closing: state.live.closing(),
+            hub_id,
+            widget_id,
+            window: Duration::from_millis(state.config.live_window_ms),
+        }
     }
 
-    /// Waits for the next wake-up.
-    pub async fn wait(&mut self) {
-        self.interval.tick().await;
+    /// Waits for a change that concerns the widget (then lets the burst settle for the live
+    /// window: one read covers it all), for [`RECHECK`], or for shutdown.
+    pub async fn wait(&mut self) -> Woken {
+        let (hub_id, widget_id) = (self.hub_id, self.widget_id);
+        let recheck = tokio::time::sleep(RECHECK);
+        tokio::pin!(recheck);
+        loop {
+            tokio::select! {
+                message = self.feed.recv() => match message {
+                    Ok(FeedMessage::Change(change)) if concerns(hub_id, widget_id, &change) => break,
+                    Ok(FeedMessage::Change(_)) => {}
+                    Ok(FeedMessage::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Woken::Closing,
+                },
+                _ = &mut recheck => return Woken::Recheck,
+                _ = self.closing.wait_for(|closed| *closed) => return Woken::Closing,
+            }
+        }
+        tokio::time::sleep(self.window).await;
+        // The read that follows covers whatever else arrived meanwhile.
+        while matches!(self.feed.try_recv(), Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_))) {}
+        Woken::Changed
+    }
+}
+
+/// Whether a change can alter what a stream of widget `widget_id` (in hub `hub_id`) shows.
+fn concerns(hub_id: i64, widget_id: i64, change: &ChangeEvent) -> bool {
+    match change.table.as_str() {
+        "annotations" | "widgets" => change.widget_id == Some(widget_id),
+        // Roles change what a caller may read; categories how rows look.
+        "hub_members" | "categories" => change.hub_id == Some(hub_id),
+        _ => false,
     }
 }
 
@@ -84,9 +135,13 @@ async fn stream(
     tx.commit().await?;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     let (sender, receiver) = mpsc::channel(64);
+    // Counted with the live streams: the same limits per IP and in total.
+    let admitted = state.live.admit(req.peer_addr().map(|a| a.ip()), None).map_err(|_| ApiError::Overloaded(10))?;
+    let wake = Wake::new(&state, widget.hub_id, widget.id);
     let subscription = Subscription { state, token: bearer(&req), caller, widget_id: widget.id, filter, limit, resume };
     actix_web::rt::spawn(async move {
-        if let Err(e) = follow(&subscription, &sender).await {
+        let _admitted = admitted;
+        if let Err(e) = follow(&subscription, wake, &sender).await {
             tracing::warn!(error = %e, "annotation stream ended");
             let _ = sender.send(end_event("error", &e.to_string())).await;
         }
@@ -124,7 +179,7 @@ fn end_event(reason: &str, message: &str) -> sse::Event {
 }
 
 /// Runs a subscription until the client goes away (a failed send) or its credential lapses.
-async fn follow(sub: &Subscription, out: &mpsc::Sender<sse::Event>) -> Result<(), ApiError> {
+async fn follow(sub: &Subscription, mut wake: Wake, out: &mpsc::Sender<sse::Event>) -> Result<(), ApiError> {
     let state = &sub.state;
     let me = sub.caller.actor_id();
     let visible = sub.caller.annotation_filter();
@@ -155,10 +210,17 @@ async fn follow(sub: &Subscription, out: &mpsc::Sender<sse::Event>) -> Result<()
             started - OVERLAP_MS
         }
     };
-    let mut wake = Wake::new(state, sub.widget_id);
+    // A read that failed is retried at the next wake-up, whatever woke it.
+    let mut dirty = false;
     loop {
         if resuming.is_none() {
-            wake.wait().await;
+            match wake.wait().await {
+                Woken::Closing => return Ok(()),
+                Woken::Changed => dirty = true,
+                Woken::Recheck => {}
+            }
+        } else {
+            dirty = true;
         }
         if out.is_closed() {
             return Ok(());
@@ -166,6 +228,9 @@ async fn follow(sub: &Subscription, out: &mpsc::Sender<sse::Event>) -> Result<()
         if !sub.caller.still_valid(state, sub.token.as_deref()).await? {
             let _ = out.send(end_event("unauthorized", "the credential was revoked or expired")).await;
             return Ok(());
+        }
+        if !dirty {
+            continue;
         }
         let started = now_ms();
         let rows = match read_changes(sub, since, visible.as_ref()).await {
@@ -176,6 +241,7 @@ async fn follow(sub: &Subscription, out: &mpsc::Sender<sse::Event>) -> Result<()
                 continue;
             }
         };
+        dirty = false;
         for row in &rows {
             let Some(kind) = classify(&mut known, row, resuming) else { continue };
             let data = if kind == "delete" {
@@ -253,6 +319,23 @@ mod tests {
             version,
             matches,
         }
+    }
+
+    #[test]
+    fn wakes_for_its_widget_only() {
+        let change = |table: &str, hub: i64, widget: Option<i64>| ChangeEvent {
+            seq: 1,
+            table: table.into(),
+            op: "insert".into(),
+            hub_id: Some(hub),
+            widget_id: widget,
+            row_id: None,
+        };
+        assert!(concerns(1, 7, &change("annotations", 1, Some(7))));
+        assert!(!concerns(1, 7, &change("annotations", 1, Some(8))));
+        assert!(!concerns(1, 7, &change("interaction_events", 1, Some(7))));
+        assert!(concerns(1, 7, &change("hub_members", 1, None)));
+        assert!(!concerns(1, 7, &change("hub_members", 2, None)));
     }
 
     #[test]
