@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    crate::live::stream::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
