@@ -28,7 +28,7 @@ pub const TITLE_MAX: usize = 200;
 pub const STATEMENT_MAX: usize = 4000;
 
 /// A candidate's status in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     Proposed,
     Accepted,
@@ -108,6 +108,51 @@ impl Status {
             (Self::Accepted, _) => "An accepted candidate can only be marked implemented or reopened.".into(),
             _ => format!("A {from} candidate cannot become {name}."),
         })
+    }
+}
+
+impl Status {
+    /// Whether the title and statement may still change: an implemented candidate is final.
+    pub fn editable(self) -> bool {
+        self != Self::Implemented
+    }
+}
+
+/// A candidate's title and statement, checked once for every way in (propose, edit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub title: String,
+    pub statement: String,
+}
+
+/// What is wrong with a [`Draft`], per field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DraftErrors {
+    pub title: Option<String>,
+    pub statement: Option<String>,
+}
+
+impl Draft {
+    /// Trims both fields and checks them: a title of 1 to 200 characters, a statement of 1 to
+    /// 4,000 (what is required and why cannot be empty).
+    pub fn parse(title: &str, statement: &str) -> Result<Self, DraftErrors> {
+        let (title, statement) = (title.trim(), statement.trim());
+        let mut errors = DraftErrors::default();
+        if title.is_empty() {
+            errors.title = Some("Give the candidate a title.".into());
+        } else if title.chars().count() > TITLE_MAX {
+            errors.title = Some(format!("Keep the title under {TITLE_MAX} characters."));
+        }
+        if statement.is_empty() {
+            errors.statement = Some("Say what is required and why.".into());
+        } else if statement.chars().count() > STATEMENT_MAX {
+            errors.statement = Some(format!("Keep the statement under {STATEMENT_MAX} characters."));
+        }
+        if errors == DraftErrors::default() {
+            Ok(Self { title: title.to_owned(), statement: statement.to_owned() })
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -768,6 +813,14 @@ mod tests {
             assert_eq!(Status::parse(name), Some(status));
         }
         assert_eq!(Status::parse("done"), None);
+    }
+
+    #[test]
+    fn drafts_are_trimmed_and_bounded() {
+        assert_eq!(Draft::parse(" T ", " S ").expect("valid").title, "T");
+        let errors = Draft::parse(" ", &"x".repeat(STATEMENT_MAX + 1)).unwrap_err();
+        assert!(errors.title.is_some() && errors.statement.is_some());
+        assert!(Draft::parse(&"é".repeat(TITLE_MAX), "s").is_ok());
     }
 
     #[test]
