@@ -433,7 +433,12 @@ pub async fn evidence_candidates(
 }
 
 /// The ledger entries about a candidate, in chain order.
-pub async fn history(db: &Db, viewer: &Viewer, hub_id: i64, candidate_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+pub async fn history(
+    db: &Db,
+    viewer: &Viewer,
+    hub_id: i64,
+    candidate_id: i64,
+) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut tx = db.begin_as(viewer.actor_id).await?;
     let rows = sqlx::query_as(
         "SELECT l.seq, l.action, l.rationale, l.detail, l.created_at, l.hash, p.display_name AS actor_name
@@ -520,13 +525,12 @@ pub async fn attach_evidence(
     actor_id: i64,
     rationale: &str,
 ) -> Result<(), StoreError> {
-    let existing: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT removed_at FROM candidate_evidence WHERE candidate_id = $1 AND annotation_id = $2",
-    )
-    .bind(candidate_id)
-    .bind(annotation_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT removed_at FROM candidate_evidence WHERE candidate_id = $1 AND annotation_id = $2")
+            .bind(candidate_id)
+            .bind(annotation_id)
+            .fetch_optional(&mut **tx)
+            .await?;
     match existing {
         None => add_evidence(tx, backend, hub_id, candidate_id, annotation_id, actor_id, rationale).await,
         Some(None) => Err(StoreError::Conflict { constraint: "candidate_evidence_active".into() }),
@@ -738,7 +742,8 @@ pub struct Decision<'a> {
 /// [`StoreError::Conflict`] on `candidate_lifecycle` when the lifecycle does not allow the
 /// step or the rationale is empty (callers check with [`Status::check`] first to say why).
 pub async fn decide(tx: &mut Transaction<'static, Any>, backend: Backend, d: &Decision<'_>) -> Result<(), StoreError> {
-    let allowed = matches!((Status::parse(d.from), Status::parse(d.to)), (Some(from), Some(to)) if from.check(to).is_ok());
+    let allowed =
+        matches!((Status::parse(d.from), Status::parse(d.to)), (Some(from), Some(to)) if from.check(to).is_ok());
     if !allowed || d.rationale.trim().is_empty() {
         return Err(StoreError::Conflict { constraint: "candidate_lifecycle".into() });
     }
@@ -839,7 +844,10 @@ mod tests {
             hash: "abcdef0123456789".into(),
             actor_name: "Olga".into(),
         };
-        assert_eq!(entry("status_changed", r#"{"from":"rejected","to":"proposed"}"#).headline(), "Reopened (rejected → proposed)");
+        assert_eq!(
+            entry("status_changed", r#"{"from":"rejected","to":"proposed"}"#).headline(),
+            "Reopened (rejected → proposed)"
+        );
         assert_eq!(entry("evidence_removed", r#"{"annotation_id":7}"#).headline(), "Removed evidence #7");
         assert_eq!(entry("edited", r#"{"title":{"from":"a","to":"b"}}"#).headline(), "Edited the title");
         assert_eq!(entry("proposed", "{}").short_hash(), "abcdef012345");

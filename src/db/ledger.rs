@@ -233,7 +233,8 @@ pub struct ChainVerdict {
     pub broken: Option<ChainBreak>,
 }
 
-const ENTRY_COLUMNS: &str = "SELECT id, hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash, hash
+const ENTRY_COLUMNS: &str =
+    "SELECT id, hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash, hash
      FROM ledger_entries WHERE hub_id = $1";
 
 /// Verifies a hub's chain, streaming its rows through `executor` (a pool, or a transaction
@@ -258,7 +259,12 @@ where
 }
 
 /// Up to `limit` entries of a hub after `after_seq`, in chain order (for exports, page by page).
-pub async fn page_after<'e, E>(executor: E, hub_id: i64, after_seq: i64, limit: i64) -> Result<Vec<LedgerEntry>, StoreError>
+pub async fn page_after<'e, E>(
+    executor: E,
+    hub_id: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, StoreError>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {

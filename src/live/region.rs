@@ -8,12 +8,12 @@ use askama::Template;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::db::candidates::Status;
 use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
-use crate::web::{access, dashboard, hubs as hubs_page};
-use crate::db::candidates::Status;
 use crate::web::ledger::{self, CandidatePart};
+use crate::web::{access, dashboard, hubs as hubs_page};
 
 /// A live region and its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,7 +101,10 @@ impl Region {
             }
             Self::Ledger { hub_id, .. } => {
                 in_hub(*hub_id)
-                    && matches!(table, "requirement_candidates" | "ledger_entries" | "candidate_evidence" | "hub_members")
+                    && matches!(
+                        table,
+                        "requirement_candidates" | "ledger_entries" | "candidate_evidence" | "hub_members"
+                    )
             }
             // Candidate changes carry the candidate's id as `row_id` (see the change-feed triggers).
             Self::CandidateHead { hub_id, candidate_id } => {

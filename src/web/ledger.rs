@@ -169,7 +169,8 @@ async fn ledger_page(
     let since = state.feed.current_seq();
     let list = load_list(state, &hub, &chrome.viewer, status, query).await?;
     let regions = [Region::Ledger { hub_id: hub.id, status }];
-    let chrome = chrome.titled(format!("{} · governance ledger", hub.name)).live(live::region::stream_url(&regions, since));
+    let chrome =
+        chrome.titled(format!("{} · governance ledger", hub.name)).live(live::region::stream_url(&regions, since));
     Ok(LedgerPage { chrome, hub, list, can_propose: hub_access.can_propose(), propose })
 }
 
@@ -226,11 +227,14 @@ async fn post_propose(
             let ProposeInput { title, statement } = form.into_inner();
             let propose = ProposeForm { title, statement, errors, open: true };
             let page = ledger_page(&state, chrome, hub, &hub_access, None, "", propose).await?;
-            return render::page_with_status(htmx, StatusCode::UNPROCESSABLE_ENTITY, &page, |p| p.as_content().render());
+            return render::page_with_status(htmx, StatusCode::UNPROCESSABLE_ENTITY, &page, |p| {
+                p.as_content().render()
+            });
         }
     };
     let mut tx = state.db.writer().begin().await.map_err(StoreError::from)?;
-    let id = candidates::propose(&mut tx, state.db.backend(), hub.id, actor, &draft.title, &draft.statement, &[]).await?;
+    let id =
+        candidates::propose(&mut tx, state.db.backend(), hub.id, actor, &draft.title, &draft.statement, &[]).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(redirect(htmx, &format!("/hubs/{}/candidates/{id}", hub.slug)).finish())
 }
@@ -724,9 +728,11 @@ async fn post_attach(
     let (hub, hub_access, actor) = proposer(&state, &slug, &chrome.viewer).await?;
     candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let AttachInput { annotation_id, q } = form.into_inner();
-    let refuse = |message: &str| Forms { picker_query: q.clone(), picker_error: Some(message.into()), ..Forms::default() };
+    let refuse =
+        |message: &str| Forms { picker_query: q.clone(), picker_error: Some(message.into()), ..Forms::default() };
     let Some(annotation_id) = annotation_id else {
-        return answer(&state, chrome, htmx, (hub, hub_access), id, Some(refuse("Choose an annotation to attach."))).await;
+        return answer(&state, chrome, htmx, (hub, hub_access), id, Some(refuse("Choose an annotation to attach.")))
+            .await;
     };
     let mut tx = state.db.writer().begin().await.map_err(StoreError::from)?;
     let attached = candidates::attach_evidence(
@@ -798,8 +804,19 @@ async fn post_remove(
 // ---- exports ----------------------------------------------------------------------------------
 
 /// The columns of the exports, in the order of [`LedgerEntry`]'s fields.
-pub const EXPORT_COLUMNS: [&str; 11] =
-    ["id", "hub_id", "seq", "candidate_id", "actor_id", "action", "rationale", "detail", "created_at", "prev_hash", "hash"];
+pub const EXPORT_COLUMNS: [&str; 11] = [
+    "id",
+    "hub_id",
+    "seq",
+    "candidate_id",
+    "actor_id",
+    "action",
+    "rationale",
+    "detail",
+    "created_at",
+    "prev_hash",
+    "hash",
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Format {
@@ -838,7 +855,11 @@ impl Format {
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
 fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_owned() }
+    if value.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
 }
 
 /// Streams a hub's chain page by page, so memory stays flat however long the chain is.
@@ -883,12 +904,20 @@ async fn export(state: &AppState, slug: &str, viewer: &Viewer, format: Format) -
 }
 
 #[get("/hubs/{hub_slug}/ledger.jsonl")]
-async fn export_jsonl(state: web::Data<AppState>, path: web::Path<String>, chrome: Chrome) -> Result<HttpResponse, AppError> {
+async fn export_jsonl(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+) -> Result<HttpResponse, AppError> {
     export(&state, &path, &chrome.viewer, Format::JsonLines).await
 }
 
 #[get("/hubs/{hub_slug}/ledger.csv")]
-async fn export_csv(state: web::Data<AppState>, path: web::Path<String>, chrome: Chrome) -> Result<HttpResponse, AppError> {
+async fn export_csv(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+) -> Result<HttpResponse, AppError> {
     export(&state, &path, &chrome.viewer, Format::Csv).await
 }
 
