@@ -19,8 +19,6 @@ use crate::web::chrome::Chrome;
 
 /// Most regions one stream may carry.
 const MAX_REGIONS: usize = 16;
-/// A comment line this often keeps proxies from closing an idle stream.
-const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How soon the browser reconnects after the stream drops.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -91,7 +89,7 @@ async fn live(
         ))
     });
     Ok(sse::Sse::from_stream(events)
-        .with_keep_alive(HEARTBEAT)
+        .with_keep_alive(Duration::from_secs(state.config.live_heartbeat_secs.max(1)))
         .with_retry_duration(RETRY)
         .customize()
         .insert_header(("X-Accel-Buffering", "no")))
