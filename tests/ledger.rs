@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{PASSWORD, TestApp};
+use common::TestApp;
 use ihf::db::Backend;
 use ihf::db::candidates::{self, Decision, Status};
 use sha2::{Digest, Sha256};
@@ -465,6 +465,13 @@ dual_test!(edits_and_evidence_are_recorded, |app| {
     assert_eq!(status, 422);
     assert!(body.contains("not feedback of this hub"));
     assert_eq!(snapshot(&app).await, before);
+
+    // The remove form is offered for active evidence only.
+    let page = format!("/hubs/checkout/candidates/{id}");
+    let offered = tomas.get(app.url(&format!("{page}?remove={annotation}"))).send().await.expect("get");
+    assert!(offered.text().await.expect("body").contains("class=\"remove-form\""));
+    let offered = tomas.get(app.url(&format!("{page}?remove={foreign}"))).send().await.expect("get");
+    assert!(!offered.text().await.expect("body").contains("class=\"remove-form\""));
 
     // Removing needs a reason; the link stays, marked removed, and the ledger says why.
     let remove = format!("/hubs/checkout/candidates/{id}/evidence/{annotation}/remove");
@@ -961,50 +968,31 @@ dual_test!(pages_regions_filters_and_search, |app| {
 
 // ---- live -------------------------------------------------------------------------------------
 
-/// A raw SSE stream read event by event.
+/// A page's live stream, with the events received and not yet waited for.
 struct Stream {
-    response: reqwest::Response,
-    buffer: String,
-    /// Events received and not yet waited for, in order.
-    seen: Vec<(String, String)>,
+    sse: common::SseClient,
+    seen: Vec<common::SseEvent>,
 }
 
 impl Stream {
+    /// Opens the stream a page names in its `sse-connect`.
     async fn open(app: &TestApp, client: &reqwest::Client, page: &str) -> Self {
         let html = client.get(app.url(page)).send().await.expect("page").text().await.expect("body");
-        let url = common::text_attr(&html, "sse-connect=\"")
-            .expect("a live page")
-            .replace("&#38;", "&")
-            .replace("&amp;", "&");
-        let response = client.get(app.url(&url)).send().await.expect("stream");
-        assert_eq!(response.status(), 200, "{url}");
-        Self { response, buffer: String::new(), seen: Vec::new() }
+        let url = common::text_attr(&html, "sse-connect=\"").expect("a live page").replace("&#38;", "&");
+        Self { sse: common::SseClient::open(app, client, &url, None).await, seen: Vec::new() }
     }
 
-    /// Waits for an event named `name` whose data contains `needle` (or finds one that came
+    /// Waits for an event named `name` whose data contains `needle` (or takes one that came
     /// already); returns its data.
     async fn wait_for(&mut self, name: &str, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let event = block.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim).unwrap_or("message");
-                let data: Vec<&str> = block
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                    .collect();
-                self.seen.push((event.to_owned(), data.join("\n")));
+            if let Some(at) = self.seen.iter().position(|e| e.event == name && e.data.contains(needle)) {
+                return self.seen.remove(at).data;
             }
-            if let Some(at) = self.seen.iter().position(|(event, data)| event == name && data.contains(needle)) {
-                return self.seen.remove(at).1;
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("no {name} event with {needle:?} in time"))
-                .expect("stream read")
-                .expect("stream open");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.sse.next_event(left).await;
+            self.seen.push(event.unwrap_or_else(|| panic!("no {name} event with {needle:?} in time")));
         }
     }
 }
@@ -1037,5 +1025,10 @@ dual_test!(a_second_viewer_sees_candidates_and_decisions_arrive, |app| {
     let data = history.wait_for("candidate-history", "Everyone loses carts").await;
     assert!(data.contains("Accepted (proposed → accepted)"));
     history.wait_for("candidate-head", "data-status=\"accepted\"").await;
-    let _ = PASSWORD;
+
+    // A candidate in another hub changes nothing on this page.
+    new_candidate(&app, demo.onboarding, "Elsewhere entirely").await;
+    let stray = list.sse.events_within(Duration::from_millis(600)).await;
+    assert!(stray.iter().all(|e| !e.data.contains("Elsewhere entirely")), "{stray:?}");
+    assert!(stray.is_empty(), "no event for a write in another hub: {stray:?}");
 });

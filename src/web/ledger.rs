@@ -417,6 +417,11 @@ async fn candidate_page(
         Region::CandidateEvidence { hub_id: hub.id, candidate_id: id },
         Region::CandidateHistory { hub_id: hub.id, candidate_id: id },
     ];
+    // Offer the remove form only for active evidence, unless it comes back with a mistake.
+    let remove = forms.remove.filter(|r| {
+        r.error.is_some()
+            || evidence.evidence.items.iter().any(|e| e.annotation_id == r.annotation_id && e.removed_at.is_none())
+    });
     let edit = forms.edit.unwrap_or_else(|| EditForm {
         title: candidate.title.clone(),
         statement: candidate.statement.clone(),
@@ -444,7 +449,7 @@ async fn candidate_page(
         decide: forms.decide,
         edit,
         picker_error: forms.picker_error,
-        remove: forms.remove,
+        remove,
     })
 }
 
