@@ -117,9 +117,10 @@ impl Application {
         &self.db
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// A handle to stop the server gracefully: live streams close first (they would otherwise
+    /// hold the shutdown for its whole timeout), then in-flight requests finish.
+    pub fn handle(&self) -> Stopper {
+        Stopper { server: self.server.handle(), live: Arc::clone(&self.live) }
     }
 
     /// The live hub (open streams, counters).
@@ -144,6 +145,21 @@ impl Application {
         self.live.close_all();
         let _ = self.shutdown.send(true);
         result
+    }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    live: Arc<live::LiveHub>,
+}
+
+impl Stopper {
+    /// Closes live streams, then stops the server gracefully (`graceful = false`: at once).
+    pub async fn stop(&self, graceful: bool) {
+        self.live.close_all();
+        self.server.stop(graceful).await;
     }
 }
 
