@@ -8,6 +8,7 @@ pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod ledger;
 pub mod login;
 pub mod region;
 pub mod render;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
     dashboard::configure(cfg);
     crate::live::stream::configure(cfg);
+    ledger::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
