@@ -8,9 +8,11 @@ use askama::Template;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::db::candidates::Status;
 use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
+use crate::web::ledger::{self, CandidatePart};
 use crate::web::{access, dashboard, hubs as hubs_page};
 
 /// A live region and its scope.
@@ -24,11 +26,22 @@ pub enum Region {
     Signals { hub_id: i64 },
     /// A hub dashboard's annotation feed (first page).
     Feed { hub_id: i64 },
+    /// A hub's requirement candidates (all, or one status) with counts and the chain verdict.
+    Ledger { hub_id: i64, status: Option<Status> },
+    /// A candidate's title, status and statement.
+    CandidateHead { hub_id: i64, candidate_id: i64 },
+    /// A candidate's evidence.
+    CandidateEvidence { hub_id: i64, candidate_id: i64 },
+    /// A candidate's history from the ledger.
+    CandidateHistory { hub_id: i64, candidate_id: i64 },
 }
 
 impl Region {
     /// Parses the `kind` or `kind:id` form used in `/live?regions=…`.
     pub fn parse(key: &str) -> Option<Self> {
+        if let Some(region) = parse_ledger(key) {
+            return Some(region);
+        }
         let (kind, id) = match key.split_once(':') {
             Some((kind, id)) => (kind, Some(id.parse::<i64>().ok()?)),
             None => (key, None),
@@ -49,6 +62,11 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::Ledger { hub_id, status: None } => format!("ledger:{hub_id}"),
+            Self::Ledger { hub_id, status: Some(status) } => format!("ledger-{}:{hub_id}", status.as_str()),
+            Self::CandidateHead { hub_id, candidate_id } => format!("candidate:{hub_id}:{candidate_id}"),
+            Self::CandidateEvidence { hub_id, candidate_id } => format!("evidence:{hub_id}:{candidate_id}"),
+            Self::CandidateHistory { hub_id, candidate_id } => format!("history:{hub_id}:{candidate_id}"),
         }
     }
 
@@ -59,6 +77,10 @@ impl Region {
             Self::Widgets { .. } => "widgets",
             Self::Signals { .. } => "signals",
             Self::Feed { .. } => "feed",
+            Self::Ledger { .. } => "ledger",
+            Self::CandidateHead { .. } => "candidate-head",
+            Self::CandidateEvidence { .. } => "candidate-evidence",
+            Self::CandidateHistory { .. } => "candidate-history",
         }
     }
 
@@ -76,6 +98,28 @@ impl Region {
             }
             Self::Feed { hub_id } => {
                 in_hub(*hub_id) && matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
+            }
+            Self::Ledger { hub_id, .. } => {
+                in_hub(*hub_id)
+                    && matches!(
+                        table,
+                        "requirement_candidates" | "ledger_entries" | "candidate_evidence" | "hub_members"
+                    )
+            }
+            // Candidate changes carry the candidate's id as `row_id` (see the change-feed triggers).
+            Self::CandidateHead { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (table == "hub_members"
+                        || (table == "requirement_candidates" && change.row_id == Some(*candidate_id)))
+            }
+            Self::CandidateEvidence { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
+                        || (table == "candidate_evidence" && change.row_id == Some(*candidate_id)))
+            }
+            Self::CandidateHistory { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (table == "hub_members" || (table == "ledger_entries" && change.row_id == Some(*candidate_id)))
             }
         }
     }
@@ -96,6 +140,22 @@ impl Region {
                 let hub = member_hub(state, *hub_id, viewer).await?;
                 Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
             }
+            Self::Ledger { hub_id, status } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                Ok(ledger::load_list(state, &hub, viewer, *status, "").await?.render()?)
+            }
+            Self::CandidateHead { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Head).await
+            }
+            Self::CandidateEvidence { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Evidence).await
+            }
+            Self::CandidateHistory { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::History).await
+            }
         }
     }
 }
@@ -104,6 +164,28 @@ async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hu
     let hub = hubs::by_id(&state.db, hub_id).await?;
     let (hub, _) = access::member_hub(state, &hub.slug, viewer).await?;
     Ok(hub)
+}
+
+/// The ledger's keys: `ledger:HUB`, `ledger-STATUS:HUB`, and `candidate:`, `evidence:` or
+/// `history:` followed by `HUB:CANDIDATE`.
+fn parse_ledger(key: &str) -> Option<Region> {
+    let (kind, rest) = key.split_once(':')?;
+    if let Some(status) = kind.strip_prefix("ledger") {
+        let status = match status.strip_prefix('-') {
+            Some(name) => Some(Status::parse(name)?),
+            None if status.is_empty() => None,
+            None => return None,
+        };
+        return Some(Region::Ledger { hub_id: rest.parse().ok()?, status });
+    }
+    let (hub_id, candidate_id) = rest.split_once(':')?;
+    let (hub_id, candidate_id) = (hub_id.parse().ok()?, candidate_id.parse().ok()?);
+    match kind {
+        "candidate" => Some(Region::CandidateHead { hub_id, candidate_id }),
+        "evidence" => Some(Region::CandidateEvidence { hub_id, candidate_id }),
+        "history" => Some(Region::CandidateHistory { hub_id, candidate_id }),
+        _ => None,
+    }
 }
 
 /// The `/live` URL for a page showing `regions`, rendered at change sequence `since`.
@@ -137,6 +219,18 @@ mod tests {
         assert_eq!(Region::parse("widgets"), None);
         assert_eq!(Region::parse("widgets:x"), None);
         assert_eq!(Region::parse("nope:1"), None);
+        for region in [
+            Region::Ledger { hub_id: 2, status: None },
+            Region::Ledger { hub_id: 2, status: Some(Status::Deferred) },
+            Region::CandidateHead { hub_id: 2, candidate_id: 5 },
+            Region::CandidateEvidence { hub_id: 2, candidate_id: 5 },
+            Region::CandidateHistory { hub_id: 2, candidate_id: 5 },
+        ] {
+            assert_eq!(Region::parse(&region.key()), Some(region));
+        }
+        assert_eq!(Region::parse("ledger-done:2"), None);
+        assert_eq!(Region::parse("ledgerx:2"), None);
+        assert_eq!(Region::parse("history:2"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod ledger;
 pub mod login;
 pub mod region;
 pub mod render;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
     dashboard::configure(cfg);
     crate::live::stream::configure(cfg);
+    ledger::configure(cfg);
     api::configure(cfg);
     embed::configure(cfg);
     api_keys::configure(cfg);
