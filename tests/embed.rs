@@ -327,3 +327,140 @@ dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {
     assert_eq!(app.get(&format!("/embed/{key}?token={token}")).await.status(), 200);
     handle.stop(false).await;
 });
+
+/// Headless Chromium through chromedriver, for the one test only a browser can show; runs when
+/// `IHF_TEST_BROWSER` is set (CI sets it).
+mod in_a_browser {
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use ihf::db::Backend;
+
+    use super::*;
+
+    struct Browser {
+        client: Client,
+        driver: Child,
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            let _ = self.driver.kill();
+            let _ = self.driver.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    }
+
+    async fn browser() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver must be installed (Debian: chromium-driver)");
+        let profile = std::env::temp_dir().join(format!("ihf-chromium-embed-{port}"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                    "--disable-sync", "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..50 {
+            if let Ok(client) = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                return Browser { client, driver };
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("could not start a browser session");
+    }
+
+    async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let html = browser.source().await.expect("page source");
+            if ready(&html) {
+                return html;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The demo host page on one site (localhost) embeds a widget from another (127.0.0.1); a
+    /// visitor writes inside the iframe; the operator's dashboard shows it without a reload.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_visitor_annotates_inside_the_iframe_and_the_dashboard_shows_it_live() {
+        if !std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty()) {
+            return;
+        }
+        let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+        let app = common::spawn_app(backend).await;
+        let logins = app.seed_demo().await;
+        let (port, server) =
+            ihf::demo_host::build(app.db.clone(), "127.0.0.1:0".parse().expect("addr"), app.address.clone())
+                .expect("demo host");
+        tokio::spawn(server);
+        let host = format!("http://localhost:{port}");
+        sqlx::query("UPDATE widgets SET allowed_origins = $1 WHERE slug IN ('cart-summary', 'payment-form')")
+            .bind(&host)
+            .execute(app.db.writer())
+            .await
+            .expect("allow the demo host");
+
+        let browser = browser().await;
+        let b = &browser.client;
+        // The operator watches the dashboard.
+        b.goto(&app.url("/login")).await.expect("login");
+        b.find(Locator::Id("handle")).await.expect("handle").send_keys("olga").await.expect("type");
+        b.find(Locator::Id("password")).await.expect("password").send_keys(&logins["olga"]).await.expect("type");
+        b.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
+        wait_for(b, "sign-in", |html| html.contains("Sign out")).await;
+        b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+        wait_for(b, "the live stream", |html| html.contains("data-live-status=\"open\"")).await;
+        let dashboard = b.window().await.expect("window");
+
+        // A visitor on the third-party page, in another tab.
+        let tab = b.new_window(true).await.expect("tab");
+        b.switch_to_window(tab.handle).await.expect("switch");
+        b.goto(&format!("{host}/")).await.expect("demo host page");
+        let frame =
+            b.wait().for_element(Locator::Css("iframe.ihf-embed")).await.expect("the loader inserted an iframe");
+        // The iframe sized itself through postMessage (the loader's default is 360).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let height = frame.attr("height").await.expect("height").unwrap_or_default();
+            if height != "360" && !height.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the iframe was never resized");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        frame.enter_frame().await.expect("into the iframe");
+        let text = "Written inside the iframe on a third-party page";
+        b.wait().for_element(Locator::Id("embed-body")).await.expect("composer").send_keys(text).await.expect("type");
+        b.find(Locator::Css("#embed-composer button[type=submit]")).await.expect("send").click().await.expect("click");
+        let inside = wait_for(b, "the thanks note", |html| html.contains("Thanks, your feedback was sent.")).await;
+        assert!(inside.contains(text), "the visitor's thread shows it");
+
+        // The operator's dashboard has it, without a reload.
+        b.switch_to_window(dashboard).await.expect("back to the dashboard");
+        wait_for(b, "the annotation on the dashboard", |html| html.contains(text)).await;
+        let _ = b.clone().close().await;
+    }
+}
