@@ -357,7 +357,7 @@ mod in_a_browser {
 
     async fn browser() -> Browser {
         let port = free_port();
-        let driver = Command::new("chromedriver")
+        let mut driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -387,6 +387,8 @@ mod in_a_browser {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let _ = driver.kill();
+        let _ = driver.wait();
         panic!("could not start a browser session");
     }
 
