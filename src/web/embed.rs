@@ -389,20 +389,22 @@ async fn submit(
     if let Some(category) = &form.category {
         view.category = category.clone();
     }
-    let problem = match (check_body(&form.body), view.categories.iter().find(|c| c.slug == view.category)) {
-        (Err(message), _) => Some((StatusCode::UNPROCESSABLE_ENTITY, message)),
-        (Ok(_), None) => Some((StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the categories.".to_owned())),
+    let category_id = view.categories.iter().find(|c| c.slug == view.category).map(|c| c.id);
+    let checked = match (check_body(&form.body), category_id) {
+        (Err(message), _) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
+        (Ok(_), None) => Err((StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the categories.".to_owned())),
         _ if !policy::embed_visitor_can_annotate(&widget) => {
-            Some((StatusCode::FORBIDDEN, "This widget no longer takes feedback.".to_owned()))
+            Err((StatusCode::FORBIDDEN, "This widget no longer takes feedback.".to_owned()))
         }
-        _ => None,
+        (Ok(body), Some(category_id)) => Ok((body, category_id)),
     };
-    if let Some((status, message)) = problem {
-        view.error = Some(message);
-        return composer_response(&state, htmx, status, &widget, view, &visitor).await;
-    }
-    let body = check_body(&form.body).unwrap_or_default();
-    let category_id = view.categories.iter().find(|c| c.slug == view.category).map(|c| c.id).unwrap_or_default();
+    let (body, category_id) = match checked {
+        Ok(checked) => checked,
+        Err((status, message)) => {
+            view.error = Some(message);
+            return composer_response(&state, htmx, status, &widget, view, &visitor).await;
+        }
+    };
     let actor_id = visitor.ensure_actor(&state).await?;
     let new = NewAnnotation {
         hub_id: widget.hub_id,
