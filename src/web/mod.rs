@@ -8,10 +8,13 @@ pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod inbox;
 pub mod login;
+pub mod markup;
 pub mod region;
 pub mod render;
 pub mod security;
+pub mod widgets;
 
 use actix_web::web;
 
@@ -23,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    widgets::configure(cfg);
+    inbox::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
