@@ -336,7 +336,11 @@ async fn annotation(
     let widget = widget.ok_or(AppError::NotFound("widget"))?;
     let item = match annotations::visible_on_widget(&state.db, viewer, widget.id, id).await {
         Ok(item) => item,
-        Err(StoreError::NotFound) => return Err(AppError::NotFound("annotation")),
+        Err(StoreError::NotFound) => {
+            // Like the widget page: 401/403 for those who may not read the widget at all.
+            access::require(access.can_read_widget(&widget), viewer)?;
+            return Err(AppError::NotFound("annotation"));
+        }
         Err(e) => return Err(e.into()),
     };
     Ok((widget_path(&hub.slug, &widget.slug), access, widget, item))
