@@ -27,6 +27,10 @@ pub struct Composer {
     pub category: String,
     /// Set once an annotation was created; shows the "thanks" note until the next one is begun.
     pub submitted: bool,
+    /// A submit was tried: from then on typing is checked by every rule, so a late keystroke
+    /// request cannot hide the message the submit showed.
+    #[serde(default)]
+    pub attempted: bool,
     /// Random per composer; with `round` it makes the idempotency key of each submission, so a
     /// repeated submit of the same state creates one annotation.
     pub nonce: String,
@@ -104,6 +108,7 @@ impl Composer {
             body: String::new(),
             category: DEFAULT_SLUG.to_owned(),
             submitted: false,
+            attempted: false,
             nonce: crate::crypto::random_token(12),
             round: 0,
             errors: Errors::default(),
@@ -149,6 +154,7 @@ impl Component for Composer {
                 // While typing, only "too long" is worth saying; "empty" waits for a submit.
                 self.errors.body = match AnnotationBody::parse(&body) {
                     Err(e @ BodyError::TooLong(_)) => Some(e.to_string()),
+                    Err(e) if self.attempted => Some(e.to_string()),
                     _ => None,
                 };
                 if !body.trim().is_empty() {
@@ -162,6 +168,7 @@ impl Component for Composer {
             }
             Action::Submit => {
                 self.errors = Errors::default();
+                self.attempted = true;
                 let body = AnnotationBody::parse(&self.body).map_err(|e| e.to_string());
                 if self.category.is_empty() {
                     self.errors.category = Some("Choose a category.".into());
@@ -185,6 +192,7 @@ impl Component for Composer {
                     body: String::new(),
                     category: DEFAULT_SLUG.to_owned(),
                     submitted: true,
+                    attempted: false,
                     round: self.round + 1,
                     errors: Errors::default(),
                     ..self
@@ -339,6 +347,19 @@ mod tests {
             assert_eq!(c.body, body, "typed text kept");
             assert_eq!(c.status(), StatusCode::UNPROCESSABLE_ENTITY);
         }
+    }
+
+    #[test]
+    fn after_a_refused_submit_typing_checks_every_rule() {
+        let (c, _) = typed("   ").update(Action::Submit);
+        assert!(c.errors.body.is_some());
+        // A keystroke request that was already on its way still shows the message.
+        let c = c.update(Action::UpdateBody("    ".into())).0;
+        assert!(c.errors.body.as_deref().is_some_and(|m| m.contains("empty")));
+        assert_eq!(c.update(Action::UpdateBody("Now it is fine".into())).0.errors.body, None);
+        // A new annotation starts lenient again.
+        let c = typed("ok").update(Action::Submit).0.update(Action::Created).0;
+        assert_eq!(c.update(Action::UpdateBody(" ".into())).0.errors.body, None);
     }
 
     #[test]
