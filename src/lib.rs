@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod live;
 pub mod telemetry;
 pub mod web;
 
@@ -34,6 +35,10 @@ pub struct AppState {
     pub login_throttle: auth::throttle::LoginThrottle,
     /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
     pub secret: Arc<[u8]>,
+    /// Live streams and their topics.
+    pub live: Arc<live::LiveHub>,
+    /// Committed changes, from the database's triggers.
+    pub feed: live::ChangeFeed,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -41,6 +46,8 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    live: Arc<live::LiveHub>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -58,6 +65,15 @@ impl Application {
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let feed = live::ChangeFeed::start(&db, shutdown_rx.clone()).await.context("starting the change feed")?;
+        let limits = live::hub::Limits {
+            total: config.live_max_streams,
+            per_ip: config.live_max_per_ip,
+            per_session: config.live_max_per_session,
+            ..live::hub::Limits::default()
+        };
+        let live = Arc::new(live::LiveHub::new(std::time::Duration::from_millis(config.live_window_ms), limits));
         let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let state = aw::Data::new(AppState {
@@ -66,7 +82,10 @@ impl Application {
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),
+            live: Arc::clone(&live),
+            feed: feed.clone(),
         });
+        tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
         let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
@@ -84,8 +103,9 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(10)
+        .disable_signals()
         .run();
-        Ok(Self { port, server, db })
+        Ok(Self { port, server, db, live, shutdown })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -103,8 +123,51 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until the server is stopped (SIGINT/SIGTERM or [`Application::handle`]).
+    /// The live hub (open streams, counters).
+    pub fn live(&self) -> &Arc<live::LiveHub> {
+        &self.live
+    }
+
+    /// Runs until the server is stopped by [`Application::handle`], or by SIGINT/SIGTERM: then
+    /// it stops accepting, closes live streams (browsers reconnect, elsewhere or after the
+    /// restart), lets in-flight requests finish (at most 10 s) and stops background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let live = Arc::clone(&self.live);
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing live streams, finishing requests");
+            live.close_all();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        self.live.close_all();
+        let _ = self.shutdown.send(true);
+        result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

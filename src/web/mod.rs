@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     dashboard::configure(cfg);
     widgets::configure(cfg);
     inbox::configure(cfg);
+    crate::live::stream::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
