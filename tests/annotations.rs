@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{PASSWORD, TestApp, csrf_from, text_attr};
+use std::time::Duration;
+
+use common::{PASSWORD, SseClient, TestApp, csrf_from, text_attr};
 
 const PAYMENT: &str = "/hubs/checkout/widgets/payment-form";
 const CART: &str = "/hubs/checkout/widgets/cart-summary";
@@ -517,8 +519,20 @@ dual_test!(inbox_filters_and_counts, |app| {
     }
     assert_eq!(items(&html) as i64, total.min(30));
 
-    // Filters in the URL; the htmx links fetch the region and push the page URL.
-    assert!(html.contains(&format!("hx-push-url=\"{inbox}?category=bug\"")));
+    // Filters in the URL: boosted links load the page for the new filter and push its URL.
+    assert!(html.contains(&format!("href=\"{inbox}?category=bug\"")));
+    assert!(html.contains("hx-boost=\"true\" hx-push-url=\"true\""));
+    let boosted = olga
+        .get(app.url(&format!("{inbox}?category=bug")))
+        .header("HX-Request", "true")
+        .header("HX-Boosted", "true")
+        .send()
+        .await
+        .expect("GET");
+    assert!(boosted.headers().get("vary").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("HX-Boosted")));
+    let boosted = boosted.text().await.expect("body");
+    assert!(boosted.starts_with("<!doctype html>"), "a boosted request gets the whole page, with its stream");
+    assert!(boosted.contains("sse-connect=\"/live?regions=inbox:"));
     for (category, status) in [(Some("bug"), None), (None, Some("new")), (Some("friction"), Some("triaged"))] {
         let query = ihf::web::inbox::filter_query(category, status);
         let expected = db_count(&app, "cart-summary", category, status).await;
@@ -538,7 +552,7 @@ dual_test!(inbox_filters_and_counts, |app| {
         assert_eq!(items(&region), items(&full));
     }
     assert_eq!(page(&olga, &app, &format!("{inbox}?status=bogus")).await.0, 400);
-    assert_eq!(items(&page(&olga, &app, &format!("{inbox}?category=nothing-like-it")).await.1), 0);
+    assert_eq!(page(&olga, &app, &format!("{inbox}?category=nothing-like-it")).await.0, 400);
 });
 
 /// Live annotations on the payment form written by someone other than `handle`.
@@ -676,7 +690,8 @@ dual_test!(pages_and_regions_are_full_pages_or_fragments, |app| {
             }
             let response = request.send().await.expect("GET");
             assert_eq!(response.status(), 200, "{path}");
-            assert_eq!(response.headers().get("vary").and_then(|v| v.to_str().ok()), Some("HX-Request"), "{path}");
+            let vary = response.headers().get("vary").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert!(vary.starts_with("HX-Request"), "{path}: Vary {vary}");
             let html = response.text().await.expect("body");
             assert_eq!(html.starts_with("<!doctype html>"), !htmx, "{path} htmx={htmx}");
         }
@@ -762,4 +777,114 @@ dual_test!(line_breaks_are_kept_and_urls_become_safe_links, |app| {
     assert!(html.contains(
         "First line\nsee <a href=\"https://example.com/help?a=1&amp;b=2\" rel=\"nofollow noopener ugc\">https://example.com/help?a=1&amp;b=2</a>."
     ));
+});
+
+// ---- live: the thread and the inbox as live regions ------------------------------------------
+
+const QUIET: Duration = Duration::from_millis(600);
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Opens `path` as `client`, then the page's stream. Whatever it sends at first (the demo's
+/// own writes may still be reaching the change feed) is read and dropped.
+async fn live_page(app: &TestApp, client: &reqwest::Client, path: &str) -> SseClient {
+    let (status, html) = page(client, app, path).await;
+    assert_eq!(status, 200, "{path}");
+    let url = text_attr(&html, "sse-connect=\"").expect("a live stream").replace("&#38;", "&");
+    let mut stream = SseClient::open(app, client, &url, None).await;
+    stream.events_within(Duration::from_millis(300)).await;
+    stream
+}
+
+/// Waits for an event named `name` whose HTML contains `needle`.
+async fn wait_for(stream: &mut SseClient, name: &str, needle: &str) -> common::SseEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = stream.next_event(left).await.unwrap_or_else(|| panic!("no {name} event with {needle:?}"));
+        if event.event == name && event.data.contains(needle) {
+            return event;
+        }
+    }
+}
+
+dual_test!(a_public_widget_thread_streams_new_annotations_to_anyone, |app| {
+    let logins = demo(&app).await;
+    let anonymous = app.new_client();
+    let mut public = live_page(&app, &anonymous, CART).await;
+    let anna = app.signed_in("anna", &logins["anna"]).await;
+    let mut elsewhere = live_page(&app, &anna, PAYMENT).await;
+    let mut author_view = {
+        let wendy = app.signed_in("wendy", &logins["wendy"]).await;
+        live_page(&app, &wendy, CART).await
+    };
+
+    let wendy = writer(&app, "wendy", &logins["wendy"], CART).await;
+    let text = "Live: the shipping line shows twice after a coupon.";
+    assert_eq!(wendy.htmx(&app, CART, &[("body", text), ("category", "bug")]).await.status(), 200);
+
+    let event = wait_for(&mut public, "thread", text).await;
+    assert!(event.id.as_deref().is_some_and(|id| id.parse::<i64>().is_ok()), "resumable: events carry the sequence");
+    assert!(!event.data.contains("/edit\""), "an anonymous reader gets no edit controls");
+    let own = wait_for(&mut author_view, "thread", text).await;
+    assert!(own.data.contains("/edit\""), "the author's stream renders as the author");
+    let other: Vec<_> = elsewhere.events_within(QUIET).await;
+    assert!(other.is_empty(), "another widget's thread is not touched: {other:?}");
+});
+
+dual_test!(a_viewer_who_may_not_read_the_widget_receives_nothing, |app| {
+    let logins = demo(&app).await;
+    let hub_id = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let payment = app.scalar("SELECT id FROM widgets WHERE slug = 'payment-form'").await;
+    let stream_url = format!("/live?regions=thread:{hub_id}:{payment}");
+    let anonymous = app.new_client();
+    let refused = anonymous.get(app.url(&stream_url)).send().await.expect("GET");
+    assert_eq!(refused.status(), 401, "anonymous: a members widget's stream is refused");
+    let ali = app.signed_in("ali", &logins["ali"]).await;
+    assert_eq!(ali.get(app.url(&stream_url)).send().await.expect("GET").status(), 403, "outsider");
+
+    // A public widget closes to members while a visitor holds its stream: nothing more arrives.
+    let mut held = live_page(&app, &anonymous, CART).await;
+    let mut member = live_page(&app, &app.signed_in("anna", &logins["anna"]).await, CART).await;
+    sqlx::query("UPDATE widgets SET policy_scope = 'members' WHERE slug = 'cart-summary'")
+        .execute(app.db.writer())
+        .await
+        .expect("close the widget");
+    let wendy = writer(&app, "wendy", &logins["wendy"], CART).await;
+    let text = "Only members may read this one.";
+    assert_eq!(wendy.htmx(&app, CART, &[("body", text), ("category", "idea")]).await.status(), 200);
+    wait_for(&mut member, "thread", text).await;
+    let leaked: Vec<_> = held.events_within(QUIET).await;
+    assert!(leaked.iter().all(|e| !e.data.contains(text)), "nothing of it reaches the visitor: {leaked:?}");
+    assert!(leaked.is_empty(), "no frame at all: {leaked:?}");
+});
+
+dual_test!(the_inbox_updates_live, |app| {
+    let logins = demo(&app).await;
+    let inbox = format!("{PAYMENT}/inbox");
+    let wendy = app.signed_in("wendy", &logins["wendy"]).await;
+    let mut owner = live_page(&app, &wendy, &inbox).await;
+    let tomas = app.signed_in("tomas", &logins["tomas"]).await;
+    let mut bugs_only = live_page(&app, &tomas, &format!("{inbox}?category=bug")).await;
+    let anna = app.signed_in("anna", &logins["anna"]).await;
+    let hub_id = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let payment = app.scalar("SELECT id FROM widgets WHERE slug = 'payment-form'").await;
+    let refused = anna.get(app.url(&format!("/live?regions=inbox:{hub_id}:{payment}:-:-"))).send().await;
+    assert_eq!(refused.expect("GET").status(), 403, "annotators who do not own the widget get no inbox stream");
+
+    let mut writer_anna = writer(&app, "anna", &logins["anna"], PAYMENT).await;
+    let text = "Live inbox: the wallet button is hidden on small phones.";
+    let response = writer_anna.htmx(&app, PAYMENT, &[("body", text), ("category", "idea")]).await;
+    assert_eq!(response.status(), 200);
+    writer_anna.token = token_of(&response.text().await.expect("body"));
+    let id = id_of(&app, text).await;
+    let event = wait_for(&mut owner, "inbox", text).await;
+    assert!(event.data.contains(&format!("id=\"inbox-{id}\" class=\"annotation status-new unread\"")), "marked unread");
+    assert!(event.data.contains("data-unread=\"idea\">"), "the counts moved too");
+
+    // A filtered inbox stays filtered: the idea changes its counts, never its list.
+    let filtered = bugs_only.events_within(QUIET).await;
+    assert!(filtered.iter().all(|e| e.event == "inbox" && !e.data.contains(text)), "{filtered:?}");
+    let bug = "Live inbox: the card number field accepts letters.";
+    assert_eq!(writer_anna.htmx(&app, PAYMENT, &[("body", bug), ("category", "bug")]).await.status(), 200);
+    wait_for(&mut bugs_only, "inbox", bug).await;
 });

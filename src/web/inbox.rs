@@ -2,19 +2,22 @@
 //! triagers and operators, filterable by category and status, with unread markers per viewer
 //! and counts per category. The list is a region on its own URL so the live stream can push it.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Viewer;
 use crate::db::annotations::{self, AnnotationRow, CategoryCount, Cursor, InboxFilter, STATUSES};
+use crate::db::categories;
 use crate::db::hubs::Hub;
 use crate::db::widgets::Widget;
 use crate::error::AppError;
+use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
-use crate::web::widgets::{hub_widget, widget_path};
+use crate::web::widgets::{hub_widget, widget_by_ids, widget_path};
 use crate::web::{access, region};
 
 /// Annotations per page of the inbox.
@@ -197,8 +200,51 @@ pub async fn load_inbox(
     Ok(InboxPanel { base: base.to_owned(), filter, counts, newest, first })
 }
 
+/// The live region of the inbox under `filter`: 400 for a category the hub does not have.
+async fn inbox_region_of(
+    state: &AppState,
+    hub: &Hub,
+    widget: &Widget,
+    filter: &InboxFilter,
+) -> Result<Region, AppError> {
+    let category_id = match &filter.category {
+        None => None,
+        Some(slug) => {
+            let categories = categories::list(&state.db, hub.id, true).await?;
+            let category = categories.iter().find(|c| &c.slug == slug);
+            Some(category.ok_or_else(|| AppError::BadRequest(format!("unknown category {slug:?}")))?.id)
+        }
+    };
+    let status = filter.status.as_deref().and_then(|name| STATUSES.iter().find(|s| **s == name).copied());
+    Ok(Region::Inbox { hub_id: hub.id, widget_id: widget.id, category_id, status })
+}
+
+/// Renders the inbox region for the live stream, as `viewer` may read it now.
+pub async fn render_live_inbox(
+    state: &AppState,
+    hub_id: i64,
+    widget_id: i64,
+    category_id: Option<i64>,
+    status: Option<&'static str>,
+    viewer: &Viewer,
+) -> Result<String, AppError> {
+    let (hub, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
+    access::require(access.can_read_inbox(&widget), viewer)?;
+    let category = match category_id {
+        None => None,
+        Some(id) => {
+            let categories = categories::list(&state.db, hub.id, true).await?;
+            Some(categories.into_iter().find(|c| c.id == id).ok_or(AppError::NotFound("category"))?.slug)
+        }
+    };
+    let filter = InboxFilter { category, status: status.map(str::to_owned) };
+    let base = widget_path(&hub.slug, &widget.slug);
+    Ok(load_inbox(state, &base, &widget, viewer, filter).await?.render()?)
+}
+
 #[get("/hubs/{hub_slug}/widgets/{widget_slug}/inbox")]
 async fn inbox(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<InboxQuery>,
@@ -206,11 +252,20 @@ async fn inbox(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
+    let filter = query.filter()?;
+    let region = inbox_region_of(&state, &hub, &widget, &filter).await?;
+    let since = state.feed.current_seq();
     let base = widget_path(&hub.slug, &widget.slug);
-    let inbox = load_inbox(&state, &base, &widget, &chrome.viewer, query.filter()?).await?;
-    let chrome = chrome.titled(format!("{} · inbox", widget.name));
+    let inbox = load_inbox(&state, &base, &widget, &chrome.viewer, filter).await?;
+    let chrome = chrome.titled(format!("{} · inbox", widget.name)).live(live::region::stream_url(&[region], since));
     let page = InboxPageView { chrome, hub, widget, base, inbox };
-    render::page(htmx, &page, |p| p.as_content().render())
+    // The filter links are boosted: they load the whole page (and with it a stream for the
+    // new filters), so a boosted request gets the whole page although it says HX-Request.
+    let boosted = req.headers().get("HX-Boosted").is_some_and(|v| v.as_bytes() == b"true");
+    let htmx = if boosted { Htmx { partial: false } } else { htmx };
+    let mut response = render::page(htmx, &page, |p| p.as_content().render())?;
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Boosted"));
+    Ok(response)
 }
 
 #[get("/hubs/{hub_slug}/widgets/{widget_slug}/inbox/list")]

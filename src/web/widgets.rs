@@ -15,10 +15,11 @@ use crate::components::composer::{self, Action, Composer, ComposerView, Context,
 use crate::components::{self, Component};
 use crate::db::annotations::{self, AnnotationBody, Cursor, ThreadItem};
 use crate::db::categories::{self, Category};
-use crate::db::hubs::Hub;
+use crate::db::hubs::{self, Hub};
 use crate::db::widgets::{self, Widget};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
+use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -60,6 +61,36 @@ pub async fn readable_widget(
     let widget = widget.ok_or(AppError::NotFound("widget"))?;
     access::require(access.can_read_widget(&widget), viewer)?;
     Ok((hub, access, widget))
+}
+
+/// The hub and widget of a live region, with the viewer's access: 404 when either is gone or
+/// they do not belong together.
+pub async fn widget_by_ids(
+    state: &AppState,
+    hub_id: i64,
+    widget_id: i64,
+    viewer: &Viewer,
+) -> Result<(Hub, HubAccess, Widget), AppError> {
+    let hub = hubs::by_id(&state.db, hub_id).await?;
+    let (hub, access) = access::hub(state, &hub.slug, viewer).await?;
+    let widget = widgets::by_id(&state.db, widget_id).await?;
+    if widget.hub_id != hub.id {
+        return Err(AppError::NotFound("widget"));
+    }
+    Ok((hub, access, widget))
+}
+
+/// Renders the thread region for the live stream, as `viewer` may read it now.
+pub async fn render_live_thread(
+    state: &AppState,
+    hub_id: i64,
+    widget_id: i64,
+    viewer: &Viewer,
+) -> Result<String, AppError> {
+    let (hub, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
+    access::require(access.can_read_widget(&widget), viewer)?;
+    let base = widget_path(&hub.slug, &widget.slug);
+    Ok(load_thread(state, &base, &widget, viewer).await?.render()?)
 }
 
 /// One annotation of the thread (also answered alone after an edit, delete or undo).
@@ -184,6 +215,7 @@ async fn render_widget_page(
     (hub, access, widget): (Hub, HubAccess, Widget),
     composer: Option<Composer>,
 ) -> Result<HttpResponse, AppError> {
+    let since = state.feed.current_seq();
     let base = widget_path(&hub.slug, &widget.slug);
     let composer = match access.can_annotate(&widget) {
         true => {
@@ -194,7 +226,8 @@ async fn render_widget_page(
         false => None,
     };
     let thread = load_thread(state, &base, &widget, &chrome.viewer).await?;
-    let chrome = chrome.titled(widget.name.clone());
+    let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
+    let chrome = chrome.titled(widget.name.clone()).live(live::region::stream_url(&[region], since));
     let can_read_inbox = access.can_read_inbox(&widget);
     let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
