@@ -125,6 +125,10 @@ dual_test!(submit_creates_one_annotation_and_the_thread_shows_it, |app| {
     assert!(!html.contains(text), "the composer is reset");
     assert!(html.contains("value=\"friction\" checked"), "back to the default category");
     assert_ne!(token_of(&html), wendy.token, "a new state, with a new idempotency key");
+    let after = Writer { client: wendy.client.clone(), csrf: wendy.csrf.clone(), token: token_of(&html) };
+    let typing = after.htmx(&app, PAYMENT, &[("body", ""), ("category", "friction"), ("action", "body")]).await;
+    assert!(typing.headers().get("hx-trigger").is_none(), "only a creation refreshes the thread");
+    assert!(typing.text().await.expect("body").contains("Thanks, your feedback was submitted."), "thanks stays");
 
     assert_eq!(count_annotations(&app).await, before + 1);
     let (actor, category, status): (String, String, String) = sqlx::query_as(

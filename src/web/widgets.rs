@@ -322,14 +322,16 @@ async fn compose(
     }
     let categories = categories::list(&state.db, hub.id, false).await?;
     let (mut composer, effect) = composer.apply(form.actions()?);
+    let mut created = false;
     if let Effect::Create(draft) = effect {
         let ctx = Context { db: &state.db, access: &access, widget: widget.as_ref(), categories: &categories };
-        composer = composer.update(composer::perform(&ctx, draft).await).0;
+        let outcome = composer::perform(&ctx, draft).await;
+        created = outcome == Action::Created;
+        composer = composer.update(outcome).0;
     }
     let base = widget_path(&hub.slug, &path.1);
     let status = composer.status();
     if htmx.partial {
-        let created = composer.submitted && status.is_success();
         let view = composer_view(&state, &base, composer, categories, &chrome.csrf_token)?;
         let mut response = render::html(status, view.render()?);
         if created {
@@ -343,7 +345,7 @@ async fn compose(
     }
     // Without JavaScript: back to the page after a submit, or the page with the composer as it is.
     match widget.filter(|w| access.can_read_widget(w)) {
-        Some(_) if status.is_success() && composer.submitted => {
+        Some(_) if created => {
             Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{base}?thanks=1"))).finish())
         }
         Some(widget) => render_widget_page(&state, chrome, htmx, status, (hub, access, widget), Some(composer)).await,
