@@ -96,7 +96,7 @@ impl Application {
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
                 .wrap(Compress::default())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
@@ -118,9 +118,10 @@ impl Application {
         &self.db
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// A handle to stop the server gracefully: live streams close first (they would otherwise
+    /// hold the shutdown for its whole timeout), then in-flight requests finish.
+    pub fn handle(&self) -> Stopper {
+        Stopper { server: self.server.handle(), live: Arc::clone(&self.live) }
     }
 
     /// The live hub (open streams, counters).
@@ -145,6 +146,21 @@ impl Application {
         self.live.close_all();
         let _ = self.shutdown.send(true);
         result
+    }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    live: Arc<live::LiveHub>,
+}
+
+impl Stopper {
+    /// Closes live streams, then stops the server gracefully (`graceful = false`: at once).
+    pub async fn stop(&self, graceful: bool) {
+        self.live.close_all();
+        self.server.stop(graceful).await;
     }
 }
 
