@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::auth::policy::HubAccess;
 use crate::db::annotations::{self, AnnotationRow, CategoryCount, Cursor, InboxFilter, STATUSES};
 use crate::db::categories;
 use crate::db::hubs::Hub;
@@ -139,11 +140,15 @@ struct InboxPageView {
 }
 
 /// The hub and widget for viewers who may read the widget's inbox (404, 401, 403 otherwise).
-async fn inbox_widget(state: &AppState, path: &(String, String), viewer: &Viewer) -> Result<(Hub, Widget), AppError> {
+async fn inbox_widget(
+    state: &AppState,
+    path: &(String, String),
+    viewer: &Viewer,
+) -> Result<(Hub, HubAccess, Widget), AppError> {
     let (hub, access, widget) = hub_widget(state, &path.0, &path.1, viewer).await?;
     let widget = widget.ok_or(AppError::NotFound("widget"))?;
     access::require(access.can_read_inbox(&widget), viewer)?;
-    Ok((hub, widget))
+    Ok((hub, access, widget))
 }
 
 async fn read_up_to(state: &AppState, viewer: &Viewer, widget: &Widget) -> Result<i64, AppError> {
@@ -251,13 +256,14 @@ async fn inbox(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
+    let (hub, access, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
     let filter = query.filter()?;
     let region = inbox_region_of(&state, &hub, &widget, &filter).await?;
     let since = state.feed.current_seq();
     let base = widget_path(&hub.slug, &widget.slug);
     let inbox = load_inbox(&state, &base, &widget, &chrome.viewer, filter).await?;
-    let chrome = chrome.titled(format!("{} · inbox", widget.name)).live(live::region::stream_url(&[region], since));
+    let stream = live::region::stream_url(&[region], since);
+    let chrome = chrome.titled(format!("{} · inbox", widget.name)).live(stream).in_hub(&access);
     let page = InboxPageView { chrome, hub, widget, base, inbox };
     // The filter links are boosted: they load the whole page (and with it a stream for the
     // new filters), so a boosted request gets the whole page although it says HX-Request.
@@ -276,7 +282,7 @@ async fn inbox_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
+    let (hub, _, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
     let base = widget_path(&hub.slug, &widget.slug);
     let filter = query.filter()?;
     let chrome = chrome.titled(format!("{} · inbox", widget.name));
@@ -309,7 +315,7 @@ async fn mark_read(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
+    let (hub, _, widget) = inbox_widget(&state, &path, &chrome.viewer).await?;
     let base = widget_path(&hub.slug, &widget.slug);
     let filter = query.filter()?;
     if let Some(actor_id) = chrome.viewer.actor_id {

@@ -227,7 +227,7 @@ async fn render_widget_page(
     };
     let thread = load_thread(state, &base, &widget, &chrome.viewer).await?;
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
-    let chrome = chrome.titled(widget.name.clone()).live(live::region::stream_url(&[region], since));
+    let chrome = chrome.titled(widget.name.clone()).live(live::region::stream_url(&[region], since)).in_hub(&access);
     let can_read_inbox = access.can_read_inbox(&widget);
     let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
