@@ -9,6 +9,7 @@ pub mod format;
 pub mod health;
 pub mod hubs;
 pub mod inbox;
+pub mod ledger;
 pub mod login;
 pub mod markup;
 pub mod region;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     widgets::configure(cfg);
     inbox::configure(cfg);
     crate::live::stream::configure(cfg);
+    ledger::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
