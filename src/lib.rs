@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod components;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -11,11 +11,14 @@ pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod inbox;
 pub mod ledger;
 pub mod login;
+pub mod markup;
 pub mod region;
 pub mod render;
 pub mod security;
+pub mod widgets;
 
 use actix_web::web;
 
@@ -27,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    widgets::configure(cfg);
+    inbox::configure(cfg);
     crate::live::stream::configure(cfg);
     ledger::configure(cfg);
     api::configure(cfg);
