@@ -993,18 +993,13 @@ async fn probe_isolation(app: &TestApp, rls_only: bool) {
         assert!(!thread.text().await.expect("body").contains(marker.as_str()), "embed thread leaked");
     }
     for (foreign_key, _, marker) in [&public_elsewhere, &private_elsewhere, &same_hub] {
-        let posted = app
-            .client
-            .post(app.url(&format!("/embed/{foreign_key}/annotations")))
-            .form(&[("body", "planted through the embed"), ("vt", visitor.as_str()), ("category", "bug")])
-            .send()
-            .await
-            .expect("post");
-        assert!(
-            !posted.status().is_success() && !posted.status().is_redirection(),
-            "embed post to a foreign widget: {}",
-            posted.status()
-        );
+        // The foreign widget's own composer, posted with widget A's visitor token.
+        let anyone = visitor_token(app, foreign_key).await;
+        let (_, state) = embed_support::composer(app, foreign_key, &anyone).await;
+        let action = format!("/embed/{foreign_key}/annotations?vt={visitor}");
+        let fields = [("body", "planted through the embed"), ("category", "bug")];
+        let posted = embed_support::post_composer(app, &action, &state, &fields, true, &[]).await;
+        assert!(!posted.status().is_success(), "embed post to a foreign widget: {}", posted.status());
         let page =
             app.client.get(app.url(&format!("/embed/{foreign_key}?token={identified}"))).send().await.expect("page");
         let status = page.status().as_u16();

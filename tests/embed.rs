@@ -5,7 +5,7 @@ mod common;
 mod embed_support;
 
 use common::{TestApp, text_attr};
-use embed_support::{LIVE, SseReader, count, host_token, visitor_token, widget};
+use embed_support::{LIVE, SseReader, composer, count, host_token, post_composer, visitor_token, widget};
 use ihf::auth::tokens;
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -14,23 +14,6 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 
 async fn actors(app: &TestApp) -> i64 {
     app.scalar("SELECT COUNT(*) FROM actors").await
-}
-
-async fn post(
-    app: &TestApp,
-    key: &str,
-    fields: &[(&str, &str)],
-    htmx: bool,
-    origin: Option<&str>,
-) -> reqwest::Response {
-    let mut request = app.new_client().post(app.url(&format!("/embed/{key}/annotations"))).form(fields);
-    if htmx {
-        request = request.header("HX-Request", "true");
-    }
-    if let Some(origin) = origin {
-        request = request.header("Origin", origin);
-    }
-    request.send().await.expect("post")
 }
 
 dual_test!(the_loader_is_a_small_cached_script_that_injects_no_inline_code, |app| {
@@ -156,7 +139,7 @@ dual_test!(host_tokens_identify_visitors_or_are_refused_with_a_clear_message, |a
         );
         let html = page.text().await.expect("body");
         assert!(html.contains(reason), "{reason}: {html}");
-        assert!(!html.contains("embed-composer"));
+        assert!(!html.contains("id=\"composer\""));
     }
     assert_eq!(actors(&app).await, before, "refused tokens create nobody");
 
@@ -191,72 +174,89 @@ dual_test!(the_composer_posts_as_the_visitor, |app| {
     app.seed_demo().await;
     let (widget_id, _, key, _) = widget(&app, "cart-summary").await;
     let token = visitor_token(&app, &key).await;
+    let (action, state) = composer(&app, &key, &token).await;
+    assert!(action.starts_with(&format!("/embed/{key}/annotations?vt={token}")), "{action}");
     let rows = || count(&app, "SELECT COUNT(*) FROM annotations WHERE widget_id = $1", widget_id);
     let before = rows().await;
 
-    // Mistakes: 422 with the message and what was typed.
+    // Mistakes: 422 with the message and what was typed, by the shared composer's rules.
     let long = "word ".repeat(801);
-    for (fields, message, typed) in [
-        (vec![("body", "   "), ("category", "bug")], "empty", ""),
-        (vec![("body", long.as_str()), ("category", "bug")], "under 4000", long.trim_end()),
-        (vec![("body", "Totals jump around."), ("category", "gossip")], "categories", "Totals jump around."),
+    for (body, category, message, typed) in [
+        ("   ", "bug", "cannot be empty", ""),
+        (long.as_str(), "bug", "at most 4000", long.as_str()),
+        ("Totals jump around.", "gossip", "Choose one of these categories.", "Totals jump around."),
     ] {
-        let mut fields = fields;
-        fields.push(("vt", &token));
-        let response = post(&app, &key, &fields, true, None).await;
-        assert_eq!(response.status(), 422);
+        let response = post_composer(&app, &action, &state, &[("body", body), ("category", category)], true, &[]).await;
+        assert_eq!(response.status(), 422, "{message}");
         let html = response.text().await.expect("body");
-        assert!(html.contains(message), "{message}");
-        assert!(html.contains(typed), "the text typed is kept");
-        assert!(html.contains("aria-invalid=\"true\"") || message == "categories");
+        assert!(html.contains(message), "{message}: {html}");
+        assert!(html.contains(typed.trim_end()), "the text typed is kept");
     }
+    // Typing: the count, no write.
+    let typing = post_composer(&app, &action, &state, &[("body", "Hal"), ("action", "body")], true, &[]).await;
+    assert_eq!(typing.status(), 200);
+    assert!(typing.text().await.expect("body").contains("3 / 4000"));
     assert_eq!(rows().await, before);
 
-    // Refused: another site's page, or nobody.
-    let fields = [("body", "Forged"), ("category", "bug"), ("vt", token.as_str())];
-    assert_eq!(post(&app, &key, &fields, true, Some("https://evil.example")).await.status(), 403);
-    assert_eq!(post(&app, &key, &[("body", "Nobody"), ("category", "bug")], true, None).await.status(), 401);
+    // Refused: another site's page, nobody, a tampered or foreign form.
+    let fields = [("body", "Forged"), ("category", "bug")];
+    let forged = post_composer(&app, &action, &state, &fields, true, &[("Origin", "https://evil.example")]).await;
+    assert_eq!(forged.status(), 403);
+    let nobody = post_composer(&app, &format!("/embed/{key}/annotations"), &state, &fields, true, &[]).await;
+    assert_eq!(nobody.status(), 401);
+    let tampered = format!("{}x", &state);
+    assert_eq!(post_composer(&app, &action, &tampered, &fields, true, &[]).await.status(), 400);
+    let (_, other_key, _) = {
+        let w = widget(&app, "promo-code").await;
+        (w.0, w.2, w.3)
+    };
+    let other_token = visitor_token(&app, &other_key).await;
+    let (_, other_state) = composer(&app, &other_key, &other_token).await;
+    assert_eq!(post_composer(&app, &action, &other_state, &fields, true, &[]).await.status(), 400);
     assert_eq!(rows().await, before);
 
     // Sent from the iframe (IHF's own origin), twice with the same composer: one annotation.
     let body = "The total <script>alert(1)</script> hides under the banner.";
-    let fields = [("body", body), ("category", "bug"), ("vt", token.as_str()), ("idempotency_key", "compose-1")];
-    let response = post(&app, &key, &fields, true, Some(&app.address)).await;
+    let fields = [("body", body), ("category", "bug")];
+    let response = post_composer(&app, &action, &state, &fields, true, &[("Origin", &app.address)]).await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("body");
-    assert!(html.contains("Thanks, your feedback was sent."));
+    assert!(html.contains("Thanks, your feedback was submitted."));
     assert!(html.contains("hx-swap-oob"), "the thread comes along");
     assert!(
         html.contains("The total &#60;script&#62;") || html.contains("The total &lt;script&gt;"),
         "escaped: {html}"
     );
     assert!(!html.contains("<script>alert(1)"));
-    assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+    assert_eq!(post_composer(&app, &action, &state, &fields, true, &[]).await.status(), 200);
     assert_eq!(rows().await, before + 1);
     let (category, kind, reference): (String, String, String) = sqlx::query_as(
         "SELECT c.slug, p.kind, p.external_ref FROM annotations a JOIN categories c ON c.id = a.category_id
-         JOIN actors p ON p.id = a.actor_id WHERE a.idempotency_key = 'compose-1'",
+         JOIN actors p ON p.id = a.actor_id WHERE a.widget_id = $1 ORDER BY a.id DESC LIMIT 1",
     )
+    .bind(widget_id)
     .fetch_one(app.db.reader())
     .await
     .expect("row");
     assert_eq!((category.as_str(), kind.as_str()), ("bug", "visitor"));
     assert!(reference.starts_with("anon:"));
 
-    // Without JavaScript: a plain post, then back to the page; the cookie alone also identifies.
-    let response = app
-        .new_client()
-        .post(app.url(&format!("/embed/{key}/annotations")))
-        .header("Cookie", format!("ihf_visitor={token}"))
-        .form(&[("body", "Posted without JavaScript."), ("category", "idea"), ("theme", "dark")])
-        .send()
-        .await
-        .expect("post");
+    // Without JavaScript, and with the cookie alone: a plain post, then back to the page.
+    let (_, state) = composer(&app, &key, &token).await;
+    let response = post_composer(
+        &app,
+        &format!("/embed/{key}/annotations?theme=dark"),
+        &state,
+        &[("body", "Posted without JavaScript."), ("category", "idea")],
+        false,
+        &[("Cookie", &format!("ihf_visitor={token}"))],
+    )
+    .await;
     assert_eq!(response.status(), 303);
     let location = header(&response, "location");
     assert!(location.starts_with(&format!("/embed/{key}?vt=")) && location.contains("theme=dark"), "{location}");
     let page = app.get(&location).await.text().await.expect("page");
-    assert!(page.contains("Posted without JavaScript."));
+    assert!(page.contains("Posted without JavaScript.") && page.contains("Thanks, your feedback was submitted."));
     assert_eq!(rows().await, before + 2);
 });
 
@@ -267,8 +267,9 @@ dual_test!(the_thread_shows_a_public_widget_whole_and_otherwise_only_ones_own, |
         let author = visitor_token(&app, &key).await;
         let other = visitor_token(&app, &key).await;
         let text = format!("Written by the first visitor on {slug}.");
-        let fields = [("body", text.as_str()), ("category", "friction"), ("vt", author.as_str())];
-        assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+        let (action, state) = composer(&app, &key, &author).await;
+        let fields = [("body", text.as_str()), ("category", "friction")];
+        assert_eq!(post_composer(&app, &action, &state, &fields, true, &[]).await.status(), 200);
         let own = app.get(&format!("/embed/{key}?vt={author}")).await.text().await.expect("page");
         assert!(own.contains(&text), "{slug}: the author sees it");
         assert!(own.contains("<span class=\"badge\">you</span>"));
@@ -298,8 +299,9 @@ dual_test!(the_thread_is_live, |app| {
     let first = reader.next(LIVE).await.expect("the current thread");
     assert_eq!(first.event, "thread");
     let writer = visitor_token(&app, &key).await;
-    let fields = [("body", "Arrives without a reload."), ("category", "praise"), ("vt", writer.as_str())];
-    assert_eq!(post(&app, &key, &fields, true, None).await.status(), 200);
+    let (action, state) = composer(&app, &key, &writer).await;
+    let fields = [("body", "Arrives without a reload."), ("category", "praise")];
+    assert_eq!(post_composer(&app, &action, &state, &fields, true, &[]).await.status(), 200);
     let (_, update) = reader.until("thread", LIVE, |e| e.data.contains("Arrives without a reload.")).await;
     assert!(update.is_some(), "the new annotation arrived");
 });
@@ -455,9 +457,15 @@ mod in_a_browser {
         }
         frame.enter_frame().await.expect("into the iframe");
         let text = "Written inside the iframe on a third-party page";
-        b.wait().for_element(Locator::Id("embed-body")).await.expect("composer").send_keys(text).await.expect("type");
-        b.find(Locator::Css("#embed-composer button[type=submit]")).await.expect("send").click().await.expect("click");
-        let inside = wait_for(b, "the thanks note", |html| html.contains("Thanks, your feedback was sent.")).await;
+        b.wait()
+            .for_element(Locator::Id("composer-body"))
+            .await
+            .expect("composer")
+            .send_keys(text)
+            .await
+            .expect("type");
+        b.find(Locator::Css("#composer button[type=submit]")).await.expect("send").click().await.expect("click");
+        let inside = wait_for(b, "the thanks note", |html| html.contains("Thanks, your feedback was submitted.")).await;
         assert!(inside.contains(text), "the visitor's thread shows it");
 
         // The operator's dashboard has it, without a reload.

@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::embed::{Refusal, Visitor};
 use crate::auth::policy;
-use crate::crypto;
+use crate::components::composer::{Action, Composer, ComposerView, Draft, Effect, Failure, Field};
+use crate::components::{self, Component};
 use crate::db::annotations::{self, NewAnnotation};
 use crate::db::api::{self, ApiAnnotation, Filter, Order};
 use crate::db::categories::{self, Category};
@@ -29,7 +30,6 @@ use crate::db::widgets::{self, Widget};
 use crate::db::{Backend, StoreError, now_ms};
 use crate::error::AppError;
 use crate::live::hub::html_hash;
-use crate::web::api::annotations::{BODY_MAX, check_body};
 use crate::web::api::cors::origin_listed;
 use crate::web::api::stream::{Wake, Woken};
 use crate::web::render::Htmx;
@@ -39,26 +39,6 @@ use crate::web::security::CSP;
 pub const THREAD_SIZE: i64 = 50;
 /// The visitor cookie (one per widget: its path is the widget's embed path).
 const COOKIE: &str = "ihf_visitor";
-
-/// The composer: a plain form that works without JavaScript and re-renders itself for htmx.
-#[derive(Template)]
-#[template(path = "fragments/embed_composer.html")]
-pub struct Composer {
-    pub key: String,
-    pub widget_name: String,
-    pub categories: Vec<Category>,
-    pub body: String,
-    pub category: String,
-    pub error: Option<String>,
-    pub submitted: bool,
-    pub visitor_name: String,
-    pub identified: bool,
-    pub vt: String,
-    pub idempotency_key: String,
-    pub theme: String,
-    pub parent: String,
-    pub body_max: usize,
-}
 
 /// The annotations the visitor may read: all of a public widget's, else their own.
 #[derive(Template)]
@@ -84,10 +64,12 @@ struct EmbedPage {
     theme: String,
     parent: String,
     visitor_token: String,
+    visitor_name: String,
+    identified: bool,
     fresh: bool,
     asset_v: String,
     live_url: String,
-    composer: Composer,
+    composer: ComposerView,
     thread: Thread,
 }
 
@@ -102,7 +84,7 @@ struct RefusedPage {
 #[derive(Template)]
 #[template(path = "fragments/embed_submitted.html")]
 struct Submitted<'a> {
-    composer: &'a Composer,
+    composer: &'a ComposerView,
     thread: &'a Thread,
 }
 
@@ -110,6 +92,8 @@ struct Submitted<'a> {
 struct EmbedQuery {
     /// The host site's sign-in token for its user.
     token: Option<String>,
+    /// Set by the redirect after a plain-form submit: show the "thanks" note.
+    thanks: Option<String>,
     /// IHF's visitor token, where the iframe carries it (third-party cookies blocked).
     vt: Option<String>,
     theme: Option<String>,
@@ -237,28 +221,32 @@ async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Re
     Ok(Thread { items, me: visitor.actor_id, public: widget.policy_scope == "public" })
 }
 
-fn composer(widget: &Widget, visitor: &Visitor, categories: Vec<Category>, theme: &str, parent: &str) -> Composer {
-    Composer {
-        key: widget.embed_key.clone(),
-        widget_name: widget.name.clone(),
-        category: categories
-            .iter()
-            .find(|c| c.slug == categories::DEFAULT_SLUG)
-            .or(categories.first())
-            .map(|c| c.slug.clone())
-            .unwrap_or_default(),
+/// Where the composer posts: the visitor token rides in the URL, so the form works where
+/// neither cookies nor JavaScript do; theme and parent come back after a plain-form submit.
+fn composer_url(widget: &Widget, visitor: &Visitor, theme: &str, parent: &str) -> String {
+    format!(
+        "/embed/{}/annotations?vt={}&theme={theme}&parent={}",
+        widget.embed_key,
+        visitor.token,
+        crate::web::errors::urlencode(parent)
+    )
+}
+
+/// The shared composer component (`components::composer`), posting to the embed.
+fn composer_view(
+    state: &AppState,
+    url: String,
+    composer: Composer,
+    categories: Vec<Category>,
+) -> Result<ComposerView, AppError> {
+    // The embed's posts are exempt from the session CSRF check (see `origin_ok`).
+    Ok(ComposerView {
+        token: components::seal(&state.secret, &composer)?,
+        state: composer,
+        action_url: url,
         categories,
-        body: String::new(),
-        error: None,
-        submitted: false,
-        visitor_name: visitor.name.clone(),
-        identified: visitor.identified,
-        vt: visitor.token.clone(),
-        idempotency_key: crypto::random_token(12),
-        theme: theme.to_owned(),
-        parent: parent.to_owned(),
-        body_max: BODY_MAX,
-    }
+        csrf_token: String::new(),
+    })
 }
 
 /// `GET /embed.js`: the loader, cached briefly so a fix reaches host pages soon.
@@ -316,20 +304,39 @@ async fn show_page(
     let parent = parent(&widget, query.parent.as_deref());
     let categories = categories::list(&state.db, widget.hub_id, false).await?;
     let thread = load_thread(&state, &widget, &visitor).await?;
-    let page =
-        embed_page(&state, &widget, &visitor, fresh, composer(&widget, &visitor, categories, &theme, &parent), thread);
+    let mut composer = Composer::new(widget.id);
+    if query.thanks.is_some() {
+        composer = composer.update(Action::Created).0;
+    }
+    let url = composer_url(&widget, &visitor, &theme, &parent);
+    let composer = composer_view(&state, url, composer, categories)?;
+    let page = embed_page(&state, &widget, &visitor, fresh, (theme, parent), composer, thread);
     Ok(respond(StatusCode::OK, &ancestors, page.render()?, Some(&visitor)))
 }
 
+/// The composer's form: the sealed state, the fields, and which action was asked for.
 #[derive(Debug, Deserialize)]
 struct ComposerForm {
-    #[serde(default)]
-    body: String,
+    token: String,
+    body: Option<String>,
     category: Option<String>,
-    vt: Option<String>,
-    idempotency_key: Option<String>,
-    theme: Option<String>,
-    parent: Option<String>,
+    /// `body`, `category` or `submit` (the default: a plain form post is a submit).
+    action: Option<String>,
+}
+
+impl ComposerForm {
+    /// The fields as they are now, then the action asked for.
+    fn actions(self) -> Result<Vec<Action>, AppError> {
+        let mut actions = Vec::with_capacity(3);
+        actions.extend(self.body.map(Action::UpdateBody));
+        actions.extend(self.category.map(Action::ChooseCategory));
+        match self.action.as_deref() {
+            None | Some("submit") => actions.push(Action::Submit),
+            Some("body" | "category") => {}
+            Some(other) => return Err(AppError::BadRequest(format!("unknown composer action {other:?}"))),
+        }
+        Ok(actions)
+    }
 }
 
 /// A post from the iframe comes from IHF's own origin; a host page may post from one of the
@@ -346,142 +353,125 @@ fn origin_ok(req: &HttpRequest, widget: &Widget) -> bool {
     }
 }
 
+/// Performs the composer's [`Effect::Create`] for an embed visitor: confined to the widget of
+/// their credential (on PostgreSQL by RLS as well), written once per idempotency key.
+async fn perform(
+    state: &AppState,
+    visitor: &mut Visitor,
+    widget: &Widget,
+    categories: &[Category],
+    draft: Draft,
+) -> Action {
+    if draft.widget_id != widget.id || !policy::embed_visitor_can_annotate(widget) {
+        return Action::Refused(Field::Widget, "This widget no longer accepts feedback.".into());
+    }
+    let Some(category) = categories.iter().find(|c| c.slug == draft.category) else {
+        return Action::Refused(Field::Category, "Choose one of these categories.".into());
+    };
+    let outcome = async {
+        let actor_id = visitor.ensure_actor(state).await?;
+        let new = NewAnnotation {
+            hub_id: widget.hub_id,
+            widget_id: widget.id,
+            actor_id,
+            body: draft.body.as_str(),
+            category_id: category.id,
+            status: "new",
+            created_at: now_ms(),
+            idempotency_key: Some(&draft.idempotency_key),
+        };
+        let mut tx = api::begin(&state.db, visitor.scope(), true).await?;
+        match annotations::insert(&mut tx, &new).await {
+            Ok(_) => tx.commit().await.map_err(StoreError::from),
+            // The same composer state sent twice (a double click, a retry): it is in already.
+            Err(e)
+                if e.is_conflict_on(
+                    "annotations_actor_id_idempotency_key_key",
+                    "annotations.actor_id, annotations.idempotency_key",
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match outcome.await {
+        Ok(()) => Action::Created,
+        Err(e) if api::is_policy_refusal(&e) => {
+            Action::Refused(Field::Widget, "This widget does not take your feedback.".into())
+        }
+        Err(e @ StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "embed composer: database unavailable");
+            Action::Failed(Failure::Unavailable)
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "embed composer: creating an annotation");
+            Action::Failed(Failure::Unexpected)
+        }
+    }
+}
+
 #[post("/embed/{embed_key}/annotations")]
 async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<EmbedQuery>,
     form: web::Form<ComposerForm>,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
-    let theme = theme(form.theme.as_deref());
+    let theme = theme(query.theme.as_deref());
     let Some(widget) = live_widget(&state, &path).await? else {
-        return Ok(refused(
-            &state,
-            StatusCode::NOT_FOUND,
-            "*",
-            theme,
-            "This feedback widget does not exist (any more).".into(),
-        ));
+        let message = "This feedback widget does not exist (any more).".into();
+        return Ok(refused(&state, StatusCode::NOT_FOUND, "*", theme, message));
     };
     let ancestors = frame_ancestors(&widget);
     if !origin_ok(&req, &widget) {
         tracing::info!(widget = widget.id, "refused an embed post from a foreign origin");
-        return Ok(refused(
-            &state,
-            StatusCode::FORBIDDEN,
-            &ancestors,
-            theme,
-            "This page may not post to this widget.".into(),
-        ));
+        let message = "This page may not post to this widget.".into();
+        return Ok(refused(&state, StatusCode::FORBIDDEN, &ancestors, theme, message));
     }
-    let parent = parent(&widget, form.parent.as_deref());
-    let categories = categories::list(&state.db, widget.hub_id, false).await?;
-    let Some(mut visitor) = request_visitor(&state, &req, &widget, form.vt.as_deref()).await? else {
+    let form = form.into_inner();
+    // A token that does not verify is refused before anything is read or written.
+    let composer: Composer = components::open(&state.secret, &form.token)?;
+    if composer.widget_id != widget.id {
+        return Err(AppError::BadRequest("this form belongs to another widget".into()));
+    }
+    let Some(mut visitor) = request_visitor(&state, &req, &widget, query.vt.as_deref()).await? else {
         let message = "Your visit expired. Reload the page and send your feedback again.".to_owned();
         return Ok(refused(&state, StatusCode::UNAUTHORIZED, &ancestors, theme, message));
     };
-    let mut view = composer(&widget, &visitor, categories, &theme, &parent);
-    view.body = form.body.clone();
-    view.idempotency_key =
-        form.idempotency_key.clone().filter(|k| !k.is_empty() && k.len() <= 100).unwrap_or(view.idempotency_key);
-    if let Some(category) = &form.category {
-        view.category = category.clone();
+    let parent = parent(&widget, query.parent.as_deref());
+    let categories = categories::list(&state.db, widget.hub_id, false).await?;
+    let (mut composer, effect) = composer.apply(form.actions()?);
+    let mut created = false;
+    if let Effect::Create(draft) = effect {
+        let outcome = perform(&state, &mut visitor, &widget, &categories, draft).await;
+        created = outcome == Action::Created;
+        composer = composer.update(outcome).0;
     }
-    let category_id = view.categories.iter().find(|c| c.slug == view.category).map(|c| c.id);
-    let checked = match (check_body(&form.body), category_id) {
-        (Err(message), _) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
-        (Ok(_), None) => Err((StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the categories.".to_owned())),
-        _ if !policy::embed_visitor_can_annotate(&widget) => {
-            Err((StatusCode::FORBIDDEN, "This widget no longer takes feedback.".to_owned()))
-        }
-        (Ok(body), Some(category_id)) => Ok((body, category_id)),
-    };
-    let (body, category_id) = match checked {
-        Ok(checked) => checked,
-        Err((status, message)) => {
-            view.error = Some(message);
-            return composer_response(&state, htmx, status, &widget, view, &visitor).await;
-        }
-    };
-    let actor_id = visitor.ensure_actor(&state).await?;
-    let new = NewAnnotation {
-        hub_id: widget.hub_id,
-        widget_id: widget.id,
-        actor_id,
-        body: &body,
-        category_id,
-        status: "new",
-        created_at: now_ms(),
-        idempotency_key: Some(&view.idempotency_key),
-    };
-    let mut tx = api::begin(&state.db, visitor.scope(), true).await?;
-    match annotations::insert(&mut tx, &new).await {
-        Ok(_) => tx.commit().await.map_err(StoreError::from)?,
-        // The same composer sent twice (a double click, a retry): it is in already.
-        Err(e)
-            if e.is_conflict_on(
-                "annotations_actor_id_idempotency_key_key",
-                "annotations.actor_id, annotations.idempotency_key",
-            ) =>
-        {
-            tx.rollback().await.map_err(StoreError::from)?
-        }
-        Err(e) if api::is_policy_refusal(&e) => {
-            tx.rollback().await.map_err(StoreError::from)?;
-            view.error = Some("This widget does not take your feedback.".into());
-            return composer_response(&state, htmx, StatusCode::FORBIDDEN, &widget, view, &visitor).await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not store an embed annotation");
-            view.error = Some("Your feedback could not be saved just now; it is still here, try again.".into());
-            let status = if matches!(e, StoreError::Unavailable(_)) {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            return composer_response(&state, htmx, status, &widget, view, &visitor).await;
-        }
-    }
-    if !htmx.partial {
-        let location = format!(
-            "/embed/{}?vt={}&theme={}&parent={}",
-            widget.embed_key,
-            visitor.token,
-            view.theme,
-            crate::web::errors::urlencode(&view.parent)
-        );
+    let url = composer_url(&widget, &visitor, &theme, &parent);
+    if !htmx.partial && created {
+        // Without JavaScript: back to the page, which says thanks.
+        let location = format!("{}&thanks=1", url.replacen("/annotations?", "?", 1));
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, location))
             .append_header((header::SET_COOKIE, visitor_cookie(&visitor)))
             .finish());
     }
-    let categories = std::mem::take(&mut view.categories);
-    let mut fresh = composer(&widget, &visitor, categories, &theme, &parent);
-    fresh.submitted = true;
-    let thread = load_thread(&state, &widget, &visitor).await?;
-    let body = Submitted { composer: &fresh, thread: &thread }.render()?;
-    Ok(respond(StatusCode::OK, &ancestors, body, Some(&visitor)))
-}
-
-/// The composer again, with its message and what the visitor typed: the fragment for htmx,
-/// the whole embed page otherwise.
-async fn composer_response(
-    state: &AppState,
-    htmx: Htmx,
-    status: StatusCode,
-    widget: &Widget,
-    view: Composer,
-    visitor: &Visitor,
-) -> Result<HttpResponse, AppError> {
-    let ancestors = frame_ancestors(widget);
-    if htmx.partial {
-        return Ok(respond(status, &ancestors, view.render()?, Some(visitor)));
-    }
-    let thread = load_thread(state, widget, visitor).await?;
-    let page = embed_page(state, widget, visitor, false, view, thread);
-    Ok(respond(status, &ancestors, page.render()?, Some(visitor)))
+    let status = composer.status();
+    let view = composer_view(&state, url, composer, categories)?;
+    let body = if !htmx.partial {
+        let thread = load_thread(&state, &widget, &visitor).await?;
+        embed_page(&state, &widget, &visitor, false, (theme, parent), view, thread).render()?
+    } else if created {
+        // The visitor's thread shows it at once, whatever the live stream is doing.
+        let thread = load_thread(&state, &widget, &visitor).await?;
+        Submitted { composer: &view, thread: &thread }.render()?
+    } else {
+        view.render()?
+    };
+    Ok(respond(status, &ancestors, body, Some(&visitor)))
 }
 
 fn embed_page(
@@ -489,15 +479,18 @@ fn embed_page(
     widget: &Widget,
     visitor: &Visitor,
     fresh: bool,
-    composer: Composer,
+    (theme, parent): (String, String),
+    composer: ComposerView,
     thread: Thread,
 ) -> EmbedPage {
     EmbedPage {
         key: widget.embed_key.clone(),
         widget_name: widget.name.clone(),
-        theme: composer.theme.clone(),
-        parent: composer.parent.clone(),
+        theme,
+        parent,
         visitor_token: visitor.token.clone(),
+        visitor_name: visitor.name.clone(),
+        identified: visitor.identified,
         fresh,
         asset_v: state.assets.version.clone(),
         live_url: format!("/embed/{}/live?vt={}", widget.embed_key, visitor.token),

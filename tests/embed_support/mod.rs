@@ -124,3 +124,40 @@ impl SseReader {
 
 /// How long a test waits for a live change (the streams look every 500 ms).
 pub const LIVE: Duration = Duration::from_secs(8);
+
+/// An attribute value as the page has it, with askama's escapes undone.
+fn unescape(value: &str) -> String {
+    value.replace("&#38;", "&").replace("&amp;", "&").replace("&#61;", "=")
+}
+
+/// The composer of a widget's embed page as the visitor of `vt` sees it: where it posts
+/// (visitor token in the URL) and its sealed state.
+pub async fn composer(app: &TestApp, embed_key: &str, vt: &str) -> (String, String) {
+    let page = app.new_client().get(app.url(&format!("/embed/{embed_key}?vt={vt}"))).send().await.expect("embed page");
+    let html = page.text().await.expect("body");
+    let form = &html[html.find("<form id=\"composer\"").expect("the composer")..];
+    let action = unescape(&crate::common::text_attr(form, "action=\"").expect("action"));
+    let token = crate::common::text_attr(form, "name=\"token\" value=\"").expect("token");
+    (action, token)
+}
+
+/// Posts the composer's form (`fields` besides its token) as htmx or a plain form.
+pub async fn post_composer(
+    app: &TestApp,
+    action: &str,
+    token: &str,
+    fields: &[(&str, &str)],
+    htmx: bool,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form: Vec<(&str, &str)> = vec![("token", token)];
+    form.extend_from_slice(fields);
+    let mut request = app.new_client().post(app.url(action)).form(&form);
+    if htmx {
+        request = request.header("HX-Request", "true");
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("post")
+}
