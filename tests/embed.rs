@@ -407,9 +407,9 @@ mod in_a_browser {
     }
 
     /// The demo host page on one site (localhost) embeds a widget from another (127.0.0.1); a
-    /// visitor writes inside the iframe; the operator's dashboard shows it without a reload.
+    /// visitor writes inside the iframe; the widget's inbox shows it without a reload.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_visitor_annotates_inside_the_iframe_and_the_dashboard_shows_it_live() {
+    async fn a_visitor_annotates_inside_the_iframe_and_the_inbox_shows_it_live() {
         if !std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty()) {
             return;
         }
@@ -429,15 +429,15 @@ mod in_a_browser {
 
         let browser = browser().await;
         let b = &browser.client;
-        // The operator watches the dashboard.
+        // The operator watches the widget's feedback inbox.
         b.goto(&app.url("/login")).await.expect("login");
         b.find(Locator::Id("handle")).await.expect("handle").send_keys("olga").await.expect("type");
         b.find(Locator::Id("password")).await.expect("password").send_keys(&logins["olga"]).await.expect("type");
         b.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
         wait_for(b, "sign-in", |html| html.contains("Sign out")).await;
-        b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+        b.goto(&app.url("/hubs/checkout/widgets/cart-summary/inbox")).await.expect("inbox");
         wait_for(b, "the live stream", |html| html.contains("data-live-status=\"open\"")).await;
-        let dashboard = b.window().await.expect("window");
+        let inbox = b.window().await.expect("window");
 
         // A visitor on the third-party page, in another tab.
         let tab = b.new_window(true).await.expect("tab");
@@ -468,9 +468,9 @@ mod in_a_browser {
         let inside = wait_for(b, "the thanks note", |html| html.contains("Thanks, your feedback was submitted.")).await;
         assert!(inside.contains(text), "the visitor's thread shows it");
 
-        // The operator's dashboard has it, without a reload.
-        b.switch_to_window(dashboard).await.expect("back to the dashboard");
-        wait_for(b, "the annotation on the dashboard", |html| html.contains(text)).await;
+        // The operator's inbox has it, without a reload.
+        b.switch_to_window(inbox).await.expect("back to the inbox");
+        wait_for(b, "the annotation in the inbox", |html| html.contains(text)).await;
         let _ = b.clone().close().await;
     }
 }
