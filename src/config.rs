@@ -70,6 +70,19 @@ pub struct Config {
     /// Seed the demo data into an empty database on start.
     #[arg(long, env = "IHF_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo: bool,
+
+    /// Event-ingestion requests allowed per minute for one widget's embed key.
+    #[arg(long, env = "IHF_INGEST_PER_KEY_PER_MIN", default_value_t = 6000, global = true)]
+    pub ingest_per_key_per_min: u32,
+
+    /// Event-ingestion requests allowed per minute from one client IP address.
+    #[arg(long, env = "IHF_INGEST_PER_IP_PER_MIN", default_value_t = 600, global = true)]
+    pub ingest_per_ip_per_min: u32,
+
+    /// Test hook, never a flag: the data API and embeds leave out their own access predicates so
+    /// that tests prove PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
+    #[arg(skip)]
+    pub rls_only_for_tests: bool,
 }
 
 impl Config {
@@ -89,6 +102,9 @@ impl Config {
             live_max_per_session: 16,
             secure_cookies: false,
             seed_demo: false,
+            ingest_per_key_per_min: 6000,
+            ingest_per_ip_per_min: 600,
+            rls_only_for_tests: false,
         }
     }
 
@@ -129,6 +145,9 @@ impl fmt::Debug for Config {
             .field("live_max_per_session", &self.live_max_per_session)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
+            .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
+            .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
+            .field("rls_only_for_tests", &self.rls_only_for_tests)
             .finish()
     }
 }

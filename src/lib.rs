@@ -5,10 +5,12 @@
 
 pub mod auth;
 pub mod cli;
+pub mod components;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod demo_host;
 pub mod error;
 pub mod live;
 pub mod telemetry;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub login_throttle: auth::throttle::LoginThrottle,
     /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
     pub secret: Arc<[u8]>,
+    /// Event-ingestion rate limits, per embed key and per IP.
+    pub ingest_limits: web::api::limits::RateLimits,
     /// Live streams and their topics.
     pub live: Arc<live::LiveHub>,
     /// Committed changes, from the database's triggers.
@@ -78,6 +82,10 @@ impl Application {
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::load(&config.static_dir),
+            ingest_limits: web::api::limits::RateLimits::new(
+                config.ingest_per_key_per_min,
+                config.ingest_per_ip_per_min,
+            ),
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),
@@ -94,8 +102,9 @@ impl Application {
                 .wrap(from_fn(auth::middleware::sessions_and_csrf))
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
+                .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
@@ -117,9 +126,10 @@ impl Application {
         &self.db
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// A handle to stop the server gracefully: live streams close first (they would otherwise
+    /// hold the shutdown for its whole timeout), then in-flight requests finish.
+    pub fn handle(&self) -> Stopper {
+        Stopper { server: self.server.handle(), live: Arc::clone(&self.live) }
     }
 
     /// The live hub (open streams, counters).
@@ -144,6 +154,21 @@ impl Application {
         self.live.close_all();
         let _ = self.shutdown.send(true);
         result
+    }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    live: Arc<live::LiveHub>,
+}
+
+impl Stopper {
+    /// Closes live streams, then stops the server gracefully (`graceful = false`: at once).
+    pub async fn stop(&self, graceful: bool) {
+        self.live.close_all();
+        self.server.stop(graceful).await;
     }
 }
 

@@ -9,6 +9,8 @@
 
 pub mod actors;
 pub mod annotations;
+pub mod api;
+pub mod api_keys;
 pub mod candidates;
 pub mod categories;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod sql;
 pub mod triage;
+pub mod visitors;
 pub mod widgets;
 
 use std::str::FromStr;

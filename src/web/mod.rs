@@ -1,19 +1,26 @@
 //! The web layer: one module per surface, each exposing `configure(cfg)`.
 
 pub mod access;
+pub mod api;
+pub mod api_keys;
 pub mod assets;
 pub mod categories;
 pub mod chrome;
 pub mod dashboard;
+pub mod embed;
 pub mod errors;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod inbox;
+pub mod ledger;
 pub mod login;
+pub mod markup;
 pub mod region;
 pub mod render;
 pub mod security;
 pub mod triage;
+pub mod widgets;
 
 use actix_web::web;
 
@@ -25,7 +32,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    widgets::configure(cfg);
+    inbox::configure(cfg);
     crate::live::stream::configure(cfg);
+    ledger::configure(cfg);
+    api::configure(cfg);
+    embed::configure(cfg);
+    api_keys::configure(cfg);
     triage::configure(cfg);
     categories::configure(cfg);
 }

@@ -99,7 +99,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub database_url: String,
     pub client: reqwest::Client,
-    pub handle: actix_web::dev::ServerHandle,
+    pub handle: ihf::Stopper,
 }
 
 /// Starts the app on a random port with a fresh database.
