@@ -65,6 +65,8 @@ struct TopicKey {
 struct Topic {
     viewer: Viewer,
     clients: HashMap<u64, mpsc::Sender<Frame>>,
+    /// The hash of the topic's latest render, a baseline for clients that join later.
+    last_hash: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -147,20 +149,39 @@ impl LiveHub {
     }
 
     /// Subscribes an admitted stream to its regions as `viewer`; frames arrive on the receiver.
-    pub fn subscribe(&self, admitted: &mut Admitted, regions: &[Region], viewer: &Viewer) -> mpsc::Receiver<Frame> {
+    /// Also returns, per region, the hash of the topic's latest render when there is one (so a
+    /// client joining an existing topic needs no render of its own to know what it has).
+    pub fn subscribe(
+        &self,
+        admitted: &mut Admitted,
+        regions: &[Region],
+        viewer: &Viewer,
+    ) -> (mpsc::Receiver<Frame>, Vec<Option<u64>>) {
         let (sender, receiver) = mpsc::channel(self.limits.queue.max(regions.len() * 2));
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
         let mut topics = lock(&self.topics);
+        let mut known = Vec::with_capacity(regions.len());
         for region in regions {
             let key = TopicKey { region: region.clone(), actor: viewer.actor_id };
-            topics
-                .entry(key)
-                .or_insert_with(|| Topic { viewer: viewer.clone(), clients: HashMap::new() })
-                .clients
-                .insert(id, sender.clone());
+            let topic = topics.entry(key).or_insert_with(|| Topic {
+                viewer: viewer.clone(),
+                clients: HashMap::new(),
+                last_hash: None,
+            });
+            topic.clients.insert(id, sender.clone());
+            known.push(topic.last_hash);
         }
         admitted.client = Some((id, regions.to_vec(), viewer.actor_id));
-        receiver
+        (receiver, known)
+    }
+
+    /// Records a client's baseline render as the topic's latest hash when the topic has none
+    /// yet, so the next clients of the topic need not render.
+    pub fn remember_hash(&self, region: &Region, actor: Option<i64>, hash: u64) {
+        let key = TopicKey { region: region.clone(), actor };
+        if let Some(topic) = lock(&self.topics).get_mut(&key) {
+            topic.last_hash.get_or_insert(hash);
+        }
     }
 
     /// Number of open streams.
@@ -255,6 +276,7 @@ impl LiveHub {
             let frame = Frame { event: key.region.event_name(), hash: html_hash(&html), html: Arc::from(html), seq };
             let mut topics = lock(&self.topics);
             let Some(topic) = topics.get_mut(&key) else { continue };
+            topic.last_hash = Some(frame.hash);
             topic.clients.retain(|_, sender| match sender.try_send(frame.clone()) {
                 Ok(()) => {
                     self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);

@@ -171,6 +171,22 @@ impl Region {
         }
     }
 
+    /// Checks that `viewer` may receive this region, without rendering it where a cheaper check
+    /// says the same (a hub membership); other regions are rendered and the HTML dropped.
+    pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
+        match self {
+            Self::Hubs => Ok(()),
+            Self::Widgets { hub_id }
+            | Self::Signals { hub_id }
+            | Self::Feed { hub_id }
+            | Self::Ledger { hub_id, .. }
+            | Self::CandidateHead { hub_id, .. }
+            | Self::CandidateEvidence { hub_id, .. }
+            | Self::CandidateHistory { hub_id, .. } => member_hub(state, *hub_id, viewer).await.map(|_| ()),
+            _ => self.render(state, viewer).await.map(|_| ()),
+        }
+    }
+
     /// Renders the region as `viewer` sees it now, applying the access policy every time.
     pub async fn render(&self, state: &AppState, viewer: &Viewer) -> Result<String, AppError> {
         match self {
