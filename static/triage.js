@@ -31,9 +31,16 @@
     focusRow(next);
   }
 
+  // htmx binds swapped-in buttons when the swap settles (20 ms later); a quick key must not
+  // click one before that, so bind it now (binding twice is a no-op).
+  function activate(el) {
+    if (!el || el.disabled) return;
+    if (window.htmx) window.htmx.process(el);
+    el.click();
+  }
+
   function press(row, selector) {
-    var el = row && row.querySelector(selector);
-    if (el && !el.disabled) el.click();
+    activate(row && row.querySelector(selector));
   }
 
   function syncSelection() {
@@ -130,7 +137,7 @@
       // Inside a dialog, digits pick the n-th choice; Escape closes it (natively).
       if (!typing && /^[1-9]$/.test(e.key)) {
         var choice = d.querySelector('[data-choice="' + e.key + '"]');
-        if (choice) { e.preventDefault(); choice.click(); }
+        if (choice) { e.preventDefault(); activate(choice); }
       }
       return;
     }
@@ -147,7 +154,7 @@
       case "x": press(row, '[data-act="x"]'); break;
       case "d": press(row, '[data-act="d"]'); break;
       case "p": press(row, '[data-act="p"]'); break;
-      case "z": var undo = document.querySelector("#toast [data-undo]"); if (undo) undo.click(); break;
+      case "z": var undo = document.querySelector("#toast form"); if (undo && window.htmx) window.htmx.process(undo); activate(document.querySelector("#toast [data-undo]")); break;
       case "/": var q = document.getElementById("q"); if (q) { q.focus(); q.select(); } break;
       case "?": if (help()) help().showModal(); break;
       case " ":
