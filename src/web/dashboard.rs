@@ -61,6 +61,8 @@ pub struct FeedPanel {
 struct DashboardPage {
     chrome: Chrome,
     hub: Hub,
+    can_triage: bool,
+    can_manage: bool,
     widgets: WidgetsPanel,
     signals: SignalsPanel,
     feed: FeedPanel,
@@ -118,7 +120,15 @@ async fn dashboard(
     let regions =
         [Region::Widgets { hub_id: hub.id }, Region::Signals { hub_id: hub.id }, Region::Feed { hub_id: hub.id }];
     let chrome = chrome.titled(hub.name.clone()).live(live::region::stream_url(&regions, since));
-    let page = DashboardPage { chrome, hub, widgets, signals, feed };
+    let page = DashboardPage {
+        chrome,
+        hub,
+        can_triage: access.can_triage(),
+        can_manage: access.can_manage(),
+        widgets,
+        signals,
+        feed,
+    };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 
