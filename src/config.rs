@@ -53,6 +53,18 @@ pub struct Config {
     /// Seed the demo data into an empty database on start.
     #[arg(long, env = "IHF_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo: bool,
+
+    /// Address of the Prometheus `/metrics` listener; none when unset (keep it off the public port).
+    #[arg(long, env = "IHF_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Let webhooks reach private, loopback and link-local addresses (off: no server-side request forgery).
+    #[arg(long, env = "IHF_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+
+    /// Milliseconds before the first retry of a failed webhook delivery; each retry doubles it.
+    #[arg(long, env = "IHF_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000, global = true)]
+    pub webhook_retry_base_ms: u64,
 }
 
 impl Config {
@@ -68,6 +80,9 @@ impl Config {
             live_window_ms: 50,
             secure_cookies: false,
             seed_demo: false,
+            metrics_bind: None,
+            webhook_allow_private: false,
+            webhook_retry_base_ms: 30_000,
         }
     }
 
@@ -104,6 +119,9 @@ impl fmt::Debug for Config {
             .field("live_window_ms", &self.live_window_ms)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
             .finish()
     }
 }

@@ -95,6 +95,11 @@ impl HubAccess {
         self.effective_role() == Some(Role::Operator)
     }
 
+    /// Triagers and operators export the hub's annotations (CSV, JSON Lines).
+    pub fn can_export(&self) -> bool {
+        self.can_triage()
+    }
+
     /// Whether the viewer may read the widget and the annotations others wrote on it.
     pub fn can_read_widget(&self, widget: &Widget) -> bool {
         match widget.policy_scope.as_str() {
@@ -118,6 +123,11 @@ impl HubAccess {
     pub fn can_edit_annotation(&self, author_id: i64) -> bool {
         self.actor_id == Some(author_id)
     }
+}
+
+/// Site administrators create and archive hubs.
+pub fn can_manage_hubs(viewer: &Viewer) -> bool {
+    viewer.is_signed_in() && viewer.is_admin
 }
 
 /// The actor id used in SQL predicates: `-1` for anonymous, which matches no row.

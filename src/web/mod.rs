@@ -5,6 +5,7 @@ pub mod assets;
 pub mod chrome;
 pub mod dashboard;
 pub mod errors;
+pub mod exports;
 pub mod format;
 pub mod health;
 pub mod hubs;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod region;
 pub mod render;
 pub mod security;
+pub mod settings;
 
 use actix_web::web;
 
@@ -23,6 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    settings::configure(cfg);
+    exports::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].

@@ -1,0 +1,251 @@
+//! Prometheus metrics: a small registry of atomics any module can bump, the request-tracking
+//! middleware, and the `/metrics` listener on its own address (`IHF_METRICS_BIND`), so the
+//! numbers never reach the public port.
+//!
+//! Hand-written rather than the `prometheus-client` crate: six series and one histogram do
+//! not need a dependency, and the text format is a few lines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+
+use crate::db::Db;
+
+/// A monotonic counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Sets the value.
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds (seconds) of the request latency histogram.
+const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Every series IHF exposes. Shared as `Arc<Metrics>` in `AppState`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Live SSE streams open now (the live module increments on open, decrements on close).
+    pub live_streams_open: Gauge,
+    /// Change events received from the change feed.
+    pub change_events: Counter,
+    /// Region renders saved by coalescing a burst of changes into one.
+    pub renders_coalesced: Counter,
+    /// Webhook deliveries answered 2xx.
+    pub webhook_delivered: Counter,
+    /// Webhook attempts that failed and will be retried.
+    pub webhook_retried: Counter,
+    /// Webhook deliveries given up.
+    pub webhook_failed: Counter,
+    /// Requests by (method, route template).
+    http: Mutex<BTreeMap<(String, String), RouteStats>>,
+}
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let Ok(mut http) = self.http.lock() else { return };
+        let stats = http.entry((method.to_owned(), route.to_owned())).or_default();
+        *stats.by_status.entry(status).or_default() += 1;
+        for (bucket, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        stats.count += 1;
+        stats.sum += seconds;
+    }
+
+    /// The Prometheus text exposition of every series; `queue_depth` is read by the caller.
+    pub fn render(&self, queue_depth: Option<i64>) -> String {
+        let mut out = String::with_capacity(4096);
+        let http = self.http.lock().map(|h| {
+            h.iter().map(|(k, v)| (k.clone(), v.by_status.clone(), v.buckets, v.count, v.sum)).collect::<Vec<_>>()
+        });
+        let http = http.unwrap_or_default();
+        out.push_str("# HELP ihf_http_requests_total HTTP requests answered, by route template and status.\n");
+        out.push_str("# TYPE ihf_http_requests_total counter\n");
+        for ((method, route), by_status, ..) in &http {
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "ihf_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(method),
+                    escape(route)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP ihf_http_request_duration_seconds Time from request to response head, by route template.\n",
+        );
+        out.push_str("# TYPE ihf_http_request_duration_seconds histogram\n");
+        for ((method, route), _, buckets, count, sum) in &http {
+            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+            for (bound, n) in BUCKETS.iter().zip(buckets) {
+                let _ = writeln!(out, "ihf_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "ihf_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "ihf_http_request_duration_seconds_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "ihf_http_request_duration_seconds_count{{{labels}}} {count}");
+        }
+        let mut single = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        };
+        single("ihf_live_streams_open", "gauge", "Live SSE streams open.", self.live_streams_open.get().to_string());
+        single("ihf_change_events_total", "counter", "Change events received.", self.change_events.get().to_string());
+        single(
+            "ihf_renders_coalesced_total",
+            "counter",
+            "Region renders saved by coalescing bursts of changes.",
+            self.renders_coalesced.get().to_string(),
+        );
+        if let Some(depth) = queue_depth {
+            single("ihf_webhook_queue_depth", "gauge", "Webhook deliveries waiting to be sent.", depth.to_string());
+        }
+        out.push_str("# HELP ihf_webhook_deliveries_total Webhook delivery attempts, by outcome.\n");
+        out.push_str("# TYPE ihf_webhook_deliveries_total counter\n");
+        for (outcome, counter) in [
+            ("delivered", &self.webhook_delivered),
+            ("retried", &self.webhook_retried),
+            ("failed", &self.webhook_failed),
+        ] {
+            let _ = writeln!(out, "ihf_webhook_deliveries_total{{outcome=\"{outcome}\"}} {}", counter.get());
+        }
+        out
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Middleware: counts every request by its route template (never the raw path, which would
+/// make a series per hub and per id) and times it to the response head.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<crate::AppState>>().map(|state| state.metrics.clone());
+    let method = req.method().as_str().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let status = match &res {
+            Ok(res) => res.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    }
+    res
+}
+
+struct Exporter {
+    metrics: std::sync::Arc<Metrics>,
+    db: Db,
+}
+
+async fn scrape(exporter: web::Data<Exporter>) -> HttpResponse {
+    let depth = match crate::db::webhooks::queue_depth(&exporter.db).await {
+        Ok(depth) => Some(depth),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the webhook queue depth");
+            None
+        }
+    };
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(exporter.metrics.render(depth))
+}
+
+/// Binds the metrics listener (`GET /metrics`); returns its port and the server to run.
+pub fn serve(bind: SocketAddr, metrics: std::sync::Arc<Metrics>, db: Db) -> anyhow::Result<(u16, Server)> {
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding the metrics address {bind}"))?;
+    let port = listener.local_addr()?.port();
+    let exporter = web::Data::new(Exporter { metrics, db });
+    let server =
+        HttpServer::new(move || App::new().app_data(exporter.clone()).route("/metrics", web::get().to(scrape)))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+    Ok((port, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.observe_request("GET", "/hubs/{hub_slug}", 200, 0.02);
+        metrics.observe_request("GET", "/hubs/{hub_slug}", 404, 0.2);
+        metrics.live_streams_open.inc();
+        let text = metrics.render(Some(3));
+        assert!(text.contains("ihf_http_requests_total{method=\"GET\",route=\"/hubs/{hub_slug}\",status=\"200\"} 1"));
+        assert!(text.contains(
+            "ihf_http_request_duration_seconds_bucket{method=\"GET\",route=\"/hubs/{hub_slug}\",le=\"0.025\"} 1"
+        ));
+        assert!(text.contains("le=\"+Inf\"} 2"));
+        assert!(text.contains("ihf_live_streams_open 1"));
+        assert!(text.contains("ihf_webhook_queue_depth 3"));
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,60 @@
+//! Settings: site administrators manage hubs; a hub's operators manage its widgets, members
+//! and webhooks (categories and API keys have their own modules, linked from the index).
+//! Not live: these pages change rarely and are read by the person changing them.
+//!
+//! Forms work without JavaScript (plain POST, 303 on success) and with htmx (`hx-post` into
+//! `#main`; success answers with `HX-Redirect`). A form with mistakes comes back as 422 with
+//! the message next to each field and what was typed kept.
+
+pub mod forms;
+pub mod hubs;
+pub mod members;
+pub mod webhooks;
+pub mod widgets;
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+
+use crate::AppState;
+use crate::auth::Viewer;
+use crate::auth::policy::HubAccess;
+use crate::db::hubs::Hub;
+use crate::error::AppError;
+use crate::web::access;
+use crate::web::chrome::Chrome;
+use crate::web::render::{self, Htmx};
+
+/// The hub `slug` for viewers who may manage it (operators and administrators).
+pub async fn managed_hub(state: &AppState, slug: &str, viewer: &Viewer) -> Result<(Hub, HubAccess), AppError> {
+    let (hub, access) = access::hub(state, slug, viewer).await?;
+    access::require(access.can_manage(), viewer)?;
+    Ok((hub, access))
+}
+
+#[derive(Template)]
+#[template(path = "pages/settings/index.html", blocks = ["content"])]
+struct IndexPage {
+    chrome: Chrome,
+    hub: Hub,
+}
+
+#[get("/hubs/{hub_slug}/settings")]
+async fn index(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    chrome: Chrome,
+    htmx: Htmx,
+) -> Result<HttpResponse, AppError> {
+    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let page = IndexPage { chrome: chrome.titled(format!("{} · settings", hub.name)), hub };
+    render::page(htmx, &page, |p| p.as_content().render())
+}
+
+/// Mounts every settings page.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(index);
+    hubs::configure(cfg);
+    widgets::configure(cfg);
+    members::configure(cfg);
+    webhooks::configure(cfg);
+}
