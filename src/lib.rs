@@ -4,6 +4,7 @@
 //! [`Application::build`], and so do the integration tests, each on its own port and database.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod crypto;
