@@ -46,6 +46,23 @@ pub struct Config {
     #[arg(long, env = "IHF_LIVE_WINDOW_MS", default_value_t = 150, global = true)]
     pub live_window_ms: u64,
 
+    /// Seconds between heartbeat comments on idle live streams (also how soon a vanished
+    /// client is noticed: a closed connection shows when a write fails).
+    #[arg(long, env = "IHF_LIVE_HEARTBEAT_SECS", default_value_t = 15, global = true)]
+    pub live_heartbeat_secs: u64,
+
+    /// Most live streams open at once on this instance.
+    #[arg(long, env = "IHF_LIVE_MAX_STREAMS", default_value_t = 20_000, global = true)]
+    pub live_max_streams: usize,
+
+    /// Most live streams from one IP address.
+    #[arg(long, env = "IHF_LIVE_MAX_PER_IP", default_value_t = 500, global = true)]
+    pub live_max_per_ip: usize,
+
+    /// Most live streams of one signed-in session.
+    #[arg(long, env = "IHF_LIVE_MAX_PER_SESSION", default_value_t = 16, global = true)]
+    pub live_max_per_session: usize,
+
     /// Mark cookies `Secure` (set when served over HTTPS, e.g. behind a TLS proxy).
     #[arg(long, env = "IHF_SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
@@ -78,6 +95,10 @@ impl Config {
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
             live_window_ms: 50,
+            live_heartbeat_secs: 15,
+            live_max_streams: 20_000,
+            live_max_per_ip: 500,
+            live_max_per_session: 16,
             secure_cookies: false,
             seed_demo: false,
             metrics_bind: None,
@@ -117,6 +138,10 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("static_dir", &self.static_dir)
             .field("live_window_ms", &self.live_window_ms)
+            .field("live_heartbeat_secs", &self.live_heartbeat_secs)
+            .field("live_max_streams", &self.live_max_streams)
+            .field("live_max_per_ip", &self.live_max_per_ip)
+            .field("live_max_per_session", &self.live_max_per_session)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
             .field("metrics_bind", &self.metrics_bind)

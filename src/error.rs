@@ -30,6 +30,9 @@ pub enum AppError {
     /// Too many requests; retry after the given seconds.
     #[error("too many requests, try again in {0} s")]
     TooManyRequests(u64),
+    /// Too many open streams; retry after the given seconds.
+    #[error("the server is busy, try again in {0} s")]
+    Overloaded(u64),
     /// The database cannot be reached; the request can be retried.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
@@ -67,6 +70,7 @@ impl AppError {
             Self::BadRequest(_) => "Bad request",
             Self::Conflict(_) => "Changed by someone else",
             Self::TooManyRequests(_) => "Slow down",
+            Self::Overloaded(_) => "Busy",
             Self::Unavailable(_) => "Temporarily unavailable",
             Self::Unexpected(_) => "Something went wrong",
         }
@@ -91,7 +95,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Unavailable(_) => Some(5),
-            Self::TooManyRequests(seconds) => Some(*seconds),
+            Self::TooManyRequests(seconds) | Self::Overloaded(seconds) => Some(*seconds),
             _ => None,
         }
     }
@@ -106,7 +110,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

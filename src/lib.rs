@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod lifecycle;
+pub mod live;
 pub mod metrics;
 pub mod telemetry;
 pub mod web;
@@ -37,9 +38,13 @@ pub struct AppState {
     pub login_throttle: auth::throttle::LoginThrottle,
     /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
     pub secret: Arc<[u8]>,
-    /// Counters and gauges for `/metrics`; any module may bump them.
+    /// Live streams and their topics.
+    pub live: Arc<live::LiveHub>,
+    /// Committed changes, from the database's triggers.
+    pub feed: live::ChangeFeed,
+    /// Counters and the request histogram for `/metrics`; any module may add to them.
     pub metrics: Arc<metrics::Metrics>,
-    /// Fires when the server begins to stop: live streams subscribe and end with a reconnect hint.
+    /// Fires when the server begins to stop; long-lived tasks and responses subscribe.
     pub shutdown: lifecycle::Shutdown,
 }
 
@@ -48,8 +53,9 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    live: Arc<live::LiveHub>,
     shutdown: lifecycle::Shutdown,
-    webhook_worker: Option<tokio::task::JoinHandle<()>>,
+    webhook_worker: tokio::task::JoinHandle<()>,
     metrics_server: Option<(u16, Server)>,
 }
 
@@ -68,19 +74,28 @@ impl Application {
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
+        let shutdown = lifecycle::Shutdown::new();
+        let shutdown_rx = shutdown.receiver();
+        let feed = live::ChangeFeed::start(&db, shutdown_rx.clone()).await.context("starting the change feed")?;
+        let limits = live::hub::Limits {
+            total: config.live_max_streams,
+            per_ip: config.live_max_per_ip,
+            per_session: config.live_max_per_session,
+            ..live::hub::Limits::default()
+        };
+        let live = Arc::new(live::LiveHub::new(std::time::Duration::from_millis(config.live_window_ms), limits));
         let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(metrics::Metrics::default());
-        let shutdown = lifecycle::Shutdown::new();
         let metrics_server = match config.metrics_bind {
-            Some(bind) => Some(metrics::serve(bind, metrics.clone(), db.clone())?),
+            Some(bind) => Some(metrics::serve(bind, Arc::clone(&metrics), Arc::clone(&live), db.clone())?),
             None => None,
         };
         let webhook_worker = webhooks::worker::Worker::new(
             db.clone(),
             config.webhook_allow_private,
             config.webhook_retry_base_ms,
-            metrics.clone(),
+            Arc::clone(&metrics),
         )?
         .spawn(shutdown.subscribe());
         let state = aw::Data::new(AppState {
@@ -89,9 +104,12 @@ impl Application {
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),
+            live: Arc::clone(&live),
+            feed: feed.clone(),
             metrics,
             shutdown: shutdown.clone(),
         });
+        tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
         let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {
             let static_dir = static_dir.clone();
@@ -110,10 +128,9 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(10)
-        // Signals are handled by `lifecycle::run`, which fires the shutdown signal first.
         .disable_signals()
         .run();
-        Ok(Self { port, server, db, shutdown, webhook_worker: Some(webhook_worker), metrics_server })
+        Ok(Self { port, server, db, live, shutdown, webhook_worker, metrics_server })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -126,9 +143,15 @@ impl Application {
         &self.db
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// A handle to stop the server gracefully: live streams close first (they would otherwise
+    /// hold the shutdown for its whole timeout), then in-flight requests finish.
+    pub fn handle(&self) -> Stopper {
+        Stopper { server: self.server.handle(), live: Arc::clone(&self.live) }
+    }
+
+    /// The live hub (open streams, counters).
+    pub fn live(&self) -> &Arc<live::LiveHub> {
+        &self.live
     }
 
     /// The port of the metrics listener, when `IHF_METRICS_BIND` is set.
@@ -136,14 +159,78 @@ impl Application {
         self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
-    /// The shutdown signal: [`lifecycle::Shutdown::trigger`] stops the app gracefully.
+    /// The shutdown signal; [`lifecycle::Shutdown::trigger`] stops the app like SIGTERM does.
     pub fn shutdown(&self) -> lifecycle::Shutdown {
         self.shutdown.clone()
     }
 
-    /// Runs until the server is stopped (SIGINT/SIGTERM, [`Application::shutdown`] or
-    /// [`Application::handle`]), then stops the webhook worker and the metrics listener.
+    /// Runs until the server is stopped by [`Application::handle`], [`Application::shutdown`]
+    /// or SIGINT/SIGTERM: then it stops accepting, closes live streams (browsers reconnect,
+    /// elsewhere or after the restart), lets in-flight requests finish (at most 10 s), lets the
+    /// webhook worker record its in-flight deliveries and stops background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        lifecycle::run(self.server, self.shutdown, self.webhook_worker, self.metrics_server.map(|(_, s)| s)).await
+        let handle = self.server.handle();
+        let live = Arc::clone(&self.live);
+        let shutdown = self.shutdown.clone();
+        let signals = tokio::spawn(async move {
+            let mut triggered = shutdown.subscribe();
+            tokio::select! {
+                () = shutdown_signal() => tracing::info!("shutting down: closing live streams, finishing requests"),
+                () = triggered.wait() => {}
+            }
+            shutdown.trigger();
+            live.close_all();
+            handle.stop(true).await;
+        });
+        let metrics_server = self.metrics_server.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
+        let result = self.server.await;
+        signals.abort();
+        self.live.close_all();
+        self.shutdown.trigger();
+        lifecycle::finish(self.webhook_worker, metrics_server).await;
+        result
+    }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    live: Arc<live::LiveHub>,
+}
+
+impl Stopper {
+    /// Closes live streams, then stops the server gracefully (`graceful = false`: at once).
+    pub async fn stop(&self, graceful: bool) {
+        self.live.close_all();
+        self.server.stop(graceful).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

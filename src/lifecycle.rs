@@ -1,16 +1,16 @@
-//! Graceful lifecycle: one shutdown signal for every long-lived task, and the order in which
-//! the server stops.
+//! Graceful lifecycle: one shutdown signal for every long-lived task.
 //!
-//! On SIGTERM (or SIGINT, or [`Shutdown::trigger`]): the signal fires first, so live streams
-//! can end with a reconnect hint and the webhook worker stops claiming; then the HTTP server
-//! stops accepting and finishes in-flight requests (at most `shutdown_timeout`, 10 s); then the
-//! webhook worker's in-flight deliveries are recorded (bounded by [`FLUSH_TIMEOUT`]) and the
-//! metrics listener stops.
+//! On SIGTERM (or SIGINT, or [`Shutdown::trigger`]), `Application::run_until_stopped` fires
+//! the signal first (the change feed and the webhook worker stop taking new work), closes the
+//! live streams (clients reconnect, elsewhere or after the restart), then the HTTP server stops
+//! accepting and finishes in-flight requests (at most `shutdown_timeout`, 10 s); last,
+//! [`finish`] lets the webhook worker record its in-flight deliveries (bounded by
+//! [`FLUSH_TIMEOUT`]) and stops the metrics listener.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::ServerHandle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,6 +56,11 @@ impl Shutdown {
     pub fn subscribe(&self) -> ShutdownSignal {
         ShutdownSignal { rx: self.tx.subscribe() }
     }
+
+    /// The raw `watch` receiver (true once shutdown began), for tasks that `select!` on it.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
 }
 
 impl ShutdownSignal {
@@ -71,66 +76,14 @@ impl ShutdownSignal {
     }
 }
 
-/// Runs the server until a signal or [`Shutdown::trigger`] stops it, in the order above.
-pub async fn run(
-    server: Server,
-    shutdown: Shutdown,
-    worker: Option<JoinHandle<()>>,
-    metrics: Option<Server>,
-) -> std::io::Result<()> {
-    let handle = server.handle();
-    let metrics_handle = metrics.as_ref().map(Server::handle);
-    if let Some(metrics) = metrics {
-        tokio::spawn(metrics);
-    }
-    let stopper = tokio::spawn({
-        let shutdown = shutdown.clone();
-        let mut signal = shutdown.subscribe();
-        async move {
-            tokio::select! {
-                () = terminate() => tracing::info!("stopping: finishing in-flight requests"),
-                () = signal.wait() => {}
-            }
-            shutdown.trigger();
-            handle.stop(true).await;
-        }
-    });
-    let result = server.await;
-    // Stopped through the server handle: make sure every task hears it.
-    shutdown.trigger();
-    stopper.abort();
-    if let Some(worker) = worker
-        && tokio::time::timeout(FLUSH_TIMEOUT, worker).await.is_err()
-    {
+/// After the HTTP server stopped: waits for the webhook worker to record its in-flight
+/// deliveries (at most [`FLUSH_TIMEOUT`]), then stops the metrics listener.
+pub async fn finish(worker: JoinHandle<()>, metrics: Option<ServerHandle>) {
+    if tokio::time::timeout(FLUSH_TIMEOUT, worker).await.is_err() {
         tracing::warn!("the webhook worker did not stop in time; its claimed deliveries will be retried");
     }
-    if let Some(metrics) = metrics_handle {
+    if let Some(metrics) = metrics {
         metrics.stop(false).await;
     }
     tracing::info!("stopped");
-    result
-}
-
-/// SIGTERM or SIGINT.
-async fn terminate() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics: a small registry of atomics any module can bump, the request-tracking
 //! middleware, and the `/metrics` listener on its own address (`IHF_METRICS_BIND`), so the
-//! numbers never reach the public port.
+//! numbers never reach the public port. The live series are read from the live hub's own
+//! counters (`live::hub::LiveStats`) at scrape time; the webhook queue depth from the database.
 //!
 //! Hand-written rather than the `prometheus-client` crate: six series and one histogram do
 //! not need a dependency, and the text format is a few lines.
@@ -8,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -19,6 +20,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 
 use crate::db::Db;
+use crate::live::LiveHub;
+use crate::live::hub::LiveStats;
 
 /// A monotonic counter.
 #[derive(Debug, Default)]
@@ -41,32 +44,6 @@ impl Counter {
     }
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Subtracts one.
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Sets the value.
-    pub fn set(&self, value: i64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// Upper bounds (seconds) of the request latency histogram.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -78,15 +55,10 @@ struct RouteStats {
     sum: f64,
 }
 
-/// Every series IHF exposes. Shared as `Arc<Metrics>` in `AppState`.
+/// The series IHF keeps here (the live ones live in `LiveStats`). Shared as `Arc<Metrics>`
+/// in `AppState`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Live SSE streams open now (the live module increments on open, decrements on close).
-    pub live_streams_open: Gauge,
-    /// Change events received from the change feed.
-    pub change_events: Counter,
-    /// Region renders saved by coalescing a burst of changes into one.
-    pub renders_coalesced: Counter,
     /// Webhook deliveries answered 2xx.
     pub webhook_delivered: Counter,
     /// Webhook attempts that failed and will be retried.
@@ -113,7 +85,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every series; `queue_depth` is read by the caller.
-    pub fn render(&self, queue_depth: Option<i64>) -> String {
+    pub fn render(&self, live: &LiveStats, queue_depth: Option<i64>) -> String {
         let mut out = String::with_capacity(4096);
         let http = self.http.lock().map(|h| {
             h.iter().map(|(k, v)| (k.clone(), v.by_status.clone(), v.buckets, v.count, v.sum)).collect::<Vec<_>>()
@@ -147,13 +119,32 @@ impl Metrics {
         let mut single = |name: &str, kind: &str, help: &str, value: String| {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
         };
-        single("ihf_live_streams_open", "gauge", "Live SSE streams open.", self.live_streams_open.get().to_string());
-        single("ihf_change_events_total", "counter", "Change events received.", self.change_events.get().to_string());
+        let get = |value: &AtomicU64| value.load(Ordering::Relaxed).to_string();
+        single(
+            "ihf_live_streams_open",
+            "gauge",
+            "Live SSE streams open.",
+            live.streams_open.load(Ordering::Relaxed).to_string(),
+        );
+        single(
+            "ihf_change_events_total",
+            "counter",
+            "Change events received from the change feed.",
+            get(&live.change_events),
+        );
+        single("ihf_renders_total", "counter", "Live region renders.", get(&live.renders));
         single(
             "ihf_renders_coalesced_total",
             "counter",
-            "Region renders saved by coalescing bursts of changes.",
-            self.renders_coalesced.get().to_string(),
+            "Changes that caused no render of their own because a burst was coalesced.",
+            get(&live.renders_coalesced),
+        );
+        single("ihf_live_frames_sent_total", "counter", "Region updates sent to live clients.", get(&live.frames_sent));
+        single(
+            "ihf_live_slow_clients_dropped_total",
+            "counter",
+            "Live clients dropped because they could not keep up.",
+            get(&live.slow_clients_dropped),
         );
         if let Some(depth) = queue_depth {
             single("ihf_webhook_queue_depth", "gauge", "Webhook deliveries waiting to be sent.", depth.to_string());
@@ -198,7 +189,8 @@ pub async fn track(
 }
 
 struct Exporter {
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveHub>,
     db: Db,
 }
 
@@ -210,14 +202,16 @@ async fn scrape(exporter: web::Data<Exporter>) -> HttpResponse {
             None
         }
     };
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(exporter.metrics.render(depth))
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(exporter.metrics.render(&exporter.live.stats, depth))
 }
 
 /// Binds the metrics listener (`GET /metrics`); returns its port and the server to run.
-pub fn serve(bind: SocketAddr, metrics: std::sync::Arc<Metrics>, db: Db) -> anyhow::Result<(u16, Server)> {
+pub fn serve(bind: SocketAddr, metrics: Arc<Metrics>, live: Arc<LiveHub>, db: Db) -> anyhow::Result<(u16, Server)> {
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding the metrics address {bind}"))?;
     let port = listener.local_addr()?.port();
-    let exporter = web::Data::new(Exporter { metrics, db });
+    let exporter = web::Data::new(Exporter { metrics, live, db });
     let server =
         HttpServer::new(move || App::new().app_data(exporter.clone()).route("/metrics", web::get().to(scrape)))
             .workers(1)
@@ -237,8 +231,9 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe_request("GET", "/hubs/{hub_slug}", 200, 0.02);
         metrics.observe_request("GET", "/hubs/{hub_slug}", 404, 0.2);
-        metrics.live_streams_open.inc();
-        let text = metrics.render(Some(3));
+        let live = LiveStats::default();
+        live.streams_open.fetch_add(1, Ordering::Relaxed);
+        let text = metrics.render(&live, Some(3));
         assert!(text.contains("ihf_http_requests_total{method=\"GET\",route=\"/hubs/{hub_slug}\",status=\"200\"} 1"));
         assert!(text.contains(
             "ihf_http_request_duration_seconds_bucket{method=\"GET\",route=\"/hubs/{hub_slug}\",le=\"0.025\"} 1"

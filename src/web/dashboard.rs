@@ -12,6 +12,7 @@ use crate::db::events::{self, RecentEvent};
 use crate::db::hubs::Hub;
 use crate::db::widgets::{self, WidgetStats};
 use crate::error::AppError;
+use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -107,12 +108,15 @@ async fn dashboard(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
+    let since = state.feed.current_seq();
     let (widgets, signals, feed) = tokio::try_join!(
         load_widgets(&state, &hub, &chrome.viewer),
         load_signals(&state, &hub),
         load_feed(&state, &hub, &chrome.viewer)
     )?;
-    let chrome = chrome.titled(hub.name.clone());
+    let regions =
+        [Region::Widgets { hub_id: hub.id }, Region::Signals { hub_id: hub.id }, Region::Feed { hub_id: hub.id }];
+    let chrome = chrome.titled(hub.name.clone()).live(live::region::stream_url(&regions, since));
     let page = DashboardPage { chrome, hub, widgets, signals, feed };
     render::page(htmx, &page, |p| p.as_content().render())
 }

@@ -6,6 +6,7 @@ use askama::Template;
 use crate::AppState;
 use crate::db::hubs::{self, HubScope, HubSummary};
 use crate::error::AppError;
+use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 
@@ -39,8 +40,10 @@ pub async fn load_list(state: &AppState, viewer: &crate::auth::Viewer) -> Result
 
 #[get("/")]
 async fn index(state: web::Data<AppState>, chrome: Chrome, htmx: Htmx) -> Result<HttpResponse, AppError> {
+    let since = state.feed.current_seq();
     let list = load_list(&state, &chrome.viewer).await?;
-    let page = HubsPage { chrome: chrome.titled("Hubs"), list };
+    let chrome = chrome.titled("Hubs").live(live::region::stream_url(&[Region::Hubs], since));
+    let page = HubsPage { chrome, list };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    crate::live::stream::configure(cfg);
     settings::configure(cfg);
     exports::configure(cfg);
 }

@@ -99,7 +99,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub database_url: String,
     pub client: reqwest::Client,
-    pub handle: actix_web::dev::ServerHandle,
+    pub handle: ihf::Stopper,
 }
 
 /// Starts the app on a random port with a fresh database.
@@ -226,4 +226,78 @@ pub fn section<'a>(html: &'a str, id: &str, until: &str) -> Option<&'a str> {
     let rest = &html[start..];
     let end = rest[1..].find(until).map(|e| e + 1).unwrap_or(rest.len());
     Some(&rest[..end])
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Reads a `text/event-stream` response event by event.
+pub struct SseClient {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseClient {
+    /// Opens `path` with `client` (and `Last-Event-ID` when given), asserting a 200 stream.
+    pub async fn open(app: &TestApp, client: &reqwest::Client, path: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = client.get(app.url(path)).header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("open stream");
+        assert_eq!(response.status(), 200, "live stream refused");
+        assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"),);
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next data event within `timeout` (comments and `retry:` lines skipped).
+    pub async fn next_event(&mut self, timeout: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    return Some(event);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Every data event arriving within `window`.
+    pub async fn events_within(&mut self, window: std::time::Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut events = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return events;
+            }
+            match self.next_event(left).await {
+                Some(event) => events.push(event),
+                None => return events,
+            }
+        }
+    }
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Page benchmark: requests/s and p99 of the hub dashboard (full page and each fragment) on SQLite
+# and PostgreSQL with the demo data, against a static file of the same size served by the same
+# server in the same run (the baseline). Appends a section to BENCHMARKS.md.
+# Needs wrk (Debian: apt-get install wrk) and, for PostgreSQL, a server at $IHF_BENCH_PG.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${BENCH_DURATION:-10s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+THREADS=2
+PG_SERVER="${IHF_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN=target/release/ihf
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+cp -r static "$WORK/static"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Runs wrk against $1 with the session cookie; prints "rps p99_ms".
+measure() {
+    local out rps p99
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $COOKIE" "${@:2}" "$1")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    # wrk prints 1.23ms / 456.78us / 1.02s
+    p99=$(python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,2) if v.endswith('us') else (round(float(v[:-2]),2) if v.endswith('ms') else round(float(v[:-1])*1000,2)))" "$p99")
+    echo "$rps $p99"
+}
+
+run_backend() {
+    local name=$1 url=$2 port log
+    port=$(free_port)
+    log="$WORK/$name.log"
+    IHF_BIND="127.0.0.1:$port" DATABASE_URL="$url" IHF_STATIC_DIR="$WORK/static" IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+    local password
+    password=$(awk '$1=="olga" {print $2}' "$log")
+    local base="http://127.0.0.1:$port"
+    local jar="$WORK/jar-$name"
+    local csrf
+    csrf=$(curl -s -c "$jar" -b "$jar" "$base/login" | grep -o 'name="csrf_token" value="[^"]*"' | sed 's/.*value="//;s/"$//')
+    curl -s -c "$jar" -b "$jar" -o /dev/null -d "handle=olga&password=$password&csrf_token=$csrf&next=/" "$base/login"
+    COOKIE=$(awk '$6=="ihf_session" {print "ihf_session=" $7}' "$jar")
+    # The baseline: a static file as large as the full dashboard page.
+    local size
+    size=$(curl -s -H "Cookie: $COOKIE" "$base/hubs/checkout" | wc -c)
+    head -c "$size" /dev/zero | tr '\0' 'x' > "$WORK/static/baseline.html"
+    local baseline baseline_rps
+    baseline=$(measure "$base/static/baseline.html")
+    baseline_rps=$(awk '{print $1}' <<<"$baseline")
+    echo "| $name | static file, $size bytes (baseline) | $(awk '{print $1 " | " $2}' <<<"$baseline") | 1.00 |" >"$WORK/$name.rows"
+    for target in "/hubs/checkout|full page" "/hubs/checkout|page content (htmx)|-H|HX-Request: true" \
+                  "/hubs/checkout/widgets-panel|widgets fragment|-H|HX-Request: true" \
+                  "/hubs/checkout/signals|signals fragment|-H|HX-Request: true" \
+                  "/hubs/checkout/feed|feed fragment|-H|HX-Request: true"; do
+        IFS='|' read -r path label h1 h2 <<<"$target"
+        local result
+        if [ -n "${h1:-}" ]; then result=$(measure "$base$path" "$h1" "$h2"); else result=$(measure "$base$path"); fi
+        local rps p99
+        read -r rps p99 <<<"$result"
+        local ratio
+        ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"$baseline_rps\"):.2f}')")
+        echo "| $name | \`$path\` $label | $rps | $p99 | $ratio |" >>"$WORK/$name.rows"
+    done
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+run_backend sqlite "sqlite://$WORK/bench.sqlite3"
+PG_DB="ihf_bench_$$"
+psql "$PG_SERVER" -qc "CREATE DATABASE $PG_DB"
+run_backend postgres "${PG_SERVER%/*}/$PG_DB"
+psql "$PG_SERVER" -qc "DROP DATABASE $PG_DB WITH (FORCE)"
+
+{
+    echo
+    echo "## Pages — $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
+    echo
+    echo "\`bash bench/pages.sh\` (\`just bench\`): release build, demo data, signed in as an operator;"
+    echo "wrk, $THREADS threads, $CONNECTIONS connections, $DURATION per row; server and load generator share the machine."
+    echo "Ratio = requests/s relative to the static file of the same size served by the same server in the same run."
+    echo
+    echo "| database | request | requests/s | p99 ms | ratio to static |"
+    echo "| --- | --- | ---: | ---: | ---: |"
+    cat "$WORK/sqlite.rows" "$WORK/postgres.rows"
+} >>BENCHMARKS.md
+tail -20 BENCHMARKS.md

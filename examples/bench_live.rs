@@ -1,0 +1,300 @@
+//! Live-region benchmark (`just bench-live`): the release server in its own process on SQLite
+//! with the demo data, N concurrent SSE clients on one dashboard, writes committed through the
+//! store; measures the time from commit to the event arriving at every client, the server's CPU,
+//! and its memory per idle stream. Appends the results to BENCHMARKS.md.
+//!
+//! `cargo run --release --example bench_live [-- 100,1000,5000 10000]`
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ihf::db::Db;
+use ihf::db::annotations::NewAnnotation;
+use tokio::sync::mpsc;
+
+const WRITES: usize = 10;
+
+struct Server {
+    child: Child,
+    base: String,
+    cookie: String,
+    db_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+async fn start_server(dir: &std::path::Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let db_url = format!("sqlite://{}/bench.sqlite3", dir.display());
+    let bin = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("ihf"))
+        .expect("bin dir");
+    let log = std::fs::File::create(dir.join("server.log")).expect("log");
+    let child = Command::new(bin)
+        .env("IHF_BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &db_url)
+        .env("IHF_LOG", "warn")
+        .env("IHF_LIVE_MAX_PER_IP", "100000")
+        .env("IHF_LIVE_MAX_PER_SESSION", "100000")
+        .env("IHF_LIVE_MAX_STREAMS", "100000")
+        .env("IHF_LIVE_WINDOW_MS", "20")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the release server (cargo build --release first)");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    for _ in 0..300 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).expect("log");
+    let password = log
+        .lines()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("olga")).then(|| words.next().map(str::to_owned)).flatten()
+        })
+        .expect("demo login in the server output");
+    let page = http.get(format!("{base}/login")).send().await.expect("login").text().await.expect("body");
+    let csrf =
+        page.split("name=\"csrf_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("csrf").to_owned();
+    let response = http
+        .post(format!("{base}/login"))
+        .form(&[("handle", "olga"), ("password", password.as_str()), ("csrf_token", csrf.as_str()), ("next", "/")])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("ihf_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    Server { child, base, cookie, db_url }
+}
+
+/// Opens one SSE client; reports (marker, arrival) for every feed event carrying a marker.
+async fn client(
+    base: String,
+    cookie: String,
+    hub_id: i64,
+    arrivals: mpsc::UnboundedSender<(usize, Instant)>,
+    ready: mpsc::UnboundedSender<()>,
+) {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/live?regions=widgets:{hub_id},signals:{hub_id},feed:{hub_id}&since=999999999");
+    let Ok(mut response) = http.get(url).header("Cookie", cookie).send().await else { return };
+    let _ = ready.send(());
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let now = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block.contains("event: feed")
+                && let Some(marker) =
+                    block.split("bench-marker-").nth(1).and_then(|r| r.split(' ').next()).and_then(|m| m.parse().ok())
+            {
+                let _ = arrivals.send((marker, now));
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let sizes: Vec<usize> = args
+        .get(1)
+        .map(|a| a.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1000, 5000]);
+    let idle: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let dir = std::env::temp_dir().join(format!("ihf-bench-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut rows = Vec::new();
+
+    for &n in &sizes {
+        let server = start_server(&dir.join(format!("n{n}"))).await;
+        let db = Db::connect(&server.db_url, 2).await.expect("db");
+        let hub_id: i64 = sqlx::query_scalar("SELECT id FROM hubs WHERE slug = 'checkout'")
+            .fetch_one(db.reader())
+            .await
+            .expect("hub");
+        let widget_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM widgets WHERE hub_id = $1")
+            .bind(hub_id)
+            .fetch_one(db.reader())
+            .await
+            .expect("widget");
+        let category_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
+            .bind(hub_id)
+            .fetch_one(db.reader())
+            .await
+            .expect("category");
+        let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
+        let (ready_tx, mut ready) = mpsc::unbounded_channel();
+        for _ in 0..n {
+            tokio::spawn(client(
+                server.base.clone(),
+                server.cookie.clone(),
+                hub_id,
+                arrivals_tx.clone(),
+                ready_tx.clone(),
+            ));
+        }
+        for _ in 0..n {
+            ready.recv().await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while arrivals.try_recv().is_ok() {}
+        let pid = server.child.id();
+        let cpu_before = cpu_ticks(pid);
+        let started = Instant::now();
+        let mut latencies = Vec::with_capacity(n * WRITES);
+        let mut delivered = 0;
+        for write in 0..WRITES {
+            let body = format!("bench-marker-{write} written at load");
+            ihf::db::annotations::create(
+                &db,
+                &NewAnnotation {
+                    hub_id,
+                    widget_id,
+                    actor_id: 1,
+                    body: &body,
+                    category_id,
+                    status: "new",
+                    created_at: ihf::db::now_ms(),
+                    idempotency_key: None,
+                },
+            )
+            .await
+            .expect("write");
+            let committed = Instant::now();
+            let deadline = committed + Duration::from_secs(10);
+            let mut got = 0;
+            while got < n {
+                match tokio::time::timeout_at(deadline.into(), arrivals.recv()).await {
+                    Ok(Some((marker, at))) if marker == write => {
+                        latencies.push(at.duration_since(committed).as_secs_f64() * 1000.0);
+                        got += 1;
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+            delivered += got;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
+        latencies.sort_by(f64::total_cmp);
+        println!("{n} clients: delivered {delivered}/{}", n * WRITES);
+        rows.push(format!(
+            "| {n} | {delivered}/{} | {:.1} | {:.1} | {:.1} | {:.0}% of one core |",
+            n * WRITES,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            cpu / wall * 100.0,
+        ));
+        drop(server);
+    }
+
+    // Memory per idle stream.
+    let server = start_server(&dir.join("idle")).await;
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let hub_id = 1;
+    let (arrivals_tx, _arrivals) = mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = mpsc::unbounded_channel();
+    let started = Arc::new(());
+    for _ in 0..idle {
+        tokio::spawn(client(server.base.clone(), server.cookie.clone(), hub_id, arrivals_tx.clone(), ready_tx.clone()));
+    }
+    let mut opened = 0;
+    while opened < idle {
+        match tokio::time::timeout(Duration::from_secs(30), ready.recv()).await {
+            Ok(Some(())) => opened += 1,
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / opened.max(1) as f64;
+    drop(started);
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut md = String::new();
+    md.push_str(&format!(
+        "\n## Live regions — {} on {cores} cores\n\n`cargo run --release --example bench_live` (`just bench-live`): release server in its own process, SQLite, demo data, \
+         coalescing window 20 ms; N SSE clients (one signed-in operator) on the checkout dashboard, {WRITES} annotations written through the store, \
+         latency from commit to the feed event arriving at each client. Clients and server share the 2 cores.\n\n\
+         | clients | events delivered | p50 ms | p99 ms | max ms | server CPU during the writes |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        today()
+    ));
+    for row in rows {
+        md.push_str(&row);
+        md.push('\n');
+    }
+    md.push_str(&format!(
+        "\nMemory: {opened} idle streams raised the server's RSS from {:.1} MiB to {:.1} MiB: **{:.1} KiB per idle stream** (target: under 16 KB).\n",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        per_stream / 1024.0
+    ));
+    print!("{md}");
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open("BENCHMARKS.md").expect("BENCHMARKS.md");
+    file.write_all(md.as_bytes()).expect("write");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn today() -> String {
+    let output = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().ok();
+    output.and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_owned()).unwrap_or_default()
+}

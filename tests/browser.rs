@@ -1,0 +1,184 @@
+//! Browser tests in real headless Chromium (Debian's `chromium` + `chromium-driver`), for what
+//! only a browser shows: live updates arriving, swaps, recovery after a restart. They run when
+//! `IHF_TEST_BROWSER` is set (CI sets it); without it they return at once.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TestApp;
+use fantoccini::{Client, ClientBuilder, Locator};
+use ihf::db::Backend;
+use ihf::db::annotations::NewAnnotation;
+use ihf::db::events::NewEvent;
+
+fn enabled() -> bool {
+    std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty())
+}
+
+/// A chromedriver process and a browser session, ended on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+async fn browser() -> Browser {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver must be installed (Debian: chromium-driver)");
+    let mut capabilities = serde_json::Map::new();
+    let profile = std::env::temp_dir().join(format!("ihf-chromium-{port}"));
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                "--disable-sync", "--disable-quic", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut last_error = None;
+    for _ in 0..50 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return Browser { client, driver },
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("could not start a browser session: {last_error:?}");
+}
+
+async fn sign_in(browser: &Client, app: &TestApp, handle: &str, password: &str) {
+    browser.goto(&app.url("/login")).await.expect("login page");
+    browser.find(Locator::Id("handle")).await.expect("handle").send_keys(handle).await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(password).await.expect("type");
+    browser.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
+    wait_for(browser, "signed in", |html| html.contains("Sign out")).await;
+}
+
+/// Polls the page's HTML until `ready` holds (5 s at most).
+async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let html = browser.source().await.expect("page source");
+        if ready(&html) {
+            return html;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn hub_ids(app: &TestApp) -> (i64, i64, i64) {
+    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let widget: i64 = sqlx::query_scalar("SELECT MIN(id) FROM widgets WHERE hub_id = $1")
+        .bind(hub)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("widget");
+    let category: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
+        .bind(hub)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("category");
+    (hub, widget, category)
+}
+
+async fn annotate(app: &TestApp, body: &str) {
+    let (hub_id, widget_id, category_id) = hub_ids(app).await;
+    ihf::db::annotations::create(
+        &app.db,
+        &NewAnnotation {
+            hub_id,
+            widget_id,
+            actor_id: 1,
+            body,
+            category_id,
+            status: "new",
+            created_at: ihf::db::now_ms(),
+            idempotency_key: None,
+        },
+    )
+    .await
+    .expect("annotation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_updates_live_and_recovers_after_a_restart() {
+    if !enabled() {
+        return;
+    }
+    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+    let app = common::spawn_app(backend).await;
+    let logins = app.seed_demo().await;
+    let browser = browser().await;
+    let b = &browser.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_for(b, "the live stream to open", |html| html.contains("data-live-status=\"open\"")).await;
+
+    // An annotation and an event written through the store appear without a reload.
+    annotate(&app, "Live in the browser: the promo field loses focus").await;
+    let (hub_id, widget_id, _) = hub_ids(&app).await;
+    ihf::db::events::insert(
+        &app.db,
+        &[NewEvent {
+            hub_id,
+            widget_id,
+            kind: "dead_click".into(),
+            actor_id: None,
+            occurred_at: ihf::db::now_ms(),
+            payload: "{}".into(),
+        }],
+    )
+    .await
+    .expect("event");
+    let html = wait_for(b, "the annotation and the event", |html| {
+        html.contains("Live in the browser: the promo field loses focus") && html.contains(">dead click<")
+    })
+    .await;
+    assert!(html.contains("id=\"region-feed\""), "swapped inside the region, page intact");
+
+    // Stop the server: the page says it is disconnected…
+    let port = app.port;
+    app.handle.stop(true).await;
+    wait_for(b, "the indicator to show the drop", |html| !html.contains("data-live-status=\"open\"")).await;
+    // …a write happens meanwhile…
+    annotate(&app, "Written while the server was down").await;
+    // …and a new server on the same port and database brings the page back up to date.
+    let restarted = common::spawn_on(app.database_url.clone(), backend, |config| {
+        config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    })
+    .await;
+    wait_for(b, "the page to catch up", |html| {
+        html.contains("Written while the server was down") && html.contains("data-live-status=\"open\"")
+    })
+    .await;
+    annotate(&restarted, "After the restart").await;
+    wait_for(b, "live updates after the restart", |html| html.contains("After the restart")).await;
+    let _ = b.clone().close().await;
+}
