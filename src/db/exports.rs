@@ -58,8 +58,8 @@ pub async fn page(
     );
     qb.push_bind(hub_id);
     if let Some((created_at, id)) = after {
-        qb.push(" AND (a.created_at > ").push_bind(created_at);
-        qb.push(" OR (a.created_at = ").push_bind(created_at).push(" AND a.id > ").push_bind(id).push("))");
+        // A row value, so both databases seek the (hub_id, created_at, id) index to the page.
+        qb.push(" AND (a.created_at, a.id) > (").push_bind(created_at).push(", ").push_bind(id).push(")");
     }
     if let Some(widget_id) = filter.widget_id {
         qb.push(" AND a.widget_id = ").push_bind(widget_id);
