@@ -48,6 +48,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 async fn start_server(dir: &std::path::Path) -> Server {
+    std::fs::create_dir_all(dir).expect("bench dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
     let db_url = format!("sqlite://{}/bench.sqlite3", dir.display());
     let bin = std::env::current_exe()

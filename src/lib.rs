@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod backup;
 pub mod cli;
+pub mod components;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -120,7 +121,7 @@ impl Application {
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
                 .wrap(Compress::default())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))

@@ -45,7 +45,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => user(&connect(&config).await?, command).await,
         Command::Ledger(LedgerCommand::Verify { hub }) => {
             let db = connect(&config).await?;
-            let report = ihf::db::ledger::verify_all(&db, hub.as_deref()).await?;
+            let report = match ihf::db::ledger::verify_all(&db, hub.as_deref()).await {
+                Err(db::StoreError::NotFound) => anyhow::bail!("no hub {:?}", hub.unwrap_or_default()),
+                other => other?,
+            };
             for line in &report.lines {
                 println!("{line}");
             }

@@ -165,18 +165,31 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// Walks a hub's entries (in `seq` order) and returns the first break, if any.
-pub fn verify_chain(entries: &[LedgerEntry]) -> Result<usize, ChainBreak> {
-    let mut prev = GENESIS_HASH.to_owned();
-    for (index, entry) in entries.iter().enumerate() {
-        let expected_seq = index as i64 + 1;
+/// Checks a hub's entries one at a time, in `seq` order, keeping only the previous hash, so a
+/// chain of any length is verified in constant memory (the CLI and the exports stream rows).
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev: String,
+    checked: usize,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self { prev: GENESIS_HASH.to_owned(), checked: 0 }
+    }
+}
+
+impl ChainVerifier {
+    /// Checks the next entry: its position, its link to the previous entry and its own hash.
+    pub fn push(&mut self, entry: &LedgerEntry) -> Result<(), ChainBreak> {
+        let expected_seq = self.checked as i64 + 1;
         if entry.seq != expected_seq {
             return Err(ChainBreak {
                 seq: entry.seq,
                 reason: format!("expected entry #{expected_seq}, found #{}", entry.seq),
             });
         }
-        if entry.prev_hash != prev {
+        if entry.prev_hash != self.prev {
             return Err(ChainBreak {
                 seq: entry.seq,
                 reason: "prev_hash does not match the previous entry's hash".into(),
@@ -185,9 +198,78 @@ pub fn verify_chain(entries: &[LedgerEntry]) -> Result<usize, ChainBreak> {
         if entry.expected_hash() != entry.hash {
             return Err(ChainBreak { seq: entry.seq, reason: "content does not match its hash".into() });
         }
-        prev = entry.hash.clone();
+        self.prev.clone_from(&entry.hash);
+        self.checked += 1;
+        Ok(())
     }
-    Ok(entries.len())
+
+    /// How many entries checked out so far.
+    pub fn checked(&self) -> usize {
+        self.checked
+    }
+
+    /// The hash of the last entry checked (the chain's head), or the genesis hash.
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+}
+
+/// Walks a hub's entries (in `seq` order) and returns how many it checked, or the first break.
+pub fn verify_chain(entries: &[LedgerEntry]) -> Result<usize, ChainBreak> {
+    let mut verifier = ChainVerifier::default();
+    for entry in entries {
+        verifier.push(entry)?;
+    }
+    Ok(verifier.checked())
+}
+
+/// The verdict on one hub's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerdict {
+    /// Entries that checked out (before the break, if any).
+    pub checked: usize,
+    /// The hash of the last good entry: keep it elsewhere to notice the newest entries vanishing.
+    pub head: String,
+    pub broken: Option<ChainBreak>,
+}
+
+const ENTRY_COLUMNS: &str =
+    "SELECT id, hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash, hash
+     FROM ledger_entries WHERE hub_id = $1";
+
+/// Verifies a hub's chain, streaming its rows through `executor` (a pool, or a transaction
+/// that acts for a viewer).
+pub async fn verify_hub<'e, E>(executor: E, hub_id: i64) -> Result<ChainVerdict, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    use futures_util::TryStreamExt;
+
+    let sql = format!("{ENTRY_COLUMNS} ORDER BY seq");
+    let mut rows = sqlx::query_as::<_, LedgerEntry>(sqlx::AssertSqlSafe(sql)).bind(hub_id).fetch(executor);
+    let mut verifier = ChainVerifier::default();
+    let mut broken = None;
+    while let Some(entry) = rows.try_next().await? {
+        if let Err(found) = verifier.push(&entry) {
+            broken = Some(found);
+            break;
+        }
+    }
+    Ok(ChainVerdict { checked: verifier.checked(), head: verifier.head().to_owned(), broken })
+}
+
+/// Up to `limit` entries of a hub after `after_seq`, in chain order (for exports, page by page).
+pub async fn page_after<'e, E>(
+    executor: E,
+    hub_id: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = format!("{ENTRY_COLUMNS} AND seq > $2 ORDER BY seq LIMIT $3");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(hub_id).bind(after_seq).bind(limit).fetch_all(executor).await?)
 }
 
 /// The outcome of verifying one or every hub's chain.
@@ -197,7 +279,8 @@ pub struct VerifyReport {
     pub lines: Vec<String>,
 }
 
-/// Verifies the chain of one hub (by slug) or of every hub.
+/// Verifies the chain of one hub (by slug) or of every hub: one line per hub with the number of
+/// entries checked and `ok`, or the first broken entry and why.
 pub async fn verify_all(db: &Db, hub_slug: Option<&str>) -> Result<VerifyReport, StoreError> {
     let hubs: Vec<(i64, String)> = match hub_slug {
         Some(slug) => vec![{
@@ -208,14 +291,19 @@ pub async fn verify_all(db: &Db, hub_slug: Option<&str>) -> Result<VerifyReport,
     };
     let mut report = VerifyReport { ok: true, lines: Vec::new() };
     for (id, slug) in hubs {
-        let entries = for_hub(db, id).await?;
-        match verify_chain(&entries) {
-            Ok(checked) => report.lines.push(format!("{slug}: {checked} entries checked, ok")),
-            Err(broken) => {
+        let verdict = verify_hub(db.reader(), id).await?;
+        report.lines.push(match verdict.broken {
+            None => format!("{slug}: {} entries checked, ok", verdict.checked),
+            Some(broken) => {
                 report.ok = false;
-                report.lines.push(format!("{slug}: broken at entry #{}: {}", broken.seq, broken.reason));
+                format!(
+                    "{slug}: {} entries checked, broken at entry #{}: {}",
+                    verdict.checked + 1,
+                    broken.seq,
+                    broken.reason
+                )
             }
-        }
+        });
     }
     Ok(report)
 }

@@ -87,6 +87,14 @@ pub async fn by_slug(db: &Db, hub_id: i64, slug: &str) -> Result<Widget, StoreEr
         .await?)
 }
 
+/// The widget with this id, or [`StoreError::NotFound`].
+pub async fn by_id(db: &Db, id: i64) -> Result<Widget, StoreError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM widgets WHERE id = $1")))
+        .bind(id)
+        .fetch_one(db.reader())
+        .await?)
+}
+
 /// The widget with this embed key, or [`StoreError::NotFound`].
 pub async fn by_embed_key(db: &Db, embed_key: &str) -> Result<Widget, StoreError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM widgets WHERE embed_key = $1")))

@@ -8,10 +8,12 @@ use askama::Template;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::db::candidates::Status;
 use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
-use crate::web::{access, dashboard, hubs as hubs_page};
+use crate::web::ledger::{self, CandidatePart};
+use crate::web::{access, dashboard, hubs as hubs_page, inbox, widgets};
 
 /// A live region and its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,11 +26,29 @@ pub enum Region {
     Signals { hub_id: i64 },
     /// A hub dashboard's annotation feed (first page).
     Feed { hub_id: i64 },
+    /// A widget page's annotation thread (first page).
+    Thread { hub_id: i64, widget_id: i64 },
+    /// A widget's feedback inbox under its filters (category id, status).
+    Inbox { hub_id: i64, widget_id: i64, category_id: Option<i64>, status: Option<&'static str> },
+    /// A hub's requirement candidates (all, or one status) with counts and the chain verdict.
+    Ledger { hub_id: i64, status: Option<Status> },
+    /// A candidate's title, status and statement.
+    CandidateHead { hub_id: i64, candidate_id: i64 },
+    /// A candidate's evidence.
+    CandidateEvidence { hub_id: i64, candidate_id: i64 },
+    /// A candidate's history from the ledger.
+    CandidateHistory { hub_id: i64, candidate_id: i64 },
 }
 
 impl Region {
     /// Parses the `kind` or `kind:id` form used in `/live?regions=…`.
     pub fn parse(key: &str) -> Option<Self> {
+        if let Some(region) = parse_annotations(key) {
+            return Some(region);
+        }
+        if let Some(region) = parse_ledger(key) {
+            return Some(region);
+        }
         let (kind, id) = match key.split_once(':') {
             Some((kind, id)) => (kind, Some(id.parse::<i64>().ok()?)),
             None => (key, None),
@@ -49,6 +69,16 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
+            Self::Inbox { hub_id, widget_id, category_id, status } => {
+                let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+                format!("inbox:{hub_id}:{widget_id}:{category}:{}", status.unwrap_or("-"))
+            }
+            Self::Ledger { hub_id, status: None } => format!("ledger:{hub_id}"),
+            Self::Ledger { hub_id, status: Some(status) } => format!("ledger-{}:{hub_id}", status.as_str()),
+            Self::CandidateHead { hub_id, candidate_id } => format!("candidate:{hub_id}:{candidate_id}"),
+            Self::CandidateEvidence { hub_id, candidate_id } => format!("evidence:{hub_id}:{candidate_id}"),
+            Self::CandidateHistory { hub_id, candidate_id } => format!("history:{hub_id}:{candidate_id}"),
         }
     }
 
@@ -59,6 +89,12 @@ impl Region {
             Self::Widgets { .. } => "widgets",
             Self::Signals { .. } => "signals",
             Self::Feed { .. } => "feed",
+            Self::Thread { .. } => "thread",
+            Self::Inbox { .. } => "inbox",
+            Self::Ledger { .. } => "ledger",
+            Self::CandidateHead { .. } => "candidate-head",
+            Self::CandidateEvidence { .. } => "candidate-evidence",
+            Self::CandidateHistory { .. } => "candidate-history",
         }
     }
 
@@ -76,6 +112,34 @@ impl Region {
             }
             Self::Feed { hub_id } => {
                 in_hub(*hub_id) && matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
+            }
+            // Annotation and widget changes carry their widget; categories and members only the hub.
+            Self::Thread { hub_id, widget_id } | Self::Inbox { hub_id, widget_id, .. } => {
+                in_hub(*hub_id)
+                    && (matches!(table, "categories" | "hub_members")
+                        || (matches!(table, "annotations" | "widgets") && change.widget_id == Some(*widget_id)))
+            }
+            Self::Ledger { hub_id, .. } => {
+                in_hub(*hub_id)
+                    && matches!(
+                        table,
+                        "requirement_candidates" | "ledger_entries" | "candidate_evidence" | "hub_members"
+                    )
+            }
+            // Candidate changes carry the candidate's id as `row_id` (see the change-feed triggers).
+            Self::CandidateHead { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (table == "hub_members"
+                        || (table == "requirement_candidates" && change.row_id == Some(*candidate_id)))
+            }
+            Self::CandidateEvidence { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
+                        || (table == "candidate_evidence" && change.row_id == Some(*candidate_id)))
+            }
+            Self::CandidateHistory { hub_id, candidate_id } => {
+                in_hub(*hub_id)
+                    && (table == "hub_members" || (table == "ledger_entries" && change.row_id == Some(*candidate_id)))
             }
         }
     }
@@ -96,6 +160,26 @@ impl Region {
                 let hub = member_hub(state, *hub_id, viewer).await?;
                 Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
             }
+            Self::Thread { hub_id, widget_id } => widgets::render_live_thread(state, *hub_id, *widget_id, viewer).await,
+            Self::Inbox { hub_id, widget_id, category_id, status } => {
+                inbox::render_live_inbox(state, *hub_id, *widget_id, *category_id, *status, viewer).await
+            }
+            Self::Ledger { hub_id, status } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                Ok(ledger::load_list(state, &hub, viewer, *status, "").await?.render()?)
+            }
+            Self::CandidateHead { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Head).await
+            }
+            Self::CandidateEvidence { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Evidence).await
+            }
+            Self::CandidateHistory { hub_id, candidate_id } => {
+                let hub = member_hub(state, *hub_id, viewer).await?;
+                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::History).await
+            }
         }
     }
 }
@@ -104,6 +188,54 @@ async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hu
     let hub = hubs::by_id(&state.db, hub_id).await?;
     let (hub, _) = access::member_hub(state, &hub.slug, viewer).await?;
     Ok(hub)
+}
+
+/// The annotation keys: `thread:HUB:WIDGET` and `inbox:HUB:WIDGET:CATEGORY:STATUS` (`-` for
+/// no category or status filter).
+fn parse_annotations(key: &str) -> Option<Region> {
+    let mut parts = key.split(':');
+    let kind = parts.next()?;
+    if kind != "thread" && kind != "inbox" {
+        return None;
+    }
+    let hub_id = parts.next()?.parse().ok()?;
+    let widget_id = parts.next()?.parse().ok()?;
+    let region = if kind == "thread" {
+        Region::Thread { hub_id, widget_id }
+    } else {
+        let category_id = match parts.next()? {
+            "-" => None,
+            id => Some(id.parse().ok()?),
+        };
+        let status = match parts.next()? {
+            "-" => None,
+            name => Some(*crate::db::annotations::STATUSES.iter().find(|s| **s == name)?),
+        };
+        Region::Inbox { hub_id, widget_id, category_id, status }
+    };
+    parts.next().is_none().then_some(region)
+}
+
+/// The ledger's keys: `ledger:HUB`, `ledger-STATUS:HUB`, and `candidate:`, `evidence:` or
+/// `history:` followed by `HUB:CANDIDATE`.
+fn parse_ledger(key: &str) -> Option<Region> {
+    let (kind, rest) = key.split_once(':')?;
+    if let Some(status) = kind.strip_prefix("ledger") {
+        let status = match status.strip_prefix('-') {
+            Some(name) => Some(Status::parse(name)?),
+            None if status.is_empty() => None,
+            None => return None,
+        };
+        return Some(Region::Ledger { hub_id: rest.parse().ok()?, status });
+    }
+    let (hub_id, candidate_id) = rest.split_once(':')?;
+    let (hub_id, candidate_id) = (hub_id.parse().ok()?, candidate_id.parse().ok()?);
+    match kind {
+        "candidate" => Some(Region::CandidateHead { hub_id, candidate_id }),
+        "evidence" => Some(Region::CandidateEvidence { hub_id, candidate_id }),
+        "history" => Some(Region::CandidateHistory { hub_id, candidate_id }),
+        _ => None,
+    }
 }
 
 /// The `/live` URL for a page showing `regions`, rendered at change sequence `since`.
@@ -137,6 +269,28 @@ mod tests {
         assert_eq!(Region::parse("widgets"), None);
         assert_eq!(Region::parse("widgets:x"), None);
         assert_eq!(Region::parse("nope:1"), None);
+        for region in [
+            Region::Thread { hub_id: 1, widget_id: 4 },
+            Region::Inbox { hub_id: 1, widget_id: 4, category_id: None, status: None },
+            Region::Inbox { hub_id: 1, widget_id: 4, category_id: Some(7), status: Some("triaged") },
+        ] {
+            assert_eq!(Region::parse(&region.key()), Some(region));
+        }
+        for bad in ["thread:1", "thread:1:x", "thread:1:2:3", "inbox:1:2", "inbox:1:2:-:bogus", "inbox:1:2:x:-"] {
+            assert_eq!(Region::parse(bad), None, "{bad}");
+        }
+        for region in [
+            Region::Ledger { hub_id: 2, status: None },
+            Region::Ledger { hub_id: 2, status: Some(Status::Deferred) },
+            Region::CandidateHead { hub_id: 2, candidate_id: 5 },
+            Region::CandidateEvidence { hub_id: 2, candidate_id: 5 },
+            Region::CandidateHistory { hub_id: 2, candidate_id: 5 },
+        ] {
+            assert_eq!(Region::parse(&region.key()), Some(region));
+        }
+        assert_eq!(Region::parse("ledger-done:2"), None);
+        assert_eq!(Region::parse("ledgerx:2"), None);
+        assert_eq!(Region::parse("history:2"), None);
     }
 
     #[test]
@@ -149,5 +303,12 @@ mod tests {
         assert!(signals.affected_by(&change("interaction_events", 1)));
         assert!(!signals.affected_by(&change("annotations", 1)));
         assert!(Region::Hubs.affected_by(&change("annotations", 7)));
+        let thread = Region::Thread { hub_id: 1, widget_id: 4 };
+        let on_widget = |table: &str, widget_id| ChangeEvent { widget_id: Some(widget_id), ..change(table, 1) };
+        assert!(thread.affected_by(&on_widget("annotations", 4)));
+        assert!(!thread.affected_by(&on_widget("annotations", 5)), "another widget");
+        assert!(!thread.affected_by(&ChangeEvent { widget_id: Some(4), ..change("annotations", 2) }));
+        assert!(thread.affected_by(&change("categories", 1)));
+        assert!(!thread.affected_by(&on_widget("interaction_events", 4)));
     }
 }

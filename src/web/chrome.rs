@@ -17,6 +17,8 @@ pub struct Chrome {
     pub asset_v: String,
     /// The page's live stream URL, when it has live regions.
     pub live_url: Option<String>,
+    /// The viewer's role in the hub the page belongs to, shown in the header.
+    pub hub_role: Option<&'static str>,
 }
 
 impl Chrome {
@@ -32,6 +34,16 @@ impl Chrome {
         self
     }
 
+    /// The same chrome showing the viewer's role in the page's hub.
+    pub fn in_hub(mut self, access: &crate::auth::policy::HubAccess) -> Self {
+        self.hub_role = match access.role {
+            Some(role) => Some(role.as_str()),
+            None if access.is_admin => Some("admin"),
+            None => None,
+        };
+        self
+    }
+
     /// Builds the chrome from a request (also used by the error pages).
     pub fn from_request_parts(req: &HttpRequest) -> Self {
         let asset_v =
@@ -44,7 +56,7 @@ impl Chrome {
                 (Viewer::anonymous(), token)
             }
         };
-        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None }
+        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None, hub_role: None }
     }
 }
 

@@ -107,7 +107,8 @@ async fn dashboard(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, access) = access::member_hub(&state, &path, &chrome.viewer).await?;
+    let chrome = chrome.in_hub(&access);
     let since = state.feed.current_seq();
     let (widgets, signals, feed) = tokio::try_join!(
         load_widgets(&state, &hub, &chrome.viewer),

@@ -9,11 +9,15 @@ pub mod exports;
 pub mod format;
 pub mod health;
 pub mod hubs;
+pub mod inbox;
+pub mod ledger;
 pub mod login;
+pub mod markup;
 pub mod region;
 pub mod render;
 pub mod security;
 pub mod settings;
+pub mod widgets;
 
 use actix_web::web;
 
@@ -25,9 +29,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     hubs::configure(cfg);
     login::configure(cfg);
     dashboard::configure(cfg);
+    widgets::configure(cfg);
+    inbox::configure(cfg);
     crate::live::stream::configure(cfg);
     settings::configure(cfg);
     exports::configure(cfg);
+    ledger::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
