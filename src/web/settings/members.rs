@@ -85,7 +85,7 @@ async fn list(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     render(&state, chrome, htmx, StatusCode::OK, hub, Feedback::default()).await
 }
 
@@ -97,7 +97,7 @@ async fn add(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let form = form.into_inner();
     let mut errors = FieldErrors::default();
     let handle = form.handle.trim();
@@ -157,7 +157,7 @@ async fn change(
     actor_id: i64,
     role: Option<Role>,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(state, hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(state, hub_slug, chrome).await?;
     match settings::change_member(&state.db, hub.id, actor_id, role.map(Role::as_str)).await? {
         MembershipChange::Done => {
             tracing::info!(

@@ -16,19 +16,18 @@ use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
 use crate::AppState;
-use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::hubs::Hub;
 use crate::error::AppError;
 use crate::web::access;
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 
-/// The hub `slug` for viewers who may manage it (operators and administrators).
-pub async fn managed_hub(state: &AppState, slug: &str, viewer: &Viewer) -> Result<(Hub, HubAccess), AppError> {
-    let (hub, access) = access::hub(state, slug, viewer).await?;
-    access::require(access.can_manage(), viewer)?;
-    Ok((hub, access))
+/// The hub `slug` for viewers who may manage it (operators and administrators), with the
+/// chrome showing their role in it.
+pub async fn managed_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
+    let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
+    access::require(access.can_manage(), &chrome.viewer)?;
+    Ok((hub, chrome.in_hub(&access)))
 }
 
 #[derive(Template)]
@@ -45,7 +44,7 @@ async fn index(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let page = IndexPage { chrome: chrome.titled(format!("{} · settings", hub.name)), hub };
     render::page(htmx, &page, |p| p.as_content().render())
 }

@@ -116,7 +116,7 @@ async fn list(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     list_page(&state, chrome, htmx, StatusCode::OK, hub, WebhookForm::default(), FieldErrors::default()).await
 }
 
@@ -128,7 +128,7 @@ async fn create(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let form = WebhookForm::from_pairs(pairs.into_inner());
     let mut errors = FieldErrors::default();
     let url = errors.check("url", guard::check_url(&form.url, state.config.webhook_allow_private).await);
@@ -169,7 +169,7 @@ async fn detail(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, id) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let webhook = webhook_of(&state, &hub, id).await?;
     detail_page(&state, chrome, htmx, StatusCode::OK, hub, webhook, None).await
 }
@@ -182,7 +182,7 @@ async fn archive(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, id, action) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let webhook = webhook_of(&state, &hub, id).await?;
     webhooks::set_archived(&state.db, hub.id, webhook.id, action == "archive").await?;
     tracing::info!(
@@ -203,11 +203,18 @@ async fn replay(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, id, delivery_id) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let webhook = webhook_of(&state, &hub, id).await?;
     match webhooks::replay(&state.db, hub.id, webhook.id, delivery_id).await {
         Ok(new_id) => {
-            tracing::info!(hub = hub.slug, webhook = webhook.id, delivery_id, new_id, "webhook delivery replayed");
+            tracing::info!(
+                hub = hub.slug,
+                webhook = webhook.id,
+                delivery_id,
+                new_id,
+                actor = chrome.viewer.actor_id,
+                "webhook delivery replayed"
+            );
             Ok(redirect(htmx, &format!("/hubs/{}/settings/webhooks/{}", hub.slug, webhook.id)).finish())
         }
         Err(StoreError::NotFound) => Err(AppError::NotFound("delivery")),

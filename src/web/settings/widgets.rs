@@ -213,7 +213,7 @@ async fn list(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let widgets = settings::widgets(&state.db, hub.id).await?;
     let page = ListPage { chrome: chrome.titled(format!("Widgets · {} · settings", hub.name)), hub, widgets };
     render::page(htmx, &page, |p| p.as_content().render())
@@ -227,7 +227,7 @@ async fn new_form(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let members = settings::members(&state.db, hub.id).await?;
     WidgetPage::new(&req, chrome, hub, None, members).respond(htmx, StatusCode::OK)
 }
@@ -241,7 +241,7 @@ async fn create(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let members = settings::members(&state.db, hub.id).await?;
     let form = form.into_inner();
     let valid = match validate(&form, &members) {
@@ -289,7 +289,7 @@ async fn edit_form(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     let members = settings::members(&state.db, hub.id).await?;
     WidgetPage::new(&req, chrome, hub, Some(widget), members).respond(htmx, StatusCode::OK)
@@ -305,7 +305,7 @@ async fn update(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     let members = settings::members(&state.db, hub.id).await?;
     let form = form.into_inner();
@@ -349,7 +349,7 @@ async fn rotate_secret(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let mut widget = widget_of(&state, &hub, &widget_slug).await?;
     let secret = settings::rotate_embed_secret(&state.db, hub.id, widget.id).await?;
     tracing::info!(hub = hub.slug, widget = widget.slug, actor = chrome.viewer.actor_id, "embed secret rotated");
@@ -366,7 +366,7 @@ async fn archive(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub_slug, widget_slug, action) = path.into_inner();
-    let (hub, _) = managed_hub(&state, &hub_slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     settings::set_widget_archived(&state.db, hub.id, widget.id, action == "archive").await?;
     tracing::info!(
