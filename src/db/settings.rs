@@ -3,7 +3,6 @@
 //! `widgets::create`. Archiving only sets `archived_at`: nothing is ever deleted here.
 
 use super::hubs::Hub;
-use super::widgets::Widget;
 use super::{Backend, Db, StoreError, now_ms};
 
 /// Every hub, archived ones last, for site administrators.
@@ -85,11 +84,6 @@ pub async fn update_widget(db: &Db, hub_id: i64, widget_id: i64, f: &WidgetField
         return Err(StoreError::NotFound);
     }
     Ok(())
-}
-
-/// The widget `slug` of a hub, archived ones included.
-pub async fn widget(db: &Db, hub_id: i64, slug: &str) -> Result<Widget, StoreError> {
-    super::widgets::by_slug(db, hub_id, slug).await
 }
 
 /// Archives or restores a widget.

@@ -30,6 +30,14 @@ pub async fn managed_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result
     Ok((hub, chrome.in_hub(&access)))
 }
 
+/// Tells htmx to show `url` in the address bar: a create form answers with the new thing's
+/// page (its secret shown once), which lives at another URL than the one posted to.
+pub fn push_url(response: &mut HttpResponse, url: &str) {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(url) {
+        response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("hx-push-url"), value);
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pages/settings/index.html", blocks = ["content"])]
 struct IndexPage {

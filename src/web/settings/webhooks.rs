@@ -155,9 +155,7 @@ async fn create(
     let mut response =
         detail_page(&state, chrome, htmx, StatusCode::CREATED, hub.clone(), webhook.clone(), Some(secret)).await?;
     let url = format!("/hubs/{}/settings/webhooks/{}", hub.slug, webhook.id);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&url) {
-        response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("hx-push-url"), value);
-    }
+    super::push_url(&mut response, &url);
     Ok(response)
 }
 

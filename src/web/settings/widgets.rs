@@ -189,7 +189,7 @@ impl WidgetPage {
 }
 
 async fn widget_of(state: &AppState, hub: &Hub, slug: &str) -> Result<Widget, AppError> {
-    match settings::widget(&state.db, hub.id, slug).await {
+    match widgets::by_slug(&state.db, hub.id, slug).await {
         Ok(widget) => Ok(widget),
         Err(StoreError::NotFound) => Err(AppError::NotFound("widget")),
         Err(e) => Err(e.into()),
@@ -267,9 +267,7 @@ async fn create(
             let secret = widget.embed_secret.clone();
             let page = WidgetPage::new(&req, chrome, hub, Some(widget), members).revealing(secret);
             let mut response = page.respond(htmx, StatusCode::CREATED)?;
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&url) {
-                response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("hx-push-url"), value);
-            }
+            super::push_url(&mut response, &url);
             Ok(response)
         }
         Err(e) if is_slug_conflict(&e) => {
