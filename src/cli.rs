@@ -1,4 +1,4 @@
-//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `ledger verify`.
+//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `ledger verify`, `demo-host`.
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +38,15 @@ pub enum Command {
         /// Overwrite even a database with newer writes than the backup.
         #[arg(long)]
         force: bool,
+    },
+    /// Serve a third-party demo page (another origin) that embeds demo widgets of the server.
+    DemoHost {
+        /// Where the demo page listens (the demo widgets allow this origin).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// The IHF server the page embeds from (default: http:// + IHF_BIND).
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 

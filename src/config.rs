@@ -82,6 +82,19 @@ pub struct Config {
     /// Milliseconds before the first retry of a failed webhook delivery; each retry doubles it.
     #[arg(long, env = "IHF_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000, global = true)]
     pub webhook_retry_base_ms: u64,
+
+    /// Event-ingestion requests allowed per minute for one widget's embed key.
+    #[arg(long, env = "IHF_INGEST_PER_KEY_PER_MIN", default_value_t = 6000, global = true)]
+    pub ingest_per_key_per_min: u32,
+
+    /// Event-ingestion requests allowed per minute from one client IP address.
+    #[arg(long, env = "IHF_INGEST_PER_IP_PER_MIN", default_value_t = 600, global = true)]
+    pub ingest_per_ip_per_min: u32,
+
+    /// Test hook, never a flag: the data API and embeds leave out their own access predicates so
+    /// that tests prove PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
+    #[arg(skip)]
+    pub rls_only_for_tests: bool,
 }
 
 impl Config {
@@ -104,6 +117,9 @@ impl Config {
             metrics_bind: None,
             webhook_allow_private: false,
             webhook_retry_base_ms: 30_000,
+            ingest_per_key_per_min: 6000,
+            ingest_per_ip_per_min: 600,
+            rls_only_for_tests: false,
         }
     }
 
@@ -147,6 +163,9 @@ impl fmt::Debug for Config {
             .field("metrics_bind", &self.metrics_bind)
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
+            .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
+            .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
+            .field("rls_only_for_tests", &self.rls_only_for_tests)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod demo_host;
 pub mod error;
 pub mod lifecycle;
 pub mod live;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub login_throttle: auth::throttle::LoginThrottle,
     /// The server secret shared by all instances; derive purpose keys with `crypto::derive_key`.
     pub secret: Arc<[u8]>,
+    /// Event-ingestion rate limits, per embed key and per IP.
+    pub ingest_limits: web::api::limits::RateLimits,
     /// Live streams and their topics.
     pub live: Arc<live::LiveHub>,
     /// Committed changes, from the database's triggers.
@@ -102,6 +105,10 @@ impl Application {
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::load(&config.static_dir),
+            ingest_limits: web::api::limits::RateLimits::new(
+                config.ingest_per_key_per_min,
+                config.ingest_per_ip_per_min,
+            ),
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),
@@ -120,6 +127,7 @@ impl Application {
                 .wrap(from_fn(auth::middleware::sessions_and_csrf))
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
+                .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))

@@ -43,6 +43,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(command) => user(&connect(&config).await?, command).await,
+        Command::DemoHost { listen, server } => {
+            let server = server.unwrap_or_else(|| format!("http://{}", config.bind));
+            ihf::demo_host::run(connect(&config).await?, listen, server).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ledger(LedgerCommand::Verify { hub }) => {
             let db = connect(&config).await?;
             let report = match ihf::db::ledger::verify_all(&db, hub.as_deref()).await {

@@ -123,6 +123,24 @@ impl HubAccess {
     pub fn can_edit_annotation(&self, author_id: i64) -> bool {
         self.actor_id == Some(author_id)
     }
+
+    /// Hub members read the hub's interaction events (PostgreSQL: `events_read`).
+    pub fn can_read_events(&self) -> bool {
+        self.can_view_hub()
+    }
+}
+
+/// An embed visitor, confined by their credential to one widget, may annotate it while it is
+/// live, whatever its scope; on a non-public widget they then read only their own annotations.
+pub fn embed_visitor_can_annotate(widget: &Widget) -> bool {
+    widget.archived_at.is_none()
+}
+
+/// A widget's embed key is its public write key for interaction events (like an analytics
+/// snippet's): whoever holds it may send the live widget events, from its allowed origins or
+/// from a server. Rate limits per key and per IP bound the damage of a copied key.
+pub fn embed_key_can_send_events(widget: &Widget) -> bool {
+    widget.archived_at.is_none()
 }
 
 /// Site administrators create and archive hubs.

@@ -9,6 +9,8 @@
 
 pub mod actors;
 pub mod annotations;
+pub mod api;
+pub mod api_keys;
 pub mod candidates;
 pub mod categories;
 pub mod error;
@@ -20,6 +22,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod sql;
+pub mod visitors;
 pub mod webhooks;
 pub mod widgets;
 

@@ -1,9 +1,12 @@
 //! The web layer: one module per surface, each exposing `configure(cfg)`.
 
 pub mod access;
+pub mod api;
+pub mod api_keys;
 pub mod assets;
 pub mod chrome;
 pub mod dashboard;
+pub mod embed;
 pub mod errors;
 pub mod exports;
 pub mod format;
@@ -35,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     settings::configure(cfg);
     exports::configure(cfg);
     ledger::configure(cfg);
+    api::configure(cfg);
+    embed::configure(cfg);
+    api_keys::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].

@@ -1,6 +1,9 @@
 //! Security headers every HTML answer carries.
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next};
 
 /// The policy of every page: our own scripts and styles only, no framing (embeds override it).
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -12,5 +15,23 @@ pub fn headers() -> DefaultHeaders {
         .add(("Content-Security-Policy", CSP))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "same-origin"))
-        .add(("X-Frame-Options", "DENY"))
+}
+
+/// Middleware (outside [`headers`]): `X-Frame-Options: DENY` for older browsers on every answer
+/// whose policy forbids framing, and none on the embed page, whose `frame-ancestors` lists the
+/// widget's origins (X-Frame-Options cannot name several origins).
+pub async fn frame_options(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let framable = res
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|csp| !csp.contains("frame-ancestors 'none'"));
+    if !framable {
+        res.headers_mut().insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    Ok(res)
 }

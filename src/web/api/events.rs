@@ -1,0 +1,243 @@
+//! Interaction events of a widget: batch ingestion (`POST`, the widget's embed key is its public
+//! write key) and reads for hub members (`GET`).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::caller::{Caller, Credential};
+use super::error::ApiError;
+use super::{parse_cursor, parse_limit, path_widget, readable_widget};
+use crate::AppState;
+use crate::auth::policy;
+use crate::db::annotations::Cursor;
+use crate::db::api;
+use crate::db::events::{self, KINDS, NewEvent};
+use crate::db::now_ms;
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 500;
+/// Largest request body of a batch.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest payload of one event, serialized.
+pub const MAX_PAYLOAD: usize = 1024;
+/// How old an event may be.
+pub const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How far ahead of the server's clock an event may be (client clocks drift).
+pub const MAX_AHEAD_MS: i64 = 5 * 60 * 1000;
+
+#[derive(Serialize)]
+struct Rejected {
+    index: usize,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct IngestReport {
+    accepted: u64,
+    rejected: Vec<Rejected>,
+}
+
+/// Checks one item of a batch; `now` is the server's time.
+fn check_item(item: &Value, now: i64) -> Result<(String, i64, String), String> {
+    let item = item.as_object().ok_or("an event must be a JSON object")?;
+    let kind = match item.get("kind") {
+        Some(Value::String(kind)) if KINDS.contains(&kind.as_str()) => kind.clone(),
+        Some(Value::String(kind)) => return Err(format!("unknown kind {kind:?}; use one of {}", KINDS.join(", "))),
+        _ => return Err("kind is required (a string)".into()),
+    };
+    let occurred_at = match item.get("occurred_at") {
+        None | Some(Value::Null) => now,
+        Some(value) => value.as_i64().ok_or("occurred_at must be an integer (epoch milliseconds)")?,
+    };
+    if occurred_at < now - MAX_AGE_MS {
+        return Err("occurred_at is more than 7 days ago".into());
+    }
+    if occurred_at > now + MAX_AHEAD_MS {
+        return Err("occurred_at is more than 5 minutes in the future".into());
+    }
+    let payload = match item.get("payload") {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(payload @ Value::Object(_)) => payload.to_string(),
+        Some(_) => return Err("payload must be a JSON object".into()),
+    };
+    if payload.len() > MAX_PAYLOAD {
+        return Err(format!("payload is larger than {MAX_PAYLOAD} bytes"));
+    }
+    Ok((kind, occurred_at, payload))
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    events: Vec<Value>,
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn ingest(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let widget = path_widget(&state, &caller, &path).await?;
+    if !caller.rls_only && !policy::embed_key_can_send_events(&widget) {
+        return Err(ApiError::Forbidden("this widget is archived".into()));
+    }
+    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    state.ingest_limits.check(&widget.embed_key, &ip).map_err(ApiError::RateLimited)?;
+    let body = read_body(&req, payload, MAX_BODY).await?;
+    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            ApiError::Invalid(format!("send {{\"events\": [ … ]}}: {e}"))
+        } else {
+            ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+        }
+    })?;
+    if batch.events.len() > MAX_BATCH {
+        return Err(ApiError::TooLarge(format!("at most {MAX_BATCH} events per batch (got {})", batch.events.len())));
+    }
+    if batch.events.is_empty() {
+        return Err(ApiError::Invalid("the batch has no events".into()));
+    }
+    // API keys send for a site, not for a person.
+    let actor_id = match &caller.credential {
+        Some(Credential::ApiKey { .. }) => None,
+        _ => caller.actor_id(),
+    };
+    let now = now_ms();
+    let mut accepted = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (index, item) in batch.events.iter().enumerate() {
+        match check_item(item, now) {
+            Ok((kind, occurred_at, payload)) => accepted.push(NewEvent {
+                hub_id: widget.hub_id,
+                widget_id: widget.id,
+                kind,
+                actor_id,
+                occurred_at,
+                payload,
+            }),
+            Err(reason) => rejected.push(Rejected { index, reason }),
+        }
+    }
+    let mut inserted = 0;
+    if !accepted.is_empty() {
+        // The embed key confines the write to its widget (an embed token's own widget stays).
+        let mut scope = caller.scope();
+        scope.embed_widget_id = scope.embed_widget_id.or(Some(widget.id));
+        let mut tx = api::begin(&state.db, scope, true).await?;
+        inserted = events::insert_batch(&mut tx, &accepted).await?;
+        tx.commit().await?;
+    }
+    Ok(HttpResponse::Ok().json(IngestReport { accepted: inserted, rejected }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    kind: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    id: i64,
+    kind: String,
+    actor_id: Option<i64>,
+    occurred_at: i64,
+    payload: Value,
+}
+
+#[derive(Serialize)]
+struct EventPage {
+    items: Vec<EventJson>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EventQuery>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require()?;
+    let widget = path_widget(&state, &caller, &path).await?;
+    if let Some(kind) = &query.kind
+        && !KINDS.contains(&kind.as_str())
+    {
+        return Err(ApiError::BadRequest(format!("kind must be one of {}", KINDS.join(", "))));
+    }
+    let limit = parse_limit(query.limit)?;
+    let cursor = parse_cursor(query.cursor.as_deref())?;
+    let mut tx = api::begin(&state.db, caller.scope(), false).await?;
+    let info = readable_widget(&mut tx, &caller, &widget.embed_key).await?;
+    if !caller.rls_only && !caller.access(&state, info.hub_id).await?.can_read_events() {
+        return Err(ApiError::Forbidden("reading events needs membership of the widget's hub".into()));
+    }
+    let mut rows = api::list_events(&mut tx, widget.id, query.kind.as_deref(), cursor, limit + 1).await?;
+    tx.commit().await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| Cursor { created_at: r.occurred_at, id: r.id }.to_param())
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| EventJson {
+            id: r.id,
+            kind: r.kind,
+            actor_id: r.actor_id,
+            occurred_at: r.occurred_at,
+            payload: serde_json::from_str(&r.payload).unwrap_or(Value::Null),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(EventPage { items, next_cursor }))
+}
+
+/// Mounts the event routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/widgets/{embed_key}/events").route(web::post().to(ingest)).route(web::get().to(list)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn checks_items() {
+        let now = 1_000_000_000_000;
+        assert!(check_item(&json!({"kind": "click"}), now).is_ok());
+        assert!(check_item(&json!({"kind": "click", "occurred_at": now - 1000, "payload": {"x": 1}}), now).is_ok());
+        assert!(check_item(&json!({"kind": "teleport"}), now).unwrap_err().contains("unknown kind"));
+        assert!(check_item(&json!({}), now).unwrap_err().contains("kind is required"));
+        assert!(check_item(&json!("click"), now).is_err());
+        assert!(check_item(&json!({"kind": "click", "occurred_at": now - MAX_AGE_MS - 1}), now).is_err());
+        assert!(check_item(&json!({"kind": "click", "occurred_at": now + MAX_AHEAD_MS + 1}), now).is_err());
+        assert!(check_item(&json!({"kind": "click", "occurred_at": "yesterday"}), now).is_err());
+        assert!(check_item(&json!({"kind": "click", "payload": [1]}), now).is_err());
+        assert!(check_item(&json!({"kind": "click", "payload": {"x": "y".repeat(MAX_PAYLOAD)}}), now).is_err());
+    }
+}
