@@ -59,6 +59,7 @@ pub struct Application {
     db: Db,
     live: Arc<live::LiveHub>,
     shutdown: lifecycle::Shutdown,
+    metrics: Arc<metrics::Metrics>,
     webhook_worker: tokio::task::JoinHandle<()>,
     metrics_server: Option<(u16, Server)>,
 }
@@ -114,7 +115,7 @@ impl Application {
             secret: Arc::from(secret.into_bytes()),
             live: Arc::clone(&live),
             feed: feed.clone(),
-            metrics,
+            metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
@@ -139,7 +140,7 @@ impl Application {
         .shutdown_timeout(10)
         .disable_signals()
         .run();
-        Ok(Self { port, server, db, live, shutdown, webhook_worker, metrics_server })
+        Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, metrics_server })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -181,6 +182,7 @@ impl Application {
         let handle = self.server.handle();
         let live = Arc::clone(&self.live);
         let shutdown = self.shutdown.clone();
+        let metrics = Arc::clone(&self.metrics);
         let signals = tokio::spawn(async move {
             let mut triggered = shutdown.subscribe();
             tokio::select! {
@@ -189,7 +191,9 @@ impl Application {
             }
             shutdown.trigger();
             live.close_all();
-            handle.stop(true).await;
+            handle.pause().await;
+            let drained = lifecycle::drain(&metrics).await;
+            handle.stop(drained).await;
         });
         let metrics_server = self.metrics_server.map(|(_, server)| {
             let handle = server.handle();

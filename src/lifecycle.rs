@@ -2,10 +2,15 @@
 //!
 //! On SIGTERM (or SIGINT, or [`Shutdown::trigger`]), `Application::run_until_stopped` fires
 //! the signal first (the change feed and the webhook worker stop taking new work), closes the
-//! live streams (clients reconnect, elsewhere or after the restart), then the HTTP server stops
-//! accepting and finishes in-flight requests (at most `shutdown_timeout`, 10 s); last,
-//! [`finish`] lets the webhook worker record its in-flight deliveries (bounded by
-//! [`FLUSH_TIMEOUT`]) and stops the metrics listener.
+//! live streams (clients reconnect, elsewhere or after the restart), stops accepting
+//! connections and [`drain`]s the requests in flight (at most [`DRAIN_TIMEOUT`]) before it
+//! stops the HTTP workers; last, [`finish`] lets the webhook worker record its in-flight
+//! deliveries (bounded by [`FLUSH_TIMEOUT`]) and stops the metrics listener.
+//!
+//! Why drain before stopping the workers: each actix worker has its own runtime, and a pooled
+//! PostgreSQL connection belongs to the runtime that opened it. Stopping an idle worker while
+//! another still answers would break the connections the idle one opened, under the request
+//! still using them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +18,10 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How long requests in flight may take to finish once shutdown began (actix's own
+/// `shutdown_timeout` is the same 10 s).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the webhook worker may take to record its in-flight deliveries after the server
 /// stopped (its requests time out after 10 s).
@@ -74,6 +83,20 @@ impl ShutdownSignal {
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }
+}
+
+/// Waits until no request is in flight (the metrics middleware counts them, bodies included),
+/// at most [`DRAIN_TIMEOUT`]; `false` when some were still running.
+pub async fn drain(metrics: &crate::metrics::Metrics) -> bool {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while metrics.in_flight() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(in_flight = metrics.in_flight(), "requests still running at the shutdown deadline");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// After the HTTP server stopped: waits for the webhook worker to record its in-flight

@@ -9,15 +9,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::db::Db;
 use crate::live::LiveHub;
@@ -65,11 +68,19 @@ pub struct Metrics {
     pub webhook_retried: Counter,
     /// Webhook deliveries given up.
     pub webhook_failed: Counter,
+    /// Requests being answered now, until the last byte of their body (streams included):
+    /// graceful shutdown waits for it to reach zero.
+    in_flight: AtomicI64,
     /// Requests by (method, route template).
     http: Mutex<BTreeMap<(String, String), RouteStats>>,
 }
 
 impl Metrics {
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Records one answered request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let Ok(mut http) = self.http.lock() else { return };
@@ -121,6 +132,12 @@ impl Metrics {
         };
         let get = |value: &AtomicU64| value.load(Ordering::Relaxed).to_string();
         single(
+            "ihf_http_requests_in_flight",
+            "gauge",
+            "Requests being answered (streams included).",
+            self.in_flight().to_string(),
+        );
+        single(
             "ihf_live_streams_open",
             "gauge",
             "Live SSE streams open.",
@@ -168,24 +185,64 @@ fn escape(value: &str) -> String {
 }
 
 /// Middleware: counts every request by its route template (never the raw path, which would
-/// make a series per hub and per id) and times it to the response head.
+/// make a series per hub and per id), times it to the response head, and counts it in flight
+/// until its body is sent (or dropped).
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req.app_data::<web::Data<crate::AppState>>().map(|state| state.metrics.clone());
+    let Some(metrics) = req.app_data::<web::Data<crate::AppState>>().map(|state| Arc::clone(&state.metrics)) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body)
+            .map(|res| res.map_body(|_, body| InFlight { body, guard: None }));
+    };
     let method = req.method().as_str().to_owned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let guard = InFlightGuard(Arc::clone(&metrics));
     let res = next.call(req).await;
-    if let Some(metrics) = metrics {
-        let status = match &res {
-            Ok(res) => res.status().as_u16(),
-            Err(e) => e.as_response_error().status_code().as_u16(),
-        };
-        metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    let status = match &res {
+        Ok(res) => res.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    let res = res?.map_into_boxed_body();
+    Ok(res.map_body(|_, body| InFlight { body, guard: Some(guard) }))
+}
+
+/// Takes a request out of the in-flight count when dropped.
+struct InFlightGuard(Arc<Metrics>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-    res
+}
+
+/// A response body that holds its request in the in-flight count until it is dropped.
+struct InFlight {
+    body: BoxBody,
+    guard: Option<InFlightGuard>,
+}
+
+impl MessageBody for InFlight {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let next = Pin::new(&mut this.body).poll_next(cx);
+        if matches!(next, Poll::Ready(None)) {
+            this.guard = None; // the last byte is out
+        }
+        next
+    }
 }
 
 struct Exporter {

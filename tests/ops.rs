@@ -219,11 +219,14 @@ impl Binary {
             .expect("start ihf");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout so the server never blocks on a full pipe; its log lines
+        // (warnings and errors only) go to the test's output.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.trim().strip_prefix("IHF is running at ") {
                     let _ = tx.send(url.trim_end_matches('/').to_owned());
+                } else if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("ihf: {line}");
                 }
             }
         });
@@ -507,6 +510,7 @@ mod metrics_expose_the_listed_series {
             "ihf_http_request_duration_seconds_bucket{method=\"GET\",route=\"/hubs/{hub_slug}\",le=\"+Inf\"} 3",
             "ihf_http_request_duration_seconds_count{method=\"GET\",route=\"/hubs/{hub_slug}\"} 3",
             "ihf_live_streams_open 1",
+            "ihf_http_requests_in_flight 1",
             "# TYPE ihf_change_events_total counter",
             "# TYPE ihf_renders_coalesced_total counter",
             "ihf_webhook_queue_depth 1",
@@ -527,6 +531,7 @@ mod metrics_expose_the_listed_series {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let text = reqwest::get(&metrics).await.expect("scrape").text().await.expect("body");
         assert!(text.contains("ihf_live_streams_open 0"), "the closed stream is counted out");
+        assert!(text.contains("ihf_http_requests_in_flight 0"), "its request too");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
