@@ -30,6 +30,15 @@ pub enum Command {
     /// Governance ledger tools.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Write a consistent copy of the SQLite database to PATH, safe while the server runs.
+    Backup { path: std::path::PathBuf },
+    /// Replace the SQLite database with the backup at PATH (stop the server first).
+    Restore {
+        path: std::path::PathBuf,
+        /// Overwrite even a database with newer writes than the backup.
+        #[arg(long)]
+        force: bool,
+    },
     /// Serve a third-party demo page (another origin) that embeds demo widgets of the server.
     DemoHost {
         /// Where the demo page listens (the demo widgets allow this origin).

@@ -71,6 +71,18 @@ pub struct Config {
     #[arg(long, env = "IHF_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub seed_demo: bool,
 
+    /// Address of the Prometheus `/metrics` listener; none when unset (keep it off the public port).
+    #[arg(long, env = "IHF_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Let webhooks reach private, loopback and link-local addresses (off: no server-side request forgery).
+    #[arg(long, env = "IHF_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+
+    /// Milliseconds before the first retry of a failed webhook delivery; each retry doubles it.
+    #[arg(long, env = "IHF_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000, global = true)]
+    pub webhook_retry_base_ms: u64,
+
     /// Event-ingestion requests allowed per minute for one widget's embed key.
     #[arg(long, env = "IHF_INGEST_PER_KEY_PER_MIN", default_value_t = 6000, global = true)]
     pub ingest_per_key_per_min: u32,
@@ -102,6 +114,9 @@ impl Config {
             live_max_per_session: 16,
             secure_cookies: false,
             seed_demo: false,
+            metrics_bind: None,
+            webhook_allow_private: false,
+            webhook_retry_base_ms: 30_000,
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
             rls_only_for_tests: false,
@@ -145,6 +160,9 @@ impl fmt::Debug for Config {
             .field("live_max_per_session", &self.live_max_per_session)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
             .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
             .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
             .field("rls_only_for_tests", &self.rls_only_for_tests)

@@ -4,6 +4,7 @@
 //! [`Application::build`], and so do the integration tests, each on its own port and database.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod components;
 pub mod config;
@@ -12,9 +13,12 @@ pub mod db;
 pub mod demo;
 pub mod demo_host;
 pub mod error;
+pub mod lifecycle;
 pub mod live;
+pub mod metrics;
 pub mod telemetry;
 pub mod web;
+pub mod webhooks;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -42,6 +46,10 @@ pub struct AppState {
     pub live: Arc<live::LiveHub>,
     /// Committed changes, from the database's triggers.
     pub feed: live::ChangeFeed,
+    /// Counters and the request histogram for `/metrics`; any module may add to them.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Fires when the server begins to stop; long-lived tasks and responses subscribe.
+    pub shutdown: lifecycle::Shutdown,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -50,7 +58,10 @@ pub struct Application {
     server: Server,
     db: Db,
     live: Arc<live::LiveHub>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: lifecycle::Shutdown,
+    metrics: Arc<metrics::Metrics>,
+    webhook_worker: tokio::task::JoinHandle<()>,
+    metrics_server: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -68,7 +79,8 @@ impl Application {
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
-        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let shutdown = lifecycle::Shutdown::new();
+        let shutdown_rx = shutdown.receiver();
         let feed = live::ChangeFeed::start(&db, shutdown_rx.clone()).await.context("starting the change feed")?;
         let limits = live::hub::Limits {
             total: config.live_max_streams,
@@ -79,6 +91,18 @@ impl Application {
         let live = Arc::new(live::LiveHub::new(std::time::Duration::from_millis(config.live_window_ms), limits));
         let listener = TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
+        let metrics = Arc::new(metrics::Metrics::default());
+        let metrics_server = match config.metrics_bind {
+            Some(bind) => Some(metrics::serve(bind, Arc::clone(&metrics), Arc::clone(&live), db.clone())?),
+            None => None,
+        };
+        let webhook_worker = webhooks::worker::Worker::new(
+            db.clone(),
+            config.webhook_allow_private,
+            config.webhook_retry_base_ms,
+            Arc::clone(&metrics),
+        )?
+        .spawn(shutdown.subscribe());
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::load(&config.static_dir),
@@ -91,6 +115,8 @@ impl Application {
             secret: Arc::from(secret.into_bytes()),
             live: Arc::clone(&live),
             feed: feed.clone(),
+            metrics: Arc::clone(&metrics),
+            shutdown: shutdown.clone(),
         });
         tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
         let static_dir = state.config.static_dir.clone();
@@ -105,6 +131,7 @@ impl Application {
                 .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
+                .wrap(from_fn(metrics::track))
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
@@ -113,7 +140,7 @@ impl Application {
         .shutdown_timeout(10)
         .disable_signals()
         .run();
-        Ok(Self { port, server, db, live, shutdown })
+        Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, metrics_server })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -137,22 +164,47 @@ impl Application {
         &self.live
     }
 
-    /// Runs until the server is stopped by [`Application::handle`], or by SIGINT/SIGTERM: then
-    /// it stops accepting, closes live streams (browsers reconnect, elsewhere or after the
-    /// restart), lets in-flight requests finish (at most 10 s) and stops background tasks.
+    /// The port of the metrics listener, when `IHF_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
+    /// The shutdown signal; [`lifecycle::Shutdown::trigger`] stops the app like SIGTERM does.
+    pub fn shutdown(&self) -> lifecycle::Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the server is stopped by [`Application::handle`], [`Application::shutdown`]
+    /// or SIGINT/SIGTERM: then it stops accepting, closes live streams (browsers reconnect,
+    /// elsewhere or after the restart), lets in-flight requests finish (at most 10 s), lets the
+    /// webhook worker record its in-flight deliveries and stops background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let live = Arc::clone(&self.live);
+        let shutdown = self.shutdown.clone();
+        let metrics = Arc::clone(&self.metrics);
         let signals = tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: closing live streams, finishing requests");
+            let mut triggered = shutdown.subscribe();
+            tokio::select! {
+                () = shutdown_signal() => tracing::info!("shutting down: closing live streams, finishing requests"),
+                () = triggered.wait() => {}
+            }
+            shutdown.trigger();
             live.close_all();
-            handle.stop(true).await;
+            handle.pause().await;
+            let drained = lifecycle::drain(&metrics).await;
+            handle.stop(drained).await;
+        });
+        let metrics_server = self.metrics_server.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
         });
         let result = self.server.await;
         signals.abort();
         self.live.close_all();
-        let _ = self.shutdown.send(true);
+        self.shutdown.trigger();
+        lifecycle::finish(self.webhook_worker, metrics_server).await;
         result
     }
 }

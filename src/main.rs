@@ -59,6 +59,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Backup { path } => {
+            let report = ihf::backup::backup(&config.database_url, &path).await?;
+            println!(
+                "backed up to {} ({} bytes, {} annotations)",
+                report.path.display(),
+                report.bytes,
+                report.annotations
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { path, force } => {
+            let report = ihf::backup::restore(&config.database_url, &path, force).await?;
+            println!("restored {} from {} ({} annotations)", report.path.display(), path.display(), report.annotations);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -75,6 +90,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     println!();
     println!("  IHF is running at http://{}:{}/", config.bind.ip(), app.port());
     println!("  database: {}", db::redact_url(&config.database_url));
+    if let (Some(bind), Some(port)) = (config.metrics_bind, app.metrics_port()) {
+        println!("  metrics: http://{}:{port}/metrics", bind.ip());
+    }
     match logins {
         Some(logins) => print_logins(&logins),
         None => println!(

@@ -95,6 +95,11 @@ impl HubAccess {
         self.effective_role() == Some(Role::Operator)
     }
 
+    /// Triagers and operators export the hub's annotations (CSV, JSON Lines).
+    pub fn can_export(&self) -> bool {
+        self.can_triage()
+    }
+
     /// Whether the viewer may read the widget and the annotations others wrote on it.
     pub fn can_read_widget(&self, widget: &Widget) -> bool {
         match widget.policy_scope.as_str() {
@@ -136,6 +141,11 @@ pub fn embed_visitor_can_annotate(widget: &Widget) -> bool {
 /// from a server. Rate limits per key and per IP bound the damage of a copied key.
 pub fn embed_key_can_send_events(widget: &Widget) -> bool {
     widget.archived_at.is_none()
+}
+
+/// Site administrators create and archive hubs.
+pub fn can_manage_hubs(viewer: &Viewer) -> bool {
+    viewer.is_signed_in() && viewer.is_admin
 }
 
 /// The actor id used in SQL predicates: `-1` for anonymous, which matches no row.

@@ -15,13 +15,16 @@ pub mod candidates;
 pub mod categories;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod hubs;
 pub mod ledger;
 pub mod secrets;
 pub mod sessions;
+pub mod settings;
 pub mod sql;
 pub mod triage;
 pub mod visitors;
+pub mod webhooks;
 pub mod widgets;
 
 use std::str::FromStr;

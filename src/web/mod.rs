@@ -9,6 +9,7 @@ pub mod chrome;
 pub mod dashboard;
 pub mod embed;
 pub mod errors;
+pub mod exports;
 pub mod format;
 pub mod health;
 pub mod hubs;
@@ -19,6 +20,7 @@ pub mod markup;
 pub mod region;
 pub mod render;
 pub mod security;
+pub mod settings;
 pub mod triage;
 pub mod widgets;
 
@@ -35,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     widgets::configure(cfg);
     inbox::configure(cfg);
     crate::live::stream::configure(cfg);
+    settings::configure(cfg);
+    exports::configure(cfg);
     ledger::configure(cfg);
     api::configure(cfg);
     embed::configure(cfg);
