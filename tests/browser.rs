@@ -4,94 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use common::TestApp;
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::browser::{browser, enabled, sign_in, wait_for};
 use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
 use ihf::db::events::NewEvent;
-
-fn enabled() -> bool {
-    std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty())
-}
-
-/// A chromedriver process and a browser session, ended on drop.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-async fn browser() -> Browser {
-    let port = free_port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver must be installed (Debian: chromium-driver)");
-    let mut capabilities = serde_json::Map::new();
-    let profile = std::env::temp_dir().join(format!("ihf-chromium-{port}"));
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                "--disable-sync", "--disable-quic", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut last_error = None;
-    for _ in 0..50 {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(client) => return Browser { client, driver },
-            Err(e) => last_error = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("could not start a browser session: {last_error:?}");
-}
-
-async fn sign_in(browser: &Client, app: &TestApp, handle: &str, password: &str) {
-    browser.goto(&app.url("/login")).await.expect("login page");
-    browser.find(Locator::Id("handle")).await.expect("handle").send_keys(handle).await.expect("type");
-    browser.find(Locator::Id("password")).await.expect("password").send_keys(password).await.expect("type");
-    browser.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
-    wait_for(browser, "signed in", |html| html.contains("Sign out")).await;
-}
-
-/// Polls the page's HTML until `ready` holds (5 s at most).
-async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(8);
-    loop {
-        let html = browser.source().await.expect("page source");
-        if ready(&html) {
-            return html;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn hub_ids(app: &TestApp) -> (i64, i64, i64) {
     let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;

@@ -5,80 +5,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestApp;
+use common::browser::{browser, enabled, sign_in};
+use fantoccini::Client;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::{Client, ClientBuilder, Locator};
 use ihf::db::Backend;
-
-fn enabled() -> bool {
-    std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty())
-}
-
-/// A chromedriver process and a browser session, ended on drop.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-async fn browser() -> Browser {
-    let port = free_port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver must be installed (Debian: chromium-driver)");
-    let mut capabilities = serde_json::Map::new();
-    let profile = std::env::temp_dir().join(format!("ihf-chromium-{port}"));
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                "--disable-sync", "--disable-quic", "--window-size=1400,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut last_error = None;
-    for _ in 0..50 {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(client) => return Browser { client, driver },
-            Err(e) => last_error = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("could not start a browser session: {last_error:?}");
-}
-
-async fn sign_in(browser: &Client, app: &TestApp, handle: &str, password: &str) {
-    browser.goto(&app.url("/login")).await.expect("login page");
-    browser.find(Locator::Id("handle")).await.expect("handle").send_keys(handle).await.expect("type");
-    browser.find(Locator::Id("password")).await.expect("password").send_keys(password).await.expect("type");
-    browser.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
-    wait_until(browser, "signed in", "return document.body.innerHTML.includes('Sign out')").await;
-}
 
 /// Polls a script returning a boolean until it is true (8 s at most).
 async fn wait_until(browser: &Client, what: &str, script: &str) {

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ihf::Config;

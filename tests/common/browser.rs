@@ -1,0 +1,94 @@
+//! Headless Chromium (Debian's `chromium` + `chromium-driver`) driven over WebDriver, for the
+//! tests only a browser can show. They run when `IHF_TEST_BROWSER` is set (CI sets it).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use super::TestApp;
+
+/// Whether the browser suite is switched on.
+pub fn enabled() -> bool {
+    std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty())
+}
+
+/// A chromedriver process and a browser session, ended on drop.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Starts chromedriver on a free port and opens a headless Chromium session with a new profile.
+pub async fn browser() -> Browser {
+    let port = free_port();
+    let mut driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver must be installed (Debian: chromium-driver)");
+    let profile = std::env::temp_dir().join(format!("ihf-chromium-{}-{port}", std::process::id()));
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                "--disable-sync", "--disable-quic", "--window-size=1400,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut last_error = None;
+    for _ in 0..50 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return Browser { client, driver },
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
+    panic!("could not start a browser session: {last_error:?}");
+}
+
+/// Signs in through the login form like a person would.
+pub async fn sign_in(browser: &Client, app: &TestApp, handle: &str, password: &str) {
+    browser.goto(&app.url("/login")).await.expect("login page");
+    browser.find(Locator::Id("handle")).await.expect("handle").send_keys(handle).await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(password).await.expect("type");
+    browser.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
+    wait_for(browser, "signed in", |html| html.contains("Sign out")).await;
+}
+
+/// Polls the page's HTML until `ready` holds (8 s at most).
+pub async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let html = browser.source().await.expect("page source");
+        if ready(&html) {
+            return html;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
