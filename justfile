@@ -20,7 +20,7 @@ test-pg:
 
 # Browser tests in headless Chromium (needs chromium and chromium-driver).
 e2e:
-    IHF_TEST_PG={{pg}} IHF_TEST_BROWSER=1 cargo test --test browser
+    IHF_TEST_PG={{pg}} IHF_TEST_BROWSER=1 cargo test --test browser --test browser_triage --test annotations_browser --test embed
 
 # Formatting and lints, as CI runs them.
 lint:
@@ -37,8 +37,13 @@ bench:
 
 # Live-region benchmarks into BENCHMARKS.md.
 bench-live:
+    cargo build --release --bin ihf
     cargo run --release --example bench_live
 
 # Triage board benchmark (demo, then 10,000 more annotations); add IHF_BENCH_PG=… for PostgreSQL.
 bench-triage:
     cargo run --release --example bench_triage
+
+# Event ingestion throughput (SQLite and PostgreSQL) into BENCHMARKS.md.
+bench-ingest:
+    cargo run --release --example bench_ingest
