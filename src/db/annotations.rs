@@ -123,11 +123,6 @@ pub async fn create(db: &Db, new: &NewAnnotation<'_>) -> Result<i64, StoreError>
     Ok(id)
 }
 
-/// The current time, for callers that create annotations "now".
-pub fn created_now() -> i64 {
-    now_ms()
-}
-
 /// The most characters an annotation's body may have.
 pub const BODY_MAX_CHARS: usize = 4000;
 

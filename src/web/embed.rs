@@ -228,7 +228,7 @@ fn composer_url(widget: &Widget, visitor: &Visitor, theme: &str, parent: &str) -
         "/embed/{}/annotations?vt={}&theme={theme}&parent={}",
         widget.embed_key,
         visitor.token,
-        crate::web::errors::urlencode(parent)
+        crate::web::format::urlencode(parent)
     )
 }
 

@@ -37,7 +37,7 @@ pub async fn render_errors(
     }
     let status = res.status();
     let sign_in = matches!(error, AppError::Unauthorized)
-        .then(|| format!("/login?next={}", urlencode(res.request().uri().path())));
+        .then(|| format!("/login?next={}", crate::web::format::urlencode(res.request().uri().path())));
     let page = ErrorPage {
         chrome: Chrome::from_request_parts(res.request()).titled(error.title()),
         status: status.as_u16(),
@@ -70,18 +70,6 @@ pub async fn render_errors(
     }
     let response = response.set_body(body).map_into_boxed_body();
     Ok(ServiceResponse::new(req, response).map_into_right_body())
-}
-
-/// Percent-encodes a path for a query parameter.
-pub fn urlencode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(byte as char),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
 }
 
 /// The answer for routes that do not exist.

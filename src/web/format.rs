@@ -38,6 +38,15 @@ pub fn count(n: impl Borrow<i64>) -> String {
     out
 }
 
+/// Characters left as they are in a query parameter: unreserved ones, and `/` so paths stay readable.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Percent-encodes a value for a query parameter.
+pub fn urlencode(raw: &str) -> String {
+    percent_encoding::utf8_percent_encode(raw, QUERY_VALUE).to_string()
+}
+
 /// `word` or `word` + `s` for `n`.
 pub fn plural(n: i64, word: &str) -> String {
     if n == 1 { word.to_owned() } else { format!("{word}s") }
@@ -60,5 +69,6 @@ mod tests {
         assert_eq!(count(12), "12");
         assert_eq!(plural(1, "widget"), "widget");
         assert_eq!(plural(2, "widget"), "widgets");
+        assert_eq!(urlencode("/hubs/a b?x=1&y"), "/hubs/a%20b%3Fx%3D1%26y");
     }
 }

@@ -50,7 +50,7 @@ impl InboxQuery {
 pub fn filter_query(category: Option<&str>, status: Option<&str>) -> String {
     let parts: Vec<String> = [("category", category), ("status", status)]
         .into_iter()
-        .filter_map(|(name, value)| value.map(|v| format!("{name}={}", crate::web::errors::urlencode(v))))
+        .filter_map(|(name, value)| value.map(|v| format!("{name}={}", crate::web::format::urlencode(v))))
         .collect();
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }

@@ -95,7 +95,7 @@ pub async fn load_list(
             params.push(format!("status={}", s.as_str()));
         }
         if !query.is_empty() {
-            params.push(format!("q={}", crate::web::errors::urlencode(query)));
+            params.push(format!("q={}", crate::web::format::urlencode(query)));
         }
         let query = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
         format!("/hubs/{}/ledger{query}", hub.slug)
@@ -557,8 +557,7 @@ async fn evidence_search(
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let (hub, hub_access) = access::member_hub(&state, &slug, &chrome.viewer).await?;
-    access::require(hub_access.can_propose(), &chrome.viewer)?;
+    let (hub, _, _) = proposer(&state, &slug, &chrome.viewer).await?;
     candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let results =
         candidates::evidence_candidates(&state.db, &chrome.viewer, hub.id, id, &query.q, PICKER_LIMIT).await?;

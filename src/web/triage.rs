@@ -31,7 +31,7 @@ use crate::db::widgets::{self, Widget};
 use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
-use crate::web::errors::urlencode;
+use crate::web::format::urlencode;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
 
