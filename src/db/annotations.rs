@@ -91,10 +91,7 @@ pub async fn feed_for_hub(
     qb.push(" AND a.id < ").push_bind(before.id).push(")) AND ");
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// Inserts an annotation inside the caller's transaction and returns its id.
@@ -225,10 +222,7 @@ pub async fn thread_for_widget(
     qb.push(" AND ");
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// Annotation `id` on widget `widget_id` if `viewer` may read it (deleted ones included), or
@@ -381,10 +375,7 @@ pub async fn inbox_for_widget(
     qb.push(" AND ");
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// A category of the inbox with how many annotations it holds under the status filter, and
@@ -422,10 +413,7 @@ pub async fn inbox_counts(
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" GROUP BY a.category_id) n ON n.category_id = c.id WHERE c.hub_id = ").push_bind(hub_id);
     qb.push(" AND (c.archived_at IS NULL OR n.count > 0) ORDER BY c.position, c.id");
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// When the newest live annotation on the widget that `viewer` may read was written (0: none).

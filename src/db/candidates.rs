@@ -327,10 +327,7 @@ pub async fn list(
     }
     push_search(&mut qb, &filter.query);
     qb.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// How many candidates of a hub matching the search are in each status, in lifecycle order.
@@ -344,9 +341,7 @@ pub async fn status_counts(
     qb.push_bind(hub_id);
     push_search(&mut qb, query);
     qb.push(" GROUP BY c.status");
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows: Vec<(String, i64)> = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let rows: Vec<(String, i64)> = db.fetch_all_as(viewer.actor_id, qb).await?;
     Ok(Status::ALL
         .into_iter()
         .map(|s| (s, rows.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n)))
@@ -426,10 +421,7 @@ pub async fn evidence_candidates(
     qb.push(" AND ");
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// The ledger entries about a candidate, in chain order.

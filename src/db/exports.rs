@@ -82,10 +82,7 @@ pub async fn page(
     qb.push(" AND ");
     policy::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(viewer.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(viewer.actor_id, qb).await
 }
 
 /// `%text%` in lower case with `%`, `_` and `\` escaped.

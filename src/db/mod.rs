@@ -190,6 +190,17 @@ impl Db {
         Ok(tx)
     }
 
+    /// Runs a dynamic read as `actor_id` (see [`Db::begin_as`]) and returns all its rows.
+    pub async fn fetch_all_as<O>(&self, actor_id: Option<i64>, sql: sql::SqlBuilder) -> Result<Vec<O>, StoreError>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut tx = self.begin_as(actor_id).await?;
+        let rows = sql.build_query_as()?.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// [`Db::begin_as`] for a writer that also acts for the actor (PostgreSQL checks the
     /// policies' `WITH CHECK` clauses); `embed_widget` confines it to one widget.
     pub async fn begin_write_as(

@@ -140,10 +140,7 @@ pub async fn queue(
         qb.push(" AND a.id > ").push_bind(after.id).push("))");
     }
     qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(access.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(access.actor_id, qb).await
 }
 
 /// The rows with these ids in the hub (any status), for re-rendering after a change.
@@ -154,10 +151,7 @@ pub async fn rows(db: &Db, access: &HubAccess, hub_id: i64, ids: &[i64]) -> Resu
     let mut qb = SqlBuilder::new(ROW_SELECT);
     push_filter(&mut qb, access, hub_id, &QueueFilter::default());
     qb.push(" AND a.id IN (").push_bind_list(ids.iter().copied()).push(") ORDER BY a.created_at, a.id");
-    let mut tx = db.begin_as(access.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(access.actor_id, qb).await
 }
 
 /// One row, or [`StoreError::NotFound`].
@@ -170,10 +164,7 @@ pub async fn duplicates(db: &Db, access: &HubAccess, hub_id: i64, id: i64) -> Re
     let mut qb = SqlBuilder::new(ROW_SELECT);
     push_filter(&mut qb, access, hub_id, &QueueFilter::default());
     qb.push(" AND a.duplicate_of = ").push_bind(id).push(" ORDER BY a.created_at, a.id");
-    let mut tx = db.begin_as(access.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(access.actor_id, qb).await
 }
 
 /// Counts of the filtered queue per status (ignoring the status filter) and per category id
@@ -252,10 +243,7 @@ pub async fn search(
     push_filter(&mut qb, access, hub_id, &filter);
     qb.push(" AND a.id <> ").push_bind(exclude).push(" AND a.status <> 'duplicate'");
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
-    let mut tx = db.begin_as(access.actor_id).await?;
-    let rows = qb.build_query_as()?.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    db.fetch_all_as(access.actor_id, qb).await
 }
 
 /// The triage fields of an annotation: what a change sets and what undo restores.
