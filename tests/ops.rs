@@ -450,6 +450,8 @@ async fn app_with_metrics(backend: Backend) -> (TestApp, String) {
     let database_url = common::fresh_database_url(backend).await;
     let mut config = ihf::Config::for_tests(database_url.clone());
     config.metrics_bind = Some("127.0.0.1:0".parse().expect("address"));
+    // A vanished client is noticed when a write to it fails: heartbeat every second here.
+    config.live_heartbeat_secs = 1;
     let app = ihf::Application::build(config).await.expect("build");
     let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port().expect("metrics listener"));
     let (port, db, handle) = (app.port(), app.db().clone(), app.handle());
@@ -528,8 +530,16 @@ mod metrics_expose_the_listed_series {
         // Metrics never reach the public port.
         assert_eq!(get_text(&tomas, &app.url("/metrics")).await.0, 404);
         drop(stream);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let text = reqwest::get(&metrics).await.expect("scrape").text().await.expect("body");
+        // The server sees the closed connection at the next heartbeat it cannot write.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut text = String::new();
+        while std::time::Instant::now() < deadline {
+            text = reqwest::get(&metrics).await.expect("scrape").text().await.expect("body");
+            if text.contains("ihf_live_streams_open 0") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(text.contains("ihf_live_streams_open 0"), "the closed stream is counted out");
         assert!(text.contains("ihf_http_requests_in_flight 0"), "its request too");
     }
