@@ -264,8 +264,22 @@ async fn main() {
             _ => break,
         }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
+    // The memory freed after the connection burst goes back to the OS over jemalloc's 10 s
+    // decay: sample for at least 12 s, then until three samples a second apart agree within
+    // 1% (at most 40 s).
+    let mut samples = vec![rss_kib(pid)];
+    while samples.len() < 40 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(rss_kib(pid));
+        if let [.., a, _, c] = samples[..]
+            && samples.len() > 12
+            && a.abs_diff(c) * 100 <= c
+        {
+            break;
+        }
+    }
+    let after = samples.last().copied().unwrap_or(0);
+    let settled = samples.len() - 1;
     let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / opened.max(1) as f64;
     drop(started);
 
@@ -283,7 +297,7 @@ async fn main() {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nMemory: {opened} idle streams raised the server's RSS from {:.1} MiB to {:.1} MiB: **{:.1} KiB per idle stream** (target: under 16 KB).\n",
+        "\nMemory: {opened} idle streams raised the server's RSS from {:.1} MiB to {:.1} MiB (settled {settled} s after the last stream opened): **{:.1} KiB per idle stream** (target: under 16 KB).\n",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         per_stream / 1024.0

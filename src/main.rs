@@ -8,6 +8,11 @@ use ihf::cli::{Cli, Command, LedgerCommand, UserCommand};
 use ihf::db::{self, Db};
 use ihf::{Application, Config, auth, demo, telemetry};
 
+/// jemalloc returns the pages a burst of connections freed; see `Cargo.toml`.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

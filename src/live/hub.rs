@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix_web::web;
+use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -17,13 +18,47 @@ use super::region::Region;
 use crate::AppState;
 use crate::auth::Viewer;
 
-/// One region's HTML on its way to clients.
-#[derive(Debug, Clone)]
+/// One region's HTML on its way to clients, encoded once as an SSE event for all of them.
+#[derive(Debug)]
 pub struct Frame {
     pub event: &'static str,
-    pub html: Arc<str>,
     pub hash: u64,
-    pub seq: i64,
+    /// `event:`, `id:` and `data:` lines, ready for the wire.
+    pub wire: Bytes,
+}
+
+impl Frame {
+    /// Encodes `html` as the SSE event `event` with id `seq`.
+    pub fn new(event: &'static str, seq: i64, html: &str) -> Self {
+        Self { event, hash: html_hash(html), wire: encode_event(event, seq, html) }
+    }
+}
+
+/// An SSE event: the `event:` and `id:` lines, then one `data:` line per line of `data` (CR,
+/// LF and CRLF all end a line in SSE, so each becomes a line break of the data).
+pub fn encode_event(event: &str, seq: i64, data: &str) -> Bytes {
+    let mut wire = BytesMut::with_capacity(data.len() + data.len() / 16 + 48);
+    wire.extend_from_slice(b"event: ");
+    wire.extend_from_slice(event.as_bytes());
+    wire.extend_from_slice(b"\nid: ");
+    wire.extend_from_slice(seq.to_string().as_bytes());
+    let mut rest = data;
+    loop {
+        wire.extend_from_slice(b"\ndata: ");
+        match rest.find(['\r', '\n']) {
+            Some(end) => {
+                wire.extend_from_slice(&rest.as_bytes()[..end]);
+                let next = if rest[end..].starts_with("\r\n") { end + 2 } else { end + 1 };
+                rest = &rest[next..];
+            }
+            None => {
+                wire.extend_from_slice(rest.as_bytes());
+                break;
+            }
+        }
+    }
+    wire.extend_from_slice(b"\n\n");
+    wire.freeze()
 }
 
 /// The limits on open streams.
@@ -64,7 +99,7 @@ struct TopicKey {
 #[derive(Debug)]
 struct Topic {
     viewer: Viewer,
-    clients: HashMap<u64, mpsc::Sender<Frame>>,
+    clients: HashMap<u64, mpsc::Sender<Arc<Frame>>>,
     /// The hash of the topic's latest render, a baseline for clients that join later.
     last_hash: Option<u64>,
 }
@@ -156,10 +191,14 @@ impl LiveHub {
         admitted: &mut Admitted,
         regions: &[Region],
         viewer: &Viewer,
-    ) -> (mpsc::Receiver<Frame>, Vec<Option<u64>>) {
+    ) -> (mpsc::Receiver<Arc<Frame>>, Vec<Option<u64>>) {
         let (sender, receiver) = mpsc::channel(self.limits.queue.max(regions.len() * 2));
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
         let mut topics = lock(&self.topics);
+        if *self.closed.borrow() {
+            // Shutting down: the sender is dropped here, so the stream ends at once.
+            return (receiver, vec![None; regions.len()]);
+        }
         let mut known = Vec::with_capacity(regions.len());
         for region in regions {
             let key = TopicKey { region: region.clone(), actor: viewer.actor_id };
@@ -189,11 +228,13 @@ impl LiveHub {
         lock(&self.admission).total
     }
 
-    /// Closes every stream (graceful shutdown): clients see the stream end and reconnect,
-    /// to this instance after a restart or to another one.
+    /// Closes every stream (graceful shutdown): dropping the topics drops every client's queue,
+    /// so clients see their stream end and reconnect, to this instance after a restart or to
+    /// another one.
     pub fn close_all(&self) {
+        let mut topics = lock(&self.topics);
         let _ = self.closed.send(true);
-        lock(&self.topics).clear();
+        topics.clear();
     }
 
     /// A receiver that turns true when [`close_all`](Self::close_all) runs.
@@ -273,11 +314,11 @@ impl LiveHub {
                     continue;
                 }
             };
-            let frame = Frame { event: key.region.event_name(), hash: html_hash(&html), html: Arc::from(html), seq };
+            let frame = Arc::new(Frame::new(key.region.event_name(), seq, &html));
             let mut topics = lock(&self.topics);
             let Some(topic) = topics.get_mut(&key) else { continue };
             topic.last_hash = Some(frame.hash);
-            topic.clients.retain(|_, sender| match sender.try_send(frame.clone()) {
+            topic.clients.retain(|_, sender| match sender.try_send(Arc::clone(&frame)) {
                 Ok(()) => {
                     self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
                     true

@@ -1,16 +1,20 @@
 //! `GET /live?regions=…&since=…`: one SSE stream per page, one named event per region.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::{HttpMessage, HttpRequest, Responder, get, web};
-use actix_web_lab::sse;
-use futures_util::StreamExt;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::http::header::{self, ContentEncoding};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
 use serde::Deserialize;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::mpsc;
+use tokio::time;
 
-use super::hub::{Frame, Refusal, html_hash};
+use super::hub::{Admitted, Frame, Refusal};
 use super::region::Region;
 use crate::AppState;
 use crate::auth::Session;
@@ -19,8 +23,6 @@ use crate::web::chrome::Chrome;
 
 /// Most regions one stream may carry.
 const MAX_REGIONS: usize = 16;
-/// How soon the browser reconnects after the stream drops.
-const RETRY: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 struct LiveQuery {
@@ -35,7 +37,7 @@ async fn live(
     state: web::Data<AppState>,
     query: web::Query<LiveQuery>,
     chrome: Chrome,
-) -> Result<impl Responder, AppError> {
+) -> Result<HttpResponse, AppError> {
     let regions: Vec<Region> = query
         .regions
         .split(',')
@@ -63,50 +65,110 @@ async fn live(
     let resumed = req.headers().contains_key("Last-Event-ID");
     let stale = query.since.is_none_or(|since| since < seq);
     let mut initial = Vec::new();
-    let mut last_sent: HashMap<&'static str, u64> = HashMap::with_capacity(regions.len());
+    let mut last_sent = Vec::with_capacity(regions.len());
     for (region, known) in regions.iter().zip(known) {
         match known {
             // Nothing changed since the page was rendered and others watch the same topic: the
             // topic's latest hash is what this client has; only check access.
             Some(hash) if !resumed && !stale => {
                 region.authorize(&state, &viewer).await?;
-                last_sent.insert(region.event_name(), hash);
+                last_sent.push((region.event_name(), hash));
             }
             _ => {
                 // Renders as the viewer: a region they may not read refuses the whole stream.
                 let html = region.render(&state, &viewer).await?;
-                let hash = html_hash(&html);
-                state.live.remember_hash(region, viewer.actor_id, hash);
-                last_sent.insert(region.event_name(), hash);
+                let frame = Frame::new(region.event_name(), seq, &html);
+                state.live.remember_hash(region, viewer.actor_id, frame.hash);
+                last_sent.push((region.event_name(), frame.hash));
                 if resumed || stale {
-                    initial.push(Frame { event: region.event_name(), hash, html: html.into(), seq });
+                    initial.push(frame);
                 }
             }
         }
     }
 
-    let mut closing = state.live.closing();
-    let updates = ReceiverStream::new(receiver)
-        .take_until(async move {
-            // Graceful shutdown ends the stream; the browser reconnects elsewhere.
-            let _ = closing.wait_for(|closed| *closed).await;
-        })
-        .filter_map(move |frame| {
-            // Send a region only when its HTML differs from what this client last received.
-            let changed = last_sent.insert(frame.event, frame.hash) != Some(frame.hash);
-            std::future::ready(changed.then_some(frame))
-        });
-    let events = futures_util::stream::iter(initial).chain(updates).map(move |frame| {
-        let _keep = &admitted; // released (unsubscribed, slot freed) when the stream is dropped
-        Ok::<_, Infallible>(sse::Event::Data(
-            sse::Data::new(frame.html.to_string()).event(frame.event).id(frame.seq.to_string()),
-        ))
-    });
-    Ok(sse::Sse::from_stream(events)
-        .with_keep_alive(Duration::from_secs(state.config.live_heartbeat_secs.max(1)))
-        .with_retry_duration(RETRY)
-        .customize()
-        .insert_header(("X-Accel-Buffering", "no")))
+    let mut prefix = BytesMut::from(RETRY);
+    for frame in initial {
+        prefix.extend_from_slice(&frame.wire);
+    }
+    let heartbeat = Duration::from_secs(state.config.live_heartbeat_secs.max(1));
+    let body = LiveBody {
+        prefix: Some(prefix.freeze()),
+        frames: receiver,
+        last_sent,
+        heartbeat: time::interval_at(time::Instant::now() + heartbeat, heartbeat),
+        _admitted: admitted,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(ContentEncoding::Identity) // compression would hold events back
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .body(body))
+}
+
+/// How soon the browser reconnects after the stream drops.
+const RETRY: &[u8] = b"retry: 2000\n\n";
+
+/// A comment line: keeps proxies from timing the stream out and lets the server notice a
+/// client that went away (a write fails).
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+
+/// The body of one live stream: the `retry:` line and any initial frames, then the frames the
+/// hub fans out (pre-encoded, shared by every client of a topic), each only when its HTML
+/// differs from what this client last received, and a heartbeat when nothing else was sent.
+/// It ends when the hub drops the client's queue (shutdown, or too slow to keep up).
+struct LiveBody {
+    prefix: Option<Bytes>,
+    frames: mpsc::Receiver<Arc<Frame>>,
+    /// Per region (event name), the hash of the HTML this client last received.
+    last_sent: Vec<(&'static str, u64)>,
+    heartbeat: time::Interval,
+    /// The stream's slot and subscriptions, released when the body is dropped (client gone).
+    _admitted: Admitted,
+}
+
+impl LiveBody {
+    /// Records `frame` as sent; false when this client already has exactly that HTML.
+    fn changes(&mut self, frame: &Frame) -> bool {
+        match self.last_sent.iter_mut().find(|(event, _)| *event == frame.event) {
+            Some((_, hash)) if *hash == frame.hash => false,
+            Some((_, hash)) => {
+                *hash = frame.hash;
+                true
+            }
+            None => {
+                self.last_sent.push((frame.event, frame.hash));
+                true
+            }
+        }
+    }
+}
+
+impl MessageBody for LiveBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(prefix) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(prefix)));
+        }
+        while let Poll::Ready(frame) = this.frames.poll_recv(cx) {
+            let Some(frame) = frame else { return Poll::Ready(None) };
+            if this.changes(&frame) {
+                this.heartbeat.reset();
+                return Poll::Ready(Some(Ok(frame.wire.clone())));
+            }
+        }
+        if this.heartbeat.poll_tick(cx).is_ready() {
+            return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
+        }
+        Poll::Pending
+    }
 }
 
 /// Mounts the live stream.
