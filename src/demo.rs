@@ -347,7 +347,7 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
         new_events.push(NewEvent {
             hub_id: widget.hub_id,
             widget_id: widget.id,
-            kind: kind.to_owned(),
+            kind,
             actor_id: actor,
             occurred_at: now - age,
             payload: payload.to_owned(),

@@ -42,6 +42,8 @@ pub struct AppState {
     pub secret: Arc<[u8]>,
     /// Event-ingestion rate limits, per embed key and per IP.
     pub ingest_limits: web::api::limits::RateLimits,
+    /// Event batches on their way to the database (group commit on SQLite).
+    pub events: db::ingest::EventIngest,
     /// Live streams and their topics.
     pub live: Arc<live::LiveHub>,
     /// Committed changes, from the database's triggers.
@@ -110,6 +112,7 @@ impl Application {
                 config.ingest_per_key_per_min,
                 config.ingest_per_ip_per_min,
             ),
+            events: db::ingest::EventIngest::start(db.clone()),
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),

@@ -590,6 +590,49 @@ dual_test!(ingestion_checks_every_item, |app| {
     assert_eq!(page["items"][0]["payload"], json!({"target": "apply-promo"}));
 });
 
+dual_test!(concurrent_batches_all_land_and_a_failing_batch_fails_alone, |app| {
+    app.seed_demo().await;
+    let (widget_id, hub_id, key, _) = widget(&app, "cart-summary").await;
+    let stored = || count(&app, "SELECT COUNT(*) FROM interaction_events WHERE widget_id = $1", widget_id);
+    let before = stored().await;
+
+    // Sixteen clients at once (on SQLite they commit in groups).
+    let path = app.url(&format!("/api/v1/widgets/{key}/events"));
+    let batch = json!({"events": vec![json!({"kind": "view", "payload": {"n": 1}}); 50]});
+    let posts = (0..16).map(|_| async { app.client.post(&path).json(&batch).send().await.expect("post") });
+    for response in futures_util::future::join_all(posts).await {
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.expect("report")["accepted"], 50);
+    }
+    assert_eq!(stored().await, before + 16 * 50);
+
+    // A batch the database refuses (a widget that does not exist) fails on its own; the
+    // batches committed with it in a group are retried alone and land.
+    let ingest = ihf::db::ingest::EventIngest::start(app.db.clone());
+    let scope = ihf::db::api::RlsScope { embed_widget_id: Some(widget_id), ..Default::default() };
+    let events = |widget_id: i64| {
+        (0..20)
+            .map(|i| ihf::db::events::NewEvent {
+                hub_id,
+                widget_id,
+                kind: "click",
+                actor_id: None,
+                occurred_at: ihf::db::now_ms() - i,
+                payload: "{}".into(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let batches = (0..9).map(|i| ingest.insert(scope, events(if i == 4 { i64::MAX } else { widget_id })));
+    let outcomes = futures_util::future::join_all(batches).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Ok(inserted) => assert!(i != 4 && *inserted == 20, "batch {i}: {inserted}"),
+            Err(e) => assert_eq!(i, 4, "batch {i}: {e}"),
+        }
+    }
+    assert_eq!(stored().await, before + 16 * 50 + 8 * 20);
+});
+
 dual_test_with!(
     ingestion_is_rate_limited_per_key,
     |c: &mut ihf::Config| {

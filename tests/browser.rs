@@ -66,7 +66,7 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
         &[NewEvent {
             hub_id,
             widget_id,
-            kind: "dead_click".into(),
+            kind: "dead_click",
             actor_id: None,
             occurred_at: ihf::db::now_ms(),
             payload: "{}".into(),

@@ -55,13 +55,13 @@ async fn annotate(app: &TestApp, hub: &Hub, body: &str) -> i64 {
     .expect("annotation")
 }
 
-async fn event(app: &TestApp, hub: &Hub, kind: &str) {
+async fn event(app: &TestApp, hub: &Hub, kind: &'static str) {
     ihf::db::events::insert(
         &app.db,
         &[NewEvent {
             hub_id: hub.id,
             widget_id: hub.widget,
-            kind: kind.into(),
+            kind,
             actor_id: None,
             occurred_at: ihf::db::now_ms(),
             payload: "{}".into(),

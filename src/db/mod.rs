@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod exports;
 pub mod hubs;
+pub mod ingest;
 pub mod ledger;
 pub mod secrets;
 pub mod sessions;

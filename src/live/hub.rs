@@ -400,3 +400,23 @@ impl Drop for Admitted {
         self.hub.stats.streams_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_an_event_with_a_data_line_per_line() {
+        let wire = encode_event("feed", 42, "<ul>\n<li>a\r\nb\rc</li>\n</ul>");
+        assert_eq!(&wire[..], b"event: feed\nid: 42\ndata: <ul>\ndata: <li>a\ndata: b\ndata: c</li>\ndata: </ul>\n\n");
+        assert_eq!(&encode_event("signals", 7, "")[..], b"event: signals\nid: 7\ndata: \n\n");
+        assert_eq!(&encode_event("signals", 7, "x\n")[..], b"event: signals\nid: 7\ndata: x\ndata: \n\n");
+    }
+
+    #[test]
+    fn equal_html_gives_equal_frames() {
+        let (a, b) = (Frame::new("feed", 1, "<p>same</p>"), Frame::new("feed", 2, "<p>same</p>"));
+        assert_eq!(a.hash, b.hash);
+        assert_ne!(a.hash, Frame::new("feed", 1, "<p>other</p>").hash);
+    }
+}

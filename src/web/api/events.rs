@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
@@ -14,7 +15,7 @@ use crate::AppState;
 use crate::auth::policy;
 use crate::db::annotations::Cursor;
 use crate::db::api;
-use crate::db::events::{self, KINDS, NewEvent};
+use crate::db::events::{KINDS, NewEvent};
 use crate::db::now_ms;
 
 /// Most events in one batch.
@@ -40,15 +41,35 @@ struct IngestReport {
     rejected: Vec<Rejected>,
 }
 
-/// Checks one item of a batch; `now` is the server's time.
-fn check_item(item: &Value, now: i64) -> Result<(String, i64, String), String> {
-    let item = item.as_object().ok_or("an event must be a JSON object")?;
-    let kind = match item.get("kind") {
-        Some(Value::String(kind)) if KINDS.contains(&kind.as_str()) => kind.clone(),
-        Some(Value::String(kind)) => return Err(format!("unknown kind {kind:?}; use one of {}", KINDS.join(", "))),
+/// One event as sent; the payload stays the JSON text it arrived as.
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(default)]
+    kind: Option<Value>,
+    #[serde(default)]
+    occurred_at: Option<Value>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+/// Checks one item of a batch; `now` is the server's time. Returns the kind, the time and the
+/// payload's JSON text.
+fn check_item(item: &RawValue, now: i64) -> Result<(&'static str, i64, String), String> {
+    let item: Item = serde_json::from_str(item.get()).map_err(|e| {
+        if item.get().starts_with('{') {
+            format!("not a valid event: {e}")
+        } else {
+            "an event must be a JSON object".into()
+        }
+    })?;
+    let kind = match &item.kind {
+        Some(Value::String(kind)) => match KINDS.iter().find(|k| *k == kind) {
+            Some(known) => *known,
+            None => return Err(format!("unknown kind {kind:?}; use one of {}", KINDS.join(", "))),
+        },
         _ => return Err("kind is required (a string)".into()),
     };
-    let occurred_at = match item.get("occurred_at") {
+    let occurred_at = match &item.occurred_at {
         None | Some(Value::Null) => now,
         Some(value) => value.as_i64().ok_or("occurred_at must be an integer (epoch milliseconds)")?,
     };
@@ -58,20 +79,21 @@ fn check_item(item: &Value, now: i64) -> Result<(String, i64, String), String> {
     if occurred_at > now + MAX_AHEAD_MS {
         return Err("occurred_at is more than 5 minutes in the future".into());
     }
-    let payload = match item.get("payload") {
-        None | Some(Value::Null) => "{}".to_owned(),
-        Some(payload @ Value::Object(_)) => payload.to_string(),
+    let payload = match item.payload {
+        None => "{}",
+        Some(payload) if payload.get().starts_with('{') => payload.get(),
         Some(_) => return Err("payload must be a JSON object".into()),
     };
     if payload.len() > MAX_PAYLOAD {
         return Err(format!("payload is larger than {MAX_PAYLOAD} bytes"));
     }
-    Ok((kind, occurred_at, payload))
+    Ok((kind, occurred_at, payload.to_owned()))
 }
 
 #[derive(Deserialize)]
-struct Batch {
-    events: Vec<Value>,
+struct Batch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
 }
 
 /// Reads a body of at most `limit` bytes.
@@ -127,7 +149,7 @@ async fn ingest(
     let now = now_ms();
     let mut accepted = Vec::with_capacity(batch.events.len());
     let mut rejected = Vec::new();
-    for (index, item) in batch.events.iter().enumerate() {
+    for (index, item) in batch.events.iter().copied().enumerate() {
         match check_item(item, now) {
             Ok((kind, occurred_at, payload)) => accepted.push(NewEvent {
                 hub_id: widget.hub_id,
@@ -140,15 +162,10 @@ async fn ingest(
             Err(reason) => rejected.push(Rejected { index, reason }),
         }
     }
-    let mut inserted = 0;
-    if !accepted.is_empty() {
-        // The embed key confines the write to its widget (an embed token's own widget stays).
-        let mut scope = caller.scope();
-        scope.embed_widget_id = scope.embed_widget_id.or(Some(widget.id));
-        let mut tx = api::begin(&state.db, scope, true).await?;
-        inserted = events::insert_batch(&mut tx, &accepted).await?;
-        tx.commit().await?;
-    }
+    // The embed key confines the write to its widget (an embed token's own widget stays).
+    let mut scope = caller.scope();
+    scope.embed_widget_id = scope.embed_widget_id.or(Some(widget.id));
+    let inserted = state.events.insert(scope, accepted).await?;
     Ok(HttpResponse::Ok().json(IngestReport { accepted: inserted, rejected }))
 }
 
@@ -226,18 +243,37 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn check(item: Value, now: i64) -> Result<(&'static str, i64, String), String> {
+        check_item(&serde_json::value::to_raw_value(&item).expect("raw"), now)
+    }
+
     #[test]
     fn checks_items() {
         let now = 1_000_000_000_000;
-        assert!(check_item(&json!({"kind": "click"}), now).is_ok());
-        assert!(check_item(&json!({"kind": "click", "occurred_at": now - 1000, "payload": {"x": 1}}), now).is_ok());
-        assert!(check_item(&json!({"kind": "teleport"}), now).unwrap_err().contains("unknown kind"));
-        assert!(check_item(&json!({}), now).unwrap_err().contains("kind is required"));
-        assert!(check_item(&json!("click"), now).is_err());
-        assert!(check_item(&json!({"kind": "click", "occurred_at": now - MAX_AGE_MS - 1}), now).is_err());
-        assert!(check_item(&json!({"kind": "click", "occurred_at": now + MAX_AHEAD_MS + 1}), now).is_err());
-        assert!(check_item(&json!({"kind": "click", "occurred_at": "yesterday"}), now).is_err());
-        assert!(check_item(&json!({"kind": "click", "payload": [1]}), now).is_err());
-        assert!(check_item(&json!({"kind": "click", "payload": {"x": "y".repeat(MAX_PAYLOAD)}}), now).is_err());
+        assert_eq!(check(json!({"kind": "click"}), now), Ok(("click", now, "{}".to_owned())));
+        assert_eq!(
+            check(json!({"kind": "click", "occurred_at": now - 1000, "payload": {"x": 1}}), now),
+            Ok(("click", now - 1000, r#"{"x":1}"#.to_owned()))
+        );
+        assert_eq!(check(json!({"kind": "view", "payload": null}), now), Ok(("view", now, "{}".to_owned())));
+        assert!(check(json!({"kind": "teleport"}), now).unwrap_err().contains("unknown kind"));
+        assert!(check(json!({}), now).unwrap_err().contains("kind is required"));
+        assert!(check(json!({"kind": 3}), now).unwrap_err().contains("kind is required"));
+        assert_eq!(check(json!("click"), now).unwrap_err(), "an event must be a JSON object");
+        assert!(check(json!({"kind": "click", "occurred_at": now - MAX_AGE_MS - 1}), now).is_err());
+        assert!(check(json!({"kind": "click", "occurred_at": now + MAX_AHEAD_MS + 1}), now).is_err());
+        assert!(check(json!({"kind": "click", "occurred_at": "yesterday"}), now).is_err());
+        assert!(check(json!({"kind": "click", "payload": [1]}), now).is_err());
+        assert!(check(json!({"kind": "click", "payload": {"x": "y".repeat(MAX_PAYLOAD)}}), now).is_err());
+    }
+
+    #[test]
+    fn keeps_the_payload_text_as_sent() {
+        let raw =
+            RawValue::from_string(r#"{"kind":"click","payload":{"b": [1, 2],"a":"\u00e9"}}"#.into()).expect("raw");
+        let (_, _, payload) = check_item(&raw, 1_000_000_000_000).expect("valid");
+        assert_eq!(payload, r#"{"b": [1, 2],"a":"\u00e9"}"#);
+        let duplicate = RawValue::from_string(r#"{"kind":"click","kind":"view"}"#.into()).expect("raw");
+        assert!(check_item(&duplicate, 1_000_000_000_000).unwrap_err().contains("duplicate field"));
     }
 }

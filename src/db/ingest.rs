@@ -1,0 +1,107 @@
+//! Event ingestion with group commit on SQLite.
+//!
+//! SQLite has one writer. Batches that each begin, insert and commit on it take turns, and the
+//! writer idles between a transaction's steps while the task holding it waits to be scheduled.
+//! Here one task owns the writing: it takes every batch waiting at that moment (up to
+//! [`MAX_GROUP_EVENTS`]) and commits them in one transaction, then answers each sender. When a
+//! group fails, its batches are retried one by one, so each batch gets its own outcome.
+//!
+//! PostgreSQL has many writers and checks every row against the caller's policies, so each
+//! batch there keeps its own transaction, acting for its caller.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::api::{self, RlsScope};
+use super::events::{self, NewEvent};
+use super::{Backend, Db, StoreError};
+
+/// Most events committed in one group transaction.
+pub const MAX_GROUP_EVENTS: usize = 5_000;
+/// Batches waiting for the writer before senders wait for room.
+const QUEUE: usize = 256;
+
+struct Job {
+    events: Vec<NewEvent>,
+    done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// Inserts batches of interaction events; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EventIngest {
+    db: Db,
+    /// The group writer's queue (SQLite only).
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl EventIngest {
+    /// Starts the group writer on SQLite (a task that ends when the last handle is dropped).
+    pub fn start(db: Db) -> Self {
+        let jobs = (db.backend() == Backend::Sqlite).then(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            tokio::spawn(write_groups(db.clone(), receiver));
+            sender
+        });
+        Self { db, jobs }
+    }
+
+    /// Inserts one batch acting for `scope` (PostgreSQL's policies check every row); returns
+    /// how many rows were inserted once they are committed.
+    pub async fn insert(&self, scope: RlsScope, events: Vec<NewEvent>) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let Some(jobs) = &self.jobs else {
+            let mut tx = api::begin(&self.db, scope, true).await?;
+            let inserted = events::insert_batch(&mut tx, &events).await?;
+            tx.commit().await?;
+            return Ok(inserted);
+        };
+        // The writer is gone only when the app is shutting down.
+        let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        let (done, outcome) = oneshot::channel();
+        jobs.send(Job { events, done }).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// The group writer: commits whatever batches are waiting together.
+async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut size = first.events.len();
+        let mut group = vec![first];
+        while size < MAX_GROUP_EVENTS {
+            let Ok(job) = jobs.try_recv() else { break };
+            size += job.events.len();
+            group.push(job);
+        }
+        let batches: Vec<&[NewEvent]> = group.iter().map(|job| job.events.as_slice()).collect();
+        match write(&db, &batches).await {
+            Ok(counts) => {
+                for (job, count) in group.into_iter().zip(counts) {
+                    let _ = job.done.send(Ok(count));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                let _ = group.remove(0).done.send(Err(e));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, batches = group.len(), "group commit failed; retrying its batches one by one");
+                for job in group {
+                    let outcome = write(&db, &[&job.events]).await.map(|counts| counts.iter().sum());
+                    let _ = job.done.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `batches` in one transaction on the writer; returns the rows inserted per batch.
+async fn write(db: &Db, batches: &[&[NewEvent]]) -> Result<Vec<u64>, StoreError> {
+    let mut tx = db.writer().begin().await?;
+    let mut counts = Vec::with_capacity(batches.len());
+    for batch in batches {
+        counts.push(events::insert_batch(&mut tx, batch).await?);
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
