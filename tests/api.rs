@@ -622,7 +622,8 @@ dual_test!(concurrent_batches_all_land_and_a_failing_batch_fails_alone, |app| {
             })
             .collect::<Vec<_>>()
     };
-    let batches = (0..9).map(|i| ingest.insert(scope, events(if i == 4 { i64::MAX } else { widget_id })));
+    let batches: Vec<_> = (0..9).map(|i| events(if i == 4 { i64::MAX } else { widget_id })).collect();
+    let batches = batches.iter().map(|batch| ingest.insert(scope, batch));
     let outcomes = futures_util::future::join_all(batches).await;
     for (i, outcome) in outcomes.iter().enumerate() {
         match outcome {

@@ -51,66 +51,98 @@ pub async fn recent_for_hub(db: &Db, hub_id: i64, limit: i64) -> Result<Vec<Rece
     .await?)
 }
 
-/// Events per INSERT statement; a batch travels as one JSON parameter, so this only bounds
-/// how long one statement holds the writer.
-const ROWS_PER_STATEMENT: usize = 1000;
-
-/// The INSERT of a batch, the rows expanded from one JSON array parameter by the database
-/// (`[[hub_id, widget_id, kind, actor_id, occurred_at, payload], …]`). One bound parameter per
-/// statement instead of six per row: binding thousands of numbered parameters costs SQLite
-/// time quadratic in their number. The dialects differ only in the array function.
+/// The INSERT of a batch, its rows expanded by the database from one JSON array parameter
+/// (`[[hub_id, widget_id, kind, actor_id, occurred_at, payload], …]`). One parameter instead of
+/// six a row: sqlx's SQLite binding looks each numbered parameter up by a linear scan, so
+/// binding thousands of them costs time quadratic in their number. The array is read once into
+/// the binary JSON form (`jsonb_each`, `jsonb_array_elements`); the dialects differ only there.
 const INSERT_SQLITE: &str = "INSERT INTO interaction_events (hub_id, widget_id, kind, actor_id, occurred_at, payload) \
      SELECT CAST(value ->> 0 AS BIGINT), CAST(value ->> 1 AS BIGINT), value ->> 2, CAST(value ->> 3 AS BIGINT), \
-     CAST(value ->> 4 AS BIGINT), value ->> 5 FROM json_each($1)";
+     CAST(value ->> 4 AS BIGINT), value ->> 5 FROM jsonb_each($1)";
 const INSERT_POSTGRES: &str = "INSERT INTO interaction_events (hub_id, widget_id, kind, actor_id, occurred_at, payload) \
      SELECT CAST(value ->> 0 AS BIGINT), CAST(value ->> 1 AS BIGINT), value ->> 2, CAST(value ->> 3 AS BIGINT), \
-     CAST(value ->> 4 AS BIGINT), value ->> 5 FROM json_array_elements(CAST($1 AS JSON))";
+     CAST(value ->> 4 AS BIGINT), value ->> 5 FROM jsonb_array_elements(CAST($1 AS JSONB))";
 
-/// `events` as the JSON array the INSERT expands; payloads are JSON objects already.
-fn rows_json(events: &[NewEvent]) -> String {
-    let mut json = String::with_capacity(events.iter().map(|e| e.payload.len() + 64).sum());
-    json.push('[');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        // Kinds are lowercase words (the column's CHECK holds them to `KINDS`): no escaping.
-        let _ = write!(json, "[{},{},\"{}\",", event.hub_id, event.widget_id, event.kind);
-        let _ = match event.actor_id {
-            Some(actor) => write!(json, "{actor},"),
-            None => write!(json, "null,"),
-        };
-        let _ = write!(json, "{},{}]", event.occurred_at, event.payload);
-    }
-    json.push(']');
-    json
+/// SQLite's change feed: one row per widget an INSERT touched (PostgreSQL notifies through a
+/// statement trigger), from a JSON array of `[hub_id, widget_id]` pairs.
+const CHANGE_LOG_SQLITE: &str = "INSERT INTO change_log (table_name, op, hub_id, widget_id, row_id) \
+     SELECT 'interaction_events', 'insert', CAST(value ->> 0 AS BIGINT), CAST(value ->> 1 AS BIGINT), NULL FROM json_each($1)";
+
+/// Events encoded for the INSERT, ready to be sent alone or together with other batches.
+#[derive(Debug, Clone)]
+pub struct EncodedEvents {
+    /// The rows of the JSON array, without its brackets.
+    rows: String,
+    len: u64,
+    /// The (hub, widget) pairs the rows belong to, sorted, without repeats.
+    widgets: Vec<(i64, i64)>,
 }
 
-/// Inserts `events` inside the caller's transaction, a statement per 1,000.
-pub async fn insert_batch(tx: &mut Transaction<'static, Any>, events: &[NewEvent]) -> Result<u64, StoreError> {
-    let postgres = (**tx).backend_name() == "PostgreSQL";
-    let insert = if postgres { INSERT_POSTGRES } else { INSERT_SQLITE };
-    let mut inserted = 0;
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        inserted += sqlx::query(insert).bind(rows_json(chunk)).execute(&mut **tx).await?.rows_affected();
-    }
-    // PostgreSQL notifies through a statement trigger; SQLite's change feed gets one row per
-    // batch and widget here rather than a trigger row per event.
-    if !postgres {
+impl EncodedEvents {
+    /// Encodes `events`; their payloads are JSON objects already.
+    pub fn new(events: &[NewEvent]) -> Self {
+        let mut rows = String::with_capacity(events.iter().map(|e| e.payload.len() + 64).sum());
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                rows.push(',');
+            }
+            // Kinds are lowercase words (the column's CHECK holds them to `KINDS`): no escaping.
+            let _ = write!(rows, "[{},{},\"{}\",", event.hub_id, event.widget_id, event.kind);
+            let _ = match event.actor_id {
+                Some(actor) => write!(rows, "{actor},"),
+                None => write!(rows, "null,"),
+            };
+            let _ = write!(rows, "{},{}]", event.occurred_at, event.payload);
+        }
         let mut widgets: Vec<(i64, i64)> = events.iter().map(|e| (e.hub_id, e.widget_id)).collect();
         widgets.sort_unstable();
         widgets.dedup();
-        for (hub_id, widget_id) in widgets {
-            sqlx::query(
-                "INSERT INTO change_log (table_name, op, hub_id, widget_id, row_id) VALUES ('interaction_events', 'insert', $1, $2, NULL)",
-            )
-            .bind(hub_id)
-            .bind(widget_id)
-            .execute(&mut **tx)
-            .await?;
+        Self { rows, len: events.len() as u64, widgets }
+    }
+
+    /// How many events.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Inserts `batches` with one statement inside the caller's transaction (plus one change-log
+/// statement on SQLite); returns the rows inserted.
+pub async fn insert_encoded(tx: &mut Transaction<'static, Any>, batches: &[&EncodedEvents]) -> Result<u64, StoreError> {
+    let batches: Vec<&EncodedEvents> = batches.iter().copied().filter(|b| !b.is_empty()).collect();
+    if batches.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = String::with_capacity(batches.iter().map(|b| b.rows.len() + 1).sum::<usize>() + 1);
+    rows.push('[');
+    for (i, batch) in batches.iter().enumerate() {
+        if i > 0 {
+            rows.push(',');
         }
+        rows.push_str(&batch.rows);
+    }
+    rows.push(']');
+    let postgres = (**tx).backend_name() == "PostgreSQL";
+    let insert = if postgres { INSERT_POSTGRES } else { INSERT_SQLITE };
+    let inserted = sqlx::query(insert).bind(rows).execute(&mut **tx).await?.rows_affected();
+    if !postgres {
+        let mut widgets: Vec<(i64, i64)> = batches.iter().flat_map(|b| b.widgets.iter().copied()).collect();
+        widgets.sort_unstable();
+        widgets.dedup();
+        let pairs = widgets.iter().map(|(hub, widget)| format!("[{hub},{widget}]")).collect::<Vec<_>>().join(",");
+        sqlx::query(CHANGE_LOG_SQLITE).bind(format!("[{pairs}]")).execute(&mut **tx).await?;
     }
     Ok(inserted)
+}
+
+/// Inserts `events` inside the caller's transaction.
+pub async fn insert_batch(tx: &mut Transaction<'static, Any>, events: &[NewEvent]) -> Result<u64, StoreError> {
+    insert_encoded(tx, &[&EncodedEvents::new(events)]).await
 }
 
 /// Inserts `events` in one transaction.

@@ -12,7 +12,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{self, RlsScope};
-use super::events::{self, NewEvent};
+use super::events::{self, EncodedEvents, NewEvent};
 use super::{Backend, Db, StoreError};
 
 /// Most events committed in one group transaction.
@@ -21,7 +21,7 @@ pub const MAX_GROUP_EVENTS: usize = 5_000;
 const QUEUE: usize = 256;
 
 struct Job {
-    events: Vec<NewEvent>,
+    events: EncodedEvents,
     done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
@@ -46,13 +46,15 @@ impl EventIngest {
 
     /// Inserts one batch acting for `scope` (PostgreSQL's policies check every row); returns
     /// how many rows were inserted once they are committed.
-    pub async fn insert(&self, scope: RlsScope, events: Vec<NewEvent>) -> Result<u64, StoreError> {
+    pub async fn insert(&self, scope: RlsScope, events: &[NewEvent]) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(0);
         }
+        // Encoded here, on the caller's thread, so the writer only writes.
+        let events = EncodedEvents::new(events);
         let Some(jobs) = &self.jobs else {
             let mut tx = api::begin(&self.db, scope, true).await?;
-            let inserted = events::insert_batch(&mut tx, &events).await?;
+            let inserted = events::insert_encoded(&mut tx, &[&events]).await?;
             tx.commit().await?;
             return Ok(inserted);
         };
@@ -67,18 +69,19 @@ impl EventIngest {
 /// The group writer: commits whatever batches are waiting together.
 async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
-        let mut size = first.events.len();
+        let mut size = first.events.len() as usize;
         let mut group = vec![first];
         while size < MAX_GROUP_EVENTS {
             let Ok(job) = jobs.try_recv() else { break };
-            size += job.events.len();
+            size += job.events.len() as usize;
             group.push(job);
         }
-        let batches: Vec<&[NewEvent]> = group.iter().map(|job| job.events.as_slice()).collect();
+        let batches: Vec<&EncodedEvents> = group.iter().map(|job| &job.events).collect();
         match write(&db, &batches).await {
-            Ok(counts) => {
-                for (job, count) in group.into_iter().zip(counts) {
-                    let _ = job.done.send(Ok(count));
+            Ok(_) => {
+                // One statement inserted every batch whole, or failed.
+                for job in group {
+                    let _ = job.done.send(Ok(job.events.len()));
                 }
             }
             Err(e) if group.len() == 1 => {
@@ -87,21 +90,17 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::debug!(error = %e, batches = group.len(), "group commit failed; retrying its batches one by one");
                 for job in group {
-                    let outcome = write(&db, &[&job.events]).await.map(|counts| counts.iter().sum());
-                    let _ = job.done.send(outcome);
+                    let _ = job.done.send(write(&db, &[&job.events]).await);
                 }
             }
         }
     }
 }
 
-/// Inserts `batches` in one transaction on the writer; returns the rows inserted per batch.
-async fn write(db: &Db, batches: &[&[NewEvent]]) -> Result<Vec<u64>, StoreError> {
+/// Inserts `batches` with one statement in one transaction on the writer.
+async fn write(db: &Db, batches: &[&EncodedEvents]) -> Result<u64, StoreError> {
     let mut tx = db.writer().begin().await?;
-    let mut counts = Vec::with_capacity(batches.len());
-    for batch in batches {
-        counts.push(events::insert_batch(&mut tx, batch).await?);
-    }
+    let inserted = events::insert_encoded(&mut tx, batches).await?;
     tx.commit().await?;
-    Ok(counts)
+    Ok(inserted)
 }

@@ -114,14 +114,18 @@ impl Db {
         let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
         let options = AnyConnectOptions::from_str(&url)?
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        // A connection to a local file does not go stale: no ping before each checkout (a round
+        // trip to the connection's thread for every transaction).
         let write = AnyPoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
             .connect_with(options.clone())
             .await?;
         let read = AnyPoolOptions::new()
             .max_connections(max_connections.max(2))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
             .connect_with(options)
@@ -239,10 +243,13 @@ async fn acting_as(
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, foreign keys on,
-/// and a busy timeout for the rare writer outside this process (the CLI).
+/// a busy timeout for the rare writer outside this process (the CLI), and temporary storage
+/// (statement journals of multi-row inserts inside a transaction) in memory rather than in
+/// files created and deleted for each statement.
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     conn.execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;",
     )
     .await?;
     Ok(())

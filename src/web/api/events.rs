@@ -165,7 +165,7 @@ async fn ingest(
     // The embed key confines the write to its widget (an embed token's own widget stays).
     let mut scope = caller.scope();
     scope.embed_widget_id = scope.embed_widget_id.or(Some(widget.id));
-    let inserted = state.events.insert(scope, accepted).await?;
+    let inserted = state.events.insert(scope, &accepted).await?;
     Ok(HttpResponse::Ok().json(IngestReport { accepted: inserted, rejected }))
 }
 
