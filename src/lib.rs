@@ -112,7 +112,7 @@ impl Application {
                 config.ingest_per_key_per_min,
                 config.ingest_per_ip_per_min,
             ),
-            events: db::ingest::EventIngest::start(db.clone()),
+            events: db::ingest::EventIngest::start(db.clone()).context("starting the event writer")?,
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret: Arc::from(secret.into_bytes()),

@@ -608,7 +608,7 @@ dual_test!(concurrent_batches_all_land_and_a_failing_batch_fails_alone, |app| {
 
     // A batch the database refuses (a widget that does not exist) fails on its own; the
     // batches committed with it in a group are retried alone and land.
-    let ingest = ihf::db::ingest::EventIngest::start(app.db.clone());
+    let ingest = ihf::db::ingest::EventIngest::start(app.db.clone()).expect("writer");
     let scope = ihf::db::api::RlsScope { embed_widget_id: Some(widget_id), ..Default::default() };
     let events = |widget_id: i64| {
         (0..20)

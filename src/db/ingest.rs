@@ -34,14 +34,25 @@ pub struct EventIngest {
 }
 
 impl EventIngest {
-    /// Starts the group writer on SQLite (a task that ends when the last handle is dropped).
-    pub fn start(db: Db) -> Self {
-        let jobs = (db.backend() == Backend::Sqlite).then(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(write_groups(db.clone(), receiver));
-            sender
-        });
-        Self { db, jobs }
+    /// Starts the group writer on SQLite; it stops when the last handle is dropped.
+    ///
+    /// The writer gets a thread of its own (with a single-threaded runtime): as a task among
+    /// the others, every step of a group waited its turn behind whatever else was queued, and
+    /// the database thread sat idle meanwhile.
+    pub fn start(db: Db) -> std::io::Result<Self> {
+        let jobs = match db.backend() {
+            Backend::Postgres => None,
+            Backend::Sqlite => {
+                let (sender, receiver) = mpsc::channel(QUEUE);
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let writer = db.clone();
+                std::thread::Builder::new()
+                    .name("ihf-event-writer".into())
+                    .spawn(move || runtime.block_on(write_groups(writer, receiver)))?;
+                Some(sender)
+            }
+        };
+        Ok(Self { db, jobs })
     }
 
     /// Inserts one batch acting for `scope` (PostgreSQL's policies check every row); returns
