@@ -1,5 +1,8 @@
 //! Logging set-up.
 
+use std::borrow::Cow;
+
+use actix_web::HttpMessage;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -22,17 +25,67 @@ pub fn init(level: &str, format: LogFormat) {
     }
 }
 
-/// Request spans: tracing-actix-web's root span (route template, method, request id), at
-/// debug level for health checks so probes don't flood the logs, and one event per request
-/// when it ends.
+/// Query parameters that carry credentials (EventSource and iframes cannot send headers): an
+/// API key or embed token (`access_token`), the host site's token (`token`), the visitor token
+/// (`vt`). Their values never reach the logs.
+const SECRET_PARAMS: [&str; 3] = ["access_token", "token", "vt"];
+
+/// A request's path and query as logged: the values of [`SECRET_PARAMS`] replaced.
+pub fn redacted_target(path_and_query: &str) -> Cow<'_, str> {
+    let Some((path, query)) = path_and_query.split_once('?') else { return Cow::Borrowed(path_and_query) };
+    let secret = |pair: &str| SECRET_PARAMS.contains(&pair.split('=').next().unwrap_or_default());
+    if !query.split('&').any(secret) {
+        return Cow::Borrowed(path_and_query);
+    }
+    let pairs: Vec<Cow<str>> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(pair) => Cow::Owned(format!("{name}=[redacted]")),
+            _ => Cow::Borrowed(pair),
+        })
+        .collect();
+    Cow::Owned(format!("{path}?{}", pairs.join("&")))
+}
+
+/// Request spans: tracing-actix-web's root span (route template, method, request id, and the
+/// fields its `on_request_end` fills), with credentials in the query redacted, at debug level
+/// for health checks so probes don't flood the logs, and one event per request when it ends.
 pub struct RequestSpan;
 
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let method = request.method().as_str();
+        let target = redacted_target(request.uri().path_and_query().map_or("", |p| p.as_str()));
+        let request_id = request.extensions().get::<tracing_actix_web::RequestId>().map(ToString::to_string);
+        let user_agent = request.headers().get("User-Agent").and_then(|h| h.to_str().ok()).unwrap_or("");
+        let info = request.connection_info().clone();
+        macro_rules! span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "HTTP request",
+                    http.method = %method,
+                    http.route = %route,
+                    http.scheme = %info.scheme(),
+                    http.host = %info.host(),
+                    http.client_ip = %info.realip_remote_addr().unwrap_or(""),
+                    http.user_agent = %user_agent,
+                    http.target = %target,
+                    http.status_code = tracing::field::Empty,
+                    otel.name = %format!("{method} {route}"),
+                    otel.kind = "server",
+                    otel.status_code = tracing::field::Empty,
+                    request_id = request_id.as_deref().unwrap_or(""),
+                    exception.message = tracing::field::Empty,
+                    exception.details = tracing::field::Empty,
+                )
+            };
+        }
         if matches!(request.path(), "/healthz" | "/readyz") {
-            tracing_actix_web::root_span!(level = tracing::Level::DEBUG, request)
+            span!(tracing::Level::DEBUG)
         } else {
-            tracing_actix_web::root_span!(request)
+            span!(tracing::Level::INFO)
         }
     }
 
@@ -55,5 +108,24 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
                 tracing::info!(status, "served");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_target;
+
+    #[test]
+    fn credentials_in_the_query_are_redacted() {
+        assert_eq!(redacted_target("/hubs/checkout?page=2"), "/hubs/checkout?page=2");
+        assert_eq!(redacted_target("/live"), "/live");
+        assert_eq!(
+            redacted_target("/api/v1/widgets/k/annotations/stream?access_token=ihf_key_123&category=bug"),
+            "/api/v1/widgets/k/annotations/stream?access_token=[redacted]&category=bug"
+        );
+        assert_eq!(
+            redacted_target("/embed/k?theme=dark&token=eyJ.x.y&vt=abc&tokens=keep"),
+            "/embed/k?theme=dark&token=[redacted]&vt=[redacted]&tokens=keep"
+        );
     }
 }
