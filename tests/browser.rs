@@ -10,6 +10,8 @@ use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
 use ihf::db::events::NewEvent;
 
+use fantoccini::{Client, Locator};
+
 async fn hub_ids(app: &TestApp) -> (i64, i64, i64) {
     let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
     let widget: i64 = sqlx::query_scalar("SELECT MIN(id) FROM widgets WHERE hub_id = $1")
@@ -97,5 +99,53 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
     .await;
     annotate(&restarted, "After the restart").await;
     wait_for(b, "live updates after the restart", |html| html.contains("After the restart")).await;
+    let _ = b.clone().close().await;
+}
+
+async fn feed_rows(b: &Client) -> (u64, bool) {
+    let script = "const r = document.getElementById('region-feed'); \
+                  return [r.querySelectorAll('li.annotation').length, r.textContent.includes('Held while older rows are open')];";
+    let value = b.execute(script, Vec::new()).await.expect("script");
+    (value[0].as_u64().expect("count"), value[1].as_bool().expect("bool"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_with_more_rows_loaded_holds_live_updates_until_asked() {
+    if !enabled() {
+        return;
+    }
+    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+    let app = common::spawn_app(backend).await;
+    let logins = app.seed_demo().await;
+    let browser = browser().await;
+    let b = &browser.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_for(b, "the live stream to open", |html| html.contains("data-live-status=\"open\"")).await;
+
+    // Someone reading older feedback: the second page is loaded under the first.
+    b.find(Locator::Css("#region-feed [data-load-more]")).await.expect("load more").click().await.expect("click");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while feed_rows(b).await.0 <= ihf::web::dashboard::FEED_PAGE as u64 {
+        assert!(std::time::Instant::now() < deadline, "the second page did not load");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (loaded, _) = feed_rows(b).await;
+
+    // New feedback arrives: the rows stay, and a button offers the latest instead.
+    annotate(&app, "Held while older rows are open").await;
+    wait_for(b, "the held-update button", |html| html.contains("New activity: show latest")).await;
+    assert_eq!(feed_rows(b).await, (loaded, false), "the loaded rows stay put");
+
+    // Asked for, the latest first page replaces them.
+    b.find(Locator::Css(".live-held")).await.expect("button").click().await.expect("click");
+    wait_for(b, "the latest feed", |html| html.contains("Held while older rows are open")).await;
+    assert_eq!(feed_rows(b).await, (ihf::web::dashboard::FEED_PAGE as u64, true));
+    let html = b.source().await.expect("source");
+    assert!(!html.contains("New activity: show latest"), "the button is gone");
+
+    // From the first page again, live updates apply at once.
+    annotate(&app, "Straight in again").await;
+    wait_for(b, "a live update applied directly", |html| html.contains("Straight in again")).await;
     let _ = b.clone().close().await;
 }
