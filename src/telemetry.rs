@@ -54,12 +54,10 @@ pub struct RequestSpan;
 
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        // Field values are computed only when the span is enabled (inside `span!`).
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         let method = request.method().as_str();
-        let target = redacted_target(request.uri().path_and_query().map_or("", |p| p.as_str()));
-        let request_id = request.extensions().get::<tracing_actix_web::RequestId>().map(ToString::to_string);
-        let user_agent = request.headers().get("User-Agent").and_then(|h| h.to_str().ok()).unwrap_or("");
-        let info = request.connection_info().clone();
+        let info = request.connection_info();
         macro_rules! span {
             ($level:expr) => {
                 tracing::span!(
@@ -70,13 +68,13 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
                     http.scheme = %info.scheme(),
                     http.host = %info.host(),
                     http.client_ip = %info.realip_remote_addr().unwrap_or(""),
-                    http.user_agent = %user_agent,
-                    http.target = %target,
+                    http.user_agent = %request.headers().get("User-Agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
+                    http.target = %redacted_target(request.uri().path_and_query().map_or("", |p| p.as_str())),
                     http.status_code = tracing::field::Empty,
-                    otel.name = %format!("{method} {route}"),
+                    otel.name = %format_args!("{method} {route}"),
                     otel.kind = "server",
                     otel.status_code = tracing::field::Empty,
-                    request_id = request_id.as_deref().unwrap_or(""),
+                    request_id = %request.extensions().get::<tracing_actix_web::RequestId>().map(ToString::to_string).unwrap_or_default(),
                     exception.message = tracing::field::Empty,
                     exception.details = tracing::field::Empty,
                 )

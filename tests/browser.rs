@@ -4,33 +4,33 @@
 
 mod common;
 
-use common::TestApp;
 use common::browser::{browser, enabled, sign_in, wait_for};
-use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
 use ihf::db::events::NewEvent;
+use ihf::db::{Backend, Db};
 
 use fantoccini::{Client, Locator};
 
-async fn hub_ids(app: &TestApp) -> (i64, i64, i64) {
-    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+async fn hub_ids(db: &Db) -> (i64, i64, i64) {
+    let hub: i64 =
+        sqlx::query_scalar("SELECT id FROM hubs WHERE slug = 'checkout'").fetch_one(db.reader()).await.expect("hub");
     let widget: i64 = sqlx::query_scalar("SELECT MIN(id) FROM widgets WHERE hub_id = $1")
         .bind(hub)
-        .fetch_one(app.db.reader())
+        .fetch_one(db.reader())
         .await
         .expect("widget");
     let category: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
         .bind(hub)
-        .fetch_one(app.db.reader())
+        .fetch_one(db.reader())
         .await
         .expect("category");
     (hub, widget, category)
 }
 
-async fn annotate(app: &TestApp, body: &str) {
-    let (hub_id, widget_id, category_id) = hub_ids(app).await;
+async fn annotate(db: &Db, body: &str) {
+    let (hub_id, widget_id, category_id) = hub_ids(db).await;
     ihf::db::annotations::create(
-        &app.db,
+        db,
         &NewAnnotation {
             hub_id,
             widget_id,
@@ -61,8 +61,8 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
     wait_for(b, "the live stream to open", |html| html.contains("data-live-status=\"open\"")).await;
 
     // An annotation and an event written through the store appear without a reload.
-    annotate(&app, "Live in the browser: the promo field loses focus").await;
-    let (hub_id, widget_id, _) = hub_ids(&app).await;
+    annotate(&app.db, "Live in the browser: the promo field loses focus").await;
+    let (hub_id, widget_id, _) = hub_ids(&app.db).await;
     ihf::db::events::insert(
         &app.db,
         &[NewEvent {
@@ -87,7 +87,10 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
     app.handle.stop(true).await;
     wait_for(b, "the indicator to show the drop", |html| !html.contains("data-live-status=\"open\"")).await;
     // …a write happens meanwhile…
-    annotate(&app, "Written while the server was down").await;
+    // (through a pool of its own: connections the stopped server opened belonged to its worker
+    // threads' runtimes, which are gone)
+    let db = Db::connect(&app.database_url, 2).await.expect("database");
+    annotate(&db, "Written while the server was down").await;
     // …and a new server on the same port and database brings the page back up to date.
     let restarted = common::spawn_on(app.database_url.clone(), backend, |config| {
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -97,7 +100,7 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
         html.contains("Written while the server was down") && html.contains("data-live-status=\"open\"")
     })
     .await;
-    annotate(&restarted, "After the restart").await;
+    annotate(&restarted.db, "After the restart").await;
     wait_for(b, "live updates after the restart", |html| html.contains("After the restart")).await;
     let _ = b.clone().close().await;
 }
@@ -133,7 +136,7 @@ async fn a_region_with_more_rows_loaded_holds_live_updates_until_asked() {
     let (loaded, _) = feed_rows(b).await;
 
     // New feedback arrives: the rows stay, and a button offers the latest instead.
-    annotate(&app, "Held while older rows are open").await;
+    annotate(&app.db, "Held while older rows are open").await;
     wait_for(b, "the held-update button", |html| html.contains("New activity: show latest")).await;
     assert_eq!(feed_rows(b).await, (loaded, false), "the loaded rows stay put");
 
@@ -145,7 +148,7 @@ async fn a_region_with_more_rows_loaded_holds_live_updates_until_asked() {
     assert!(!html.contains("New activity: show latest"), "the button is gone");
 
     // From the first page again, live updates apply at once.
-    annotate(&app, "Straight in again").await;
+    annotate(&app.db, "Straight in again").await;
     wait_for(b, "a live update applied directly", |html| html.contains("Straight in again")).await;
     let _ = b.clone().close().await;
 }

@@ -284,3 +284,50 @@ async fn sqlite_concurrent_writers_lose_nothing() {
     }
     assert_eq!(app.scalar("SELECT COUNT(*) FROM annotations").await, 1000);
 }
+
+/// SQLite: the WAL is copied into the database file in the background, well before the
+/// writer's own checkpoint threshold (4,000 pages) is reached.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_in_the_background() {
+    let url = common::fresh_database_url(Backend::Sqlite).await;
+    let path = std::path::PathBuf::from(url.trim_start_matches("sqlite://"));
+    let db = ihf::db::Db::connect(&url, 2).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    let hub = ihf::db::hubs::create(&db, "wal", "WAL", "").await.expect("hub");
+    let widget = ihf::db::widgets::create(
+        &db,
+        &ihf::db::widgets::NewWidget {
+            hub_id: hub.id,
+            slug: "w",
+            name: "W",
+            description: "",
+            owner_id: None,
+            policy_scope: "public",
+            allowed_origins: "",
+        },
+    )
+    .await
+    .expect("widget");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let payload = format!("{{\"note\":\"{}\"}}", "x".repeat(200));
+    let events: Vec<ihf::db::events::NewEvent> = (0..5_000)
+        .map(|i| ihf::db::events::NewEvent {
+            hub_id: hub.id,
+            widget_id: widget.id,
+            kind: "view",
+            actor_id: None,
+            occurred_at: ihf::db::now_ms() - i,
+            payload: payload.clone(),
+        })
+        .collect();
+    assert_eq!(ihf::db::events::insert(&db, &events).await.expect("insert"), 5_000);
+    // About 1.5 MB went to the WAL: a few hundred pages, far below the writer's threshold.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size() < before + 1_000_000 {
+        assert!(std::time::Instant::now() < deadline, "the WAL was not checkpointed ({} → {} bytes)", before, size());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    db.close().await;
+}
