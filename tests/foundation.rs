@@ -286,7 +286,7 @@ async fn sqlite_concurrent_writers_lose_nothing() {
 }
 
 /// SQLite: the WAL is copied into the database file in the background, well before the
-/// writer's own checkpoint threshold (4,000 pages) is reached.
+/// writer's own checkpoint threshold (16,000 pages) is reached.
 #[tokio::test]
 async fn sqlite_checkpoints_the_wal_in_the_background() {
     let url = common::fresh_database_url(Backend::Sqlite).await;
