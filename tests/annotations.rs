@@ -217,20 +217,7 @@ dual_test!(each_invalid_input_is_422_with_the_message_and_the_typed_text, |app| 
 dual_test!(a_widget_gone_or_closed_is_422_and_keeps_the_text, |app| {
     let logins = demo(&app).await;
     let hub_id = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
-    let temp = ihf::db::widgets::create(
-        &app.db,
-        &ihf::db::widgets::NewWidget {
-            hub_id,
-            slug: "temp",
-            name: "Temporary",
-            description: "",
-            owner_id: None,
-            policy_scope: "public",
-            allowed_origins: "",
-        },
-    )
-    .await
-    .expect("widget");
+    let temp = common::public_widget(&app.db, hub_id, "temp").await;
     let path = "/hubs/checkout/widgets/temp";
     let wendy = writer(&app, "wendy", &logins["wendy"], path).await;
     let before = count_annotations(&app).await;

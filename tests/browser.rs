@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::browser::{browser, enabled, sign_in, wait_for};
+use common::TestApp;
+use common::browser::{Browser, browser, enabled, sign_in, wait_for};
 use ihf::db::annotations::NewAnnotation;
 use ihf::db::events::NewEvent;
 use ihf::db::{Backend, Db};
@@ -46,11 +47,9 @@ async fn annotate(db: &Db, body: &str) {
     .expect("annotation");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_updates_live_and_recovers_after_a_restart() {
-    if !enabled() {
-        return;
-    }
+/// The demo on a fresh app (PostgreSQL when `IHF_TEST_PG` is set), and Olga's dashboard open
+/// in Chromium with its live stream up.
+async fn open_dashboard() -> (TestApp, Browser) {
     let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
     let app = common::spawn_app(backend).await;
     let logins = app.seed_demo().await;
@@ -59,6 +58,17 @@ async fn dashboard_updates_live_and_recovers_after_a_restart() {
     sign_in(b, &app, "olga", &logins["olga"]).await;
     b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
     wait_for(b, "the live stream to open", |html| html.contains("data-live-status=\"open\"")).await;
+    (app, browser)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_updates_live_and_recovers_after_a_restart() {
+    if !enabled() {
+        return;
+    }
+    let (app, browser) = open_dashboard().await;
+    let backend = app.backend;
+    let b = &browser.client;
 
     // An annotation and an event written through the store appear without a reload.
     annotate(&app.db, "Live in the browser: the promo field loses focus").await;
@@ -117,14 +127,8 @@ async fn a_region_with_more_rows_loaded_holds_live_updates_until_asked() {
     if !enabled() {
         return;
     }
-    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
-    let app = common::spawn_app(backend).await;
-    let logins = app.seed_demo().await;
-    let browser = browser().await;
+    let (app, browser) = open_dashboard().await;
     let b = &browser.client;
-    sign_in(b, &app, "olga", &logins["olga"]).await;
-    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
-    wait_for(b, "the live stream to open", |html| html.contains("data-live-status=\"open\"")).await;
 
     // Someone reading older feedback: the second page is loaded under the first.
     b.find(Locator::Css("#region-feed [data-load-more]")).await.expect("load more").click().await.expect("click");

@@ -238,20 +238,7 @@ async fn sqlite_concurrent_writers_lose_nothing() {
     let app = common::spawn_app(Backend::Sqlite).await;
     let hub = ihf::db::hubs::create(&app.db, "load", "Load", "").await.expect("hub");
     let actor = app.person("writer", &[("load", "annotator")]).await;
-    let widget = ihf::db::widgets::create(
-        &app.db,
-        &ihf::db::widgets::NewWidget {
-            hub_id: hub.id,
-            slug: "w",
-            name: "W",
-            description: "",
-            owner_id: None,
-            policy_scope: "public",
-            allowed_origins: "",
-        },
-    )
-    .await
-    .expect("widget");
+    let widget = common::public_widget(&app.db, hub.id, "w").await;
     let category = app.scalar("SELECT MIN(id) FROM categories").await;
     let mut tasks = Vec::new();
     for writer in 0..50 {
@@ -294,20 +281,7 @@ async fn sqlite_checkpoints_the_wal_in_the_background() {
     let db = ihf::db::Db::connect(&url, 2).await.expect("connect");
     db.migrate().await.expect("migrate");
     let hub = ihf::db::hubs::create(&db, "wal", "WAL", "").await.expect("hub");
-    let widget = ihf::db::widgets::create(
-        &db,
-        &ihf::db::widgets::NewWidget {
-            hub_id: hub.id,
-            slug: "w",
-            name: "W",
-            description: "",
-            owner_id: None,
-            policy_scope: "public",
-            allowed_origins: "",
-        },
-    )
-    .await
-    .expect("widget");
+    let widget = common::public_widget(&db, hub.id, "w").await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let before = size();

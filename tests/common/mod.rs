@@ -104,6 +104,20 @@ pub struct TestApp {
     pub handle: ihf::Stopper,
 }
 
+/// Creates a public widget `slug` in hub `hub_id` through the store.
+pub async fn public_widget(db: &Db, hub_id: i64, slug: &str) -> ihf::db::widgets::Widget {
+    let widget = ihf::db::widgets::NewWidget {
+        hub_id,
+        slug,
+        name: slug,
+        description: "",
+        owner_id: None,
+        policy_scope: "public",
+        allowed_origins: "",
+    };
+    ihf::db::widgets::create(db, &widget).await.expect("widget")
+}
+
 /// Starts the app on a random port with a fresh database.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
