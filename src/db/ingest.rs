@@ -2,7 +2,7 @@
 //!
 //! SQLite has one writer. Batches that each begin, insert and commit on it take turns, and the
 //! writer idles between a transaction's steps while the task holding it waits to be scheduled.
-//! Here one task owns the writing: it takes every batch waiting at that moment (up to
+//! Here one thread owns the writing: it takes every batch waiting at that moment (up to
 //! [`MAX_GROUP_EVENTS`]) and commits them in one transaction, then answers each sender. When a
 //! group fails, its batches are retried one by one, so each batch gets its own outcome.
 //!
