@@ -17,31 +17,6 @@ use ihf::db::api_keys;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Declares a test on both databases with an adjusted configuration.
-macro_rules! dual_test_with {
-    ($name:ident, $adjust:expr, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $app = $crate::common::spawn_app_with(Backend::Sqlite, $adjust).await;
-                $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if !$crate::common::pg_enabled() {
-                    return;
-                }
-                let $app = $crate::common::spawn_app_with(Backend::Postgres, $adjust).await;
-                $body
-            }
-        }
-    };
-}
-
 async fn actor(app: &TestApp, handle: &str) -> i64 {
     sqlx::query_scalar("SELECT id FROM actors WHERE handle = $1")
         .bind(handle)
@@ -634,7 +609,7 @@ dual_test!(concurrent_batches_all_land_and_a_failing_batch_fails_alone, |app| {
     assert_eq!(stored().await, before + 16 * 50 + 8 * 20);
 });
 
-dual_test_with!(
+dual_test!(
     ingestion_is_rate_limited_per_key,
     |c: &mut ihf::Config| {
         c.ingest_per_key_per_min = 3;
@@ -663,7 +638,7 @@ dual_test_with!(
     }
 );
 
-dual_test_with!(
+dual_test!(
     ingestion_is_rate_limited_per_ip,
     |c: &mut ihf::Config| {
         c.ingest_per_key_per_min = 100;

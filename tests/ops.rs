@@ -362,17 +362,7 @@ mod export_of_100k_annotations_has_bounded_memory {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -429,17 +419,7 @@ mod sigterm_with_an_open_stream_exits_within_the_bound {
         assert!(exited_after < BOUND);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -544,17 +524,7 @@ mod metrics_expose_the_listed_series {
         assert!(text.contains("ihf_http_requests_in_flight 0"), "its request too");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 dual_test!(no_metrics_listener_unless_configured, |app| {

@@ -269,17 +269,7 @@ mod signed_deliveries {
         assert_eq!(app.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'").await, 3);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 dual_test!(every_write_path_enqueues_exactly_once, |app| {
@@ -429,17 +419,7 @@ mod retries {
         assert_eq!(receiver.received().len(), 3, "nothing more once delivered");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 dual_test!(deliveries_give_up_after_a_day, |app| {
@@ -609,17 +589,7 @@ mod survives_a_restart {
         running.await.expect("join").expect("stopped cleanly");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }
 
 mod two_instances_never_send_twice {
@@ -668,15 +638,5 @@ mod two_instances_never_send_twice {
         drop(b);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if common::pg_enabled() {
-            run(Backend::Postgres).await;
-        }
-    }
+    crate::dual_run!();
 }

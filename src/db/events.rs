@@ -147,8 +147,13 @@ pub async fn insert_batch(tx: &mut Transaction<'static, Any>, events: &[NewEvent
 
 /// Inserts `events` in one transaction.
 pub async fn insert(db: &Db, events: &[NewEvent]) -> Result<u64, StoreError> {
+    commit_encoded(db, &[&EncodedEvents::new(events)]).await
+}
+
+/// Inserts `batches` with one statement in one transaction on the writer.
+pub async fn commit_encoded(db: &Db, batches: &[&EncodedEvents]) -> Result<u64, StoreError> {
     let mut tx = db.writer().begin().await?;
-    let inserted = insert_batch(&mut tx, events).await?;
+    let inserted = insert_encoded(&mut tx, batches).await?;
     tx.commit().await?;
     Ok(inserted)
 }

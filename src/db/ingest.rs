@@ -88,7 +88,7 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
             group.push(job);
         }
         let batches: Vec<&EncodedEvents> = group.iter().map(|job| &job.events).collect();
-        match write(&db, &batches).await {
+        match events::commit_encoded(&db, &batches).await {
             Ok(_) => {
                 // One statement inserted every batch whole, or failed.
                 for job in group {
@@ -101,17 +101,9 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::debug!(error = %e, batches = group.len(), "group commit failed; retrying its batches one by one");
                 for job in group {
-                    let _ = job.done.send(write(&db, &[&job.events]).await);
+                    let _ = job.done.send(events::commit_encoded(&db, &[&job.events]).await);
                 }
             }
         }
     }
-}
-
-/// Inserts `batches` with one statement in one transaction on the writer.
-async fn write(db: &Db, batches: &[&EncodedEvents]) -> Result<u64, StoreError> {
-    let mut tx = db.writer().begin().await?;
-    let inserted = events::insert_encoded(&mut tx, batches).await?;
-    tx.commit().await?;
-    Ok(inserted)
 }

@@ -13,17 +13,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ihf::Config;
 use ihf::db::{Backend, Db};
 
-/// Declares a test that runs once on SQLite and once on PostgreSQL.
+/// Declares a test that runs once on SQLite and once on PostgreSQL, each on a fresh app;
+/// `dual_test!(name, |config| …, |app| …)` adjusts the configuration first.
 #[macro_export]
 macro_rules! dual_test {
     ($name:ident, |$app:ident| $body:block) => {
+        $crate::dual_test!($name, |_: &mut ihf::Config| {}, |$app| $body);
+    };
+    ($name:ident, $adjust:expr, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = $crate::common::spawn_app(ihf::db::Backend::Sqlite).await;
+                let $app = $crate::common::spawn_app_with(ihf::db::Backend::Sqlite, $adjust).await;
                 $body
             }
 
@@ -32,8 +36,27 @@ macro_rules! dual_test {
                 if !$crate::common::pg_enabled() {
                     return;
                 }
-                let $app = $crate::common::spawn_app(ihf::db::Backend::Postgres).await;
+                let $app = $crate::common::spawn_app_with(ihf::db::Backend::Postgres, $adjust).await;
                 $body
+            }
+        }
+    };
+}
+
+/// The SQLite and PostgreSQL tests of a module whose `async fn run(backend: Backend)` is the
+/// test (for tests that start their own servers or databases).
+#[macro_export]
+macro_rules! dual_run {
+    () => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            run(ihf::db::Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            if $crate::common::pg_enabled() {
+                run(ihf::db::Backend::Postgres).await;
             }
         }
     };
