@@ -32,7 +32,12 @@ fn free_port() -> u16 {
 
 /// Starts chromedriver on a free port and opens a headless Chromium session with a new profile.
 pub async fn browser() -> Browser {
-    browser_with(serde_json::Map::new()).await
+    browser_with(serde_json::Map::new(), &[]).await
+}
+
+/// A browser whose system setting is dark mode (`prefers-color-scheme: dark` matches).
+pub async fn dark() -> Browser {
+    browser_with(serde_json::Map::new(), &["--force-dark-mode"]).await
 }
 
 /// A browser that emulates a phone `width` CSS pixels wide (headless windows cannot be that narrow).
@@ -42,11 +47,11 @@ pub async fn phone(width: u32) -> Browser {
         "mobileEmulation".into(),
         serde_json::json!({ "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 1 } }),
     );
-    browser_with(options).await
+    browser_with(options, &[]).await
 }
 
 /// A browser session with extra `goog:chromeOptions` entries.
-async fn browser_with(extra: serde_json::Map<String, serde_json::Value>) -> Browser {
+async fn browser_with(extra: serde_json::Map<String, serde_json::Value>, extra_args: &[&str]) -> Browser {
     let port = free_port();
     let mut driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -65,6 +70,9 @@ async fn browser_with(extra: serde_json::Map<String, serde_json::Value>) -> Brow
             format!("--user-data-dir={}", profile.display()),
         ]
     });
+    if let Some(args) = options.get_mut("args").and_then(|a| a.as_array_mut()) {
+        args.extend(extra_args.iter().map(|a| serde_json::Value::from(*a)));
+    }
     if let Some(map) = options.as_object_mut() {
         map.extend(extra);
     }
