@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Page benchmark: requests/s and p99 of the hub dashboard (full page and each fragment) on SQLite
-# and PostgreSQL with the demo data, against a static file of the same size served by the same
-# server in the same run (the baseline). Appends a section to BENCHMARKS.md.
+# Page benchmark: the same requests (hub dashboard, its fragments, the triage board) on SQLite
+# and on PostgreSQL in one run, with the demo data, signed in as an operator; reports
+# requests/s, p99 and the PostgreSQL / SQLite ratio, next to a static file of the dashboard's
+# size served by the same server (the baseline). Appends a section to BENCHMARKS.md.
 # Needs wrk (Debian: apt-get install wrk) and, for PostgreSQL, a server at $IHF_BENCH_PG.
+# IHF_BENCH_BIN=path runs an already built binary instead of building this checkout
+# (to compare two versions on the same machine in the same hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +15,13 @@ THREADS=2
 PG_SERVER="${IHF_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN=target/release/ihf
+if [ -n "${IHF_BENCH_BIN:-}" ]; then
+    BIN=$IHF_BENCH_BIN
+else
+    cargo build --release --quiet --bin ihf
+    BIN="${CARGO_TARGET_DIR:-target}/release/ihf"
+fi
+LABEL="${IHF_BENCH_LABEL:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cp -r static "$WORK/static"
@@ -31,13 +39,25 @@ measure() {
     echo "$rps $p99"
 }
 
+# What is measured, in order: "path|label|header" (header optional).
+TARGETS=(
+    "/hubs/checkout|dashboard, full page|"
+    "/hubs/checkout|dashboard, page content (htmx)|HX-Request: true"
+    "/hubs/checkout/widgets-panel|widgets fragment|HX-Request: true"
+    "/hubs/checkout/signals|signals fragment|HX-Request: true"
+    "/hubs/checkout/feed|feed fragment (20 rows)|HX-Request: true"
+    "/hubs/checkout/triage|triage board, full page (50 rows)|"
+)
+
+# Serves the demo on database $2, signs in as the operator and measures every target;
+# writes "label|rps|p99" lines to $WORK/$1.rows (the static baseline first).
 run_backend() {
     local name=$1 url=$2 port log
     port=$(free_port)
     log="$WORK/$name.log"
     IHF_BIND="127.0.0.1:$port" DATABASE_URL="$url" IHF_STATIC_DIR="$WORK/static" IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
     local pid=$!
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+    for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
     local password
     password=$(awk '$1=="olga" {print $2}' "$log")
     local base="http://127.0.0.1:$port"
@@ -50,42 +70,36 @@ run_backend() {
     local size
     size=$(curl -s -H "Cookie: $COOKIE" "$base/hubs/checkout" | wc -c)
     head -c "$size" /dev/zero | tr '\0' 'x' > "$WORK/static/baseline.html"
-    local baseline baseline_rps
-    baseline=$(measure "$base/static/baseline.html")
-    baseline_rps=$(awk '{print $1}' <<<"$baseline")
-    echo "| $name | static file, $size bytes (baseline) | $(awk '{print $1 " | " $2}' <<<"$baseline") | 1.00 |" >"$WORK/$name.rows"
-    for target in "/hubs/checkout|full page" "/hubs/checkout|page content (htmx)|-H|HX-Request: true" \
-                  "/hubs/checkout/widgets-panel|widgets fragment|-H|HX-Request: true" \
-                  "/hubs/checkout/signals|signals fragment|-H|HX-Request: true" \
-                  "/hubs/checkout/feed|feed fragment|-H|HX-Request: true"; do
-        IFS='|' read -r path label h1 h2 <<<"$target"
+    echo "static file of the dashboard's size ($size bytes), baseline|$(measure "$base/static/baseline.html" | tr ' ' '|')" >"$WORK/$name.rows"
+    for target in "${TARGETS[@]}"; do
+        IFS='|' read -r path label header <<<"$target"
         local result
-        if [ -n "${h1:-}" ]; then result=$(measure "$base$path" "$h1" "$h2"); else result=$(measure "$base$path"); fi
-        local rps p99
-        read -r rps p99 <<<"$result"
-        local ratio
-        ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"$baseline_rps\"):.2f}')")
-        echo "| $name | \`$path\` $label | $rps | $p99 | $ratio |" >>"$WORK/$name.rows"
+        if [ -n "$header" ]; then result=$(measure "$base$path" -H "$header"); else result=$(measure "$base$path"); fi
+        echo "\`$path\` $label|$(tr ' ' '|' <<<"$result")" >>"$WORK/$name.rows"
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_backend sqlite "sqlite://$WORK/bench.sqlite3"
 PG_DB="ihf_bench_$$"
 psql "$PG_SERVER" -qc "CREATE DATABASE $PG_DB"
 run_backend postgres "${PG_SERVER%/*}/$PG_DB"
 psql "$PG_SERVER" -qc "DROP DATABASE $PG_DB WITH (FORCE)"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
     echo
-    echo "## Pages — $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
+    echo "## Pages, SQLite and PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
     echo
-    echo "\`bash bench/pages.sh\` (\`just bench\`): release build, demo data, signed in as an operator;"
-    echo "wrk, $THREADS threads, $CONNECTIONS connections, $DURATION per row; server and load generator share the machine."
-    echo "Ratio = requests/s relative to the static file of the same size served by the same server in the same run."
+    echo "\`bash bench/pages.sh\` (\`just bench\`) at \`$LABEL\`: release build, demo data, signed in as an operator;"
+    echo "wrk, $THREADS threads, $CONNECTIONS connections, $DURATION per row; server, PostgreSQL $(psql "$PG_SERVER" -Atc 'SHOW server_version' | cut -d' ' -f1) and wrk share the machine."
+    echo "Load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER. Target: PostgreSQL ≥ 0.7× SQLite for the dashboard, the feed fragment and the triage board."
     echo
-    echo "| database | request | requests/s | p99 ms | ratio to static |"
-    echo "| --- | --- | ---: | ---: | ---: |"
-    cat "$WORK/sqlite.rows" "$WORK/postgres.rows"
-} >>BENCHMARKS.md
-tail -20 BENCHMARKS.md
+    echo "| request | SQLite req/s | SQLite p99 ms | PostgreSQL req/s | PostgreSQL p99 ms | PG / SQLite |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    paste -d'|' "$WORK/sqlite.rows" "$WORK/postgres.rows" | while IFS='|' read -r label s_rps s_p99 _ p_rps p_p99; do
+        ratio=$(python3 -c "print(f'{float(\"$p_rps\")/float(\"$s_rps\"):.2f}')")
+        echo "| $label | $s_rps | $s_p99 | $p_rps | $p_p99 | **$ratio** |"
+    done
+} | tee -a BENCHMARKS.md

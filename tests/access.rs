@@ -389,6 +389,131 @@ mod postgres_rls {
         assert!(forged.is_err(), "RLS refuses writing as another actor");
     }
 
+    /// Each table's read policy in its 0002 form (functions called per row), evaluated by the
+    /// server role without RLS. Migration 0011 restated them to be evaluated once per statement
+    /// (including the seed's "Public widget annotations are readable"); these are the rules
+    /// they must keep. The settings are read from the transaction, as the policies read them.
+    const ORIGINAL_RULES: [(&str, &str); 5] = [
+        (
+            "annotations",
+            "SELECT a.id FROM annotations a WHERE
+               (a.actor_id = ihf_actor_id()
+                OR EXISTS (SELECT 1 FROM widgets w WHERE w.id = a.widget_id AND w.policy_scope = 'public'
+                             AND (ihf_embed_widget_id() IS NULL OR w.id = ihf_embed_widget_id())
+                             AND (ihf_api_hub_id() IS NULL OR w.hub_id = ihf_api_hub_id()))
+                OR ihf_widget_readable(a.widget_id))
+               AND (ihf_embed_widget_id() IS NULL OR a.widget_id = ihf_embed_widget_id())
+               AND (ihf_api_hub_id() IS NULL OR a.hub_id = ihf_api_hub_id())",
+        ),
+        (
+            "widgets",
+            "SELECT id FROM widgets WHERE
+               (policy_scope = 'public' OR owner_id = ihf_actor_id() OR ihf_is_member(hub_id) OR id = ihf_embed_widget_id())
+               AND (ihf_embed_widget_id() IS NULL OR id = ihf_embed_widget_id())
+               AND (ihf_api_hub_id() IS NULL OR hub_id = ihf_api_hub_id())",
+        ),
+        (
+            "interaction_events",
+            "SELECT id FROM interaction_events WHERE ihf_is_member(hub_id)
+               AND (ihf_embed_widget_id() IS NULL OR widget_id = ihf_embed_widget_id())
+               AND (ihf_api_hub_id() IS NULL OR hub_id = ihf_api_hub_id())",
+        ),
+        (
+            "requirement_candidates",
+            "SELECT id FROM requirement_candidates WHERE ihf_embed_widget_id() IS NULL AND ihf_is_member(hub_id)
+               AND (ihf_api_hub_id() IS NULL OR hub_id = ihf_api_hub_id())",
+        ),
+        (
+            "ledger_entries",
+            "SELECT id FROM ledger_entries WHERE ihf_embed_widget_id() IS NULL AND ihf_is_member(hub_id)
+               AND (ihf_api_hub_id() IS NULL OR hub_id = ihf_api_hub_id())",
+        ),
+    ];
+
+    /// The ids `sql` returns in a transaction with these settings, under the restricted role
+    /// (`rls`) or as the server.
+    async fn ids_in_scope(
+        app: &TestApp,
+        rls: bool,
+        scope: (Option<i64>, Option<i64>, Option<i64>),
+        sql: &str,
+    ) -> Vec<i64> {
+        let text = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let mut tx = app.db.writer().begin().await.expect("begin");
+        if rls {
+            sqlx::query("SET LOCAL ROLE ihf_authenticated").execute(&mut *tx).await.expect("role");
+        }
+        sqlx::query(
+            "SELECT set_config('ihf.actor_id', $1, true), set_config('ihf.embed_widget_id', $2, true),
+                    set_config('ihf.api_hub_id', $3, true)",
+        )
+        .bind(text(scope.0))
+        .bind(text(scope.1))
+        .bind(text(scope.2))
+        .execute(&mut *tx)
+        .await
+        .expect("settings");
+        let mut ids: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut *tx).await.expect("select");
+        tx.rollback().await.expect("rollback");
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restated_policies_show_the_same_rows_as_the_original_ones() {
+        if !common::pg_enabled() {
+            return;
+        }
+        let app = common::spawn_app(Backend::Postgres).await;
+        app.seed_demo().await;
+        // More shapes than the demo has: a private widget owned by an annotator, a members
+        // widget with an outsider's own annotation, an administrator with no membership.
+        let anna = app.scalar("SELECT id FROM actors WHERE handle = 'anna'").await;
+        let ali = app.scalar("SELECT id FROM actors WHERE handle = 'ali'").await;
+        sqlx::query(
+            "UPDATE widgets SET owner_id = $1 WHERE id = (SELECT MIN(id) FROM widgets WHERE policy_scope = 'private')",
+        )
+        .bind(anna)
+        .execute(app.db.writer())
+        .await
+        .expect("owner");
+        sqlx::query(
+            "INSERT INTO annotations (hub_id, widget_id, actor_id, body, category_id, created_at, updated_at)
+             SELECT w.hub_id, w.id, $1, 'written before leaving', (SELECT MIN(c.id) FROM categories c WHERE c.hub_id = w.hub_id), 1, 1
+               FROM widgets w JOIN hubs h ON h.id = w.hub_id WHERE h.slug = 'checkout' AND w.policy_scope <> 'public'",
+        )
+        .bind(ali)
+        .execute(app.db.writer())
+        .await
+        .expect("outsider's annotations");
+
+        let actors: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM actors ORDER BY id").fetch_all(app.db.reader()).await.expect("actors");
+        let widgets: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM widgets ORDER BY id").fetch_all(app.db.reader()).await.expect("widgets");
+        let hubs: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM hubs ORDER BY id").fetch_all(app.db.reader()).await.expect("hubs");
+        // Every person and visitor, and nobody; each on their own, confined to each widget (an
+        // embed) and to each hub (an API key).
+        let mut scopes = Vec::new();
+        for actor in actors.iter().copied().map(Some).chain([None]) {
+            scopes.push((actor, None, None));
+            scopes.extend(widgets.iter().map(|w| (actor, Some(*w), None)));
+            scopes.extend(hubs.iter().map(|h| (actor, None, Some(*h))));
+        }
+        let mut seen_some = 0;
+        for scope in scopes {
+            for (table, rule) in ORIGINAL_RULES {
+                let expected = ids_in_scope(&app, false, scope, rule).await;
+                let visible = ids_in_scope(&app, true, scope, &format!("SELECT id FROM {table}")).await;
+                assert_eq!(visible, expected, "{table} as (actor, embed widget, api hub) {scope:?}");
+                seen_some += usize::from(!visible.is_empty());
+            }
+        }
+        assert!(seen_some > 100, "the matrix exercised visible rows, not only empty sets ({seen_some})");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pooled_connections_carry_no_actor_or_role_after_a_request() {
         if !common::pg_enabled() {

@@ -57,13 +57,20 @@ fn csrf_exempt(path: &str) -> bool {
     path.starts_with("/api/") || path.starts_with("/embed/")
 }
 
+/// Paths that never act for a person: static assets (CSS, scripts; the same for everyone and
+/// cached), read without a session, so they cost no database read.
+fn needs_no_session(req: &ServiceRequest) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD) && req.path().starts_with("/static/")
+}
+
 /// Middleware: session loading and CSRF enforcement.
 pub async fn sessions_and_csrf(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_left_body());
+    let state = match req.app_data::<web::Data<AppState>>().cloned() {
+        Some(state) if !needs_no_session(&req) => state,
+        _ => return Ok(next.call(req).await?.map_into_left_body()),
     };
     let secure = state.config.secure_cookies;
     if let Some(cookie) = req.cookie(session_cookie_name(secure)) {

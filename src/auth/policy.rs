@@ -65,6 +65,11 @@ impl HubAccess {
         Ok(Self { actor_id: viewer.actor_id, is_admin: viewer.is_admin, role })
     }
 
+    /// The viewer's access given the role they hold in the hub (a stored role name).
+    pub fn with_role(viewer: &Viewer, role: Option<&str>) -> Self {
+        Self { actor_id: viewer.actor_id, is_admin: viewer.is_admin, role: role.and_then(Role::parse) }
+    }
+
     /// The role that counts: administrators act as operators.
     pub fn effective_role(&self) -> Option<Role> {
         if self.is_admin { Some(Role::Operator) } else { self.role }
@@ -163,15 +168,26 @@ pub fn push_annotation_visible(qb: &mut SqlBuilder, viewer: &Viewer) {
     qb.push(")");
 }
 
-/// Appends the predicate "the viewer may read annotation `a` (on widget `w`)" for a query the
-/// caller has already confined to the hub that `access` was loaded for: every annotation of
-/// the hub for its triagers and operators (no per-row test), otherwise the per-row rule of
-/// [`push_annotation_visible`].
+/// [`push_annotation_visible`] with only `a` in scope: the same rule, its widget part as the
+/// set of widgets the viewer may read (computed once per statement, not once per row), so a
+/// page can be cut from the annotations alone, in index order, before anything is joined.
+pub fn push_annotation_visible_alone(qb: &mut SqlBuilder, viewer: &Viewer) {
+    let actor = sql_actor(viewer);
+    qb.push("(a.actor_id = ").push_bind(actor);
+    qb.push(" OR a.widget_id IN (SELECT w.id FROM widgets w WHERE ");
+    push_widget_visible(qb, viewer);
+    qb.push("))");
+}
+
+/// Appends the predicate "the viewer may read annotation `a`" for a query the caller has
+/// already confined to the hub that `access` was loaded for: every annotation of the hub for
+/// its triagers and operators (no per-row test), otherwise the per-row rule of
+/// [`push_annotation_visible_alone`] (only `a` need be in scope).
 pub fn push_hub_annotation_visible(qb: &mut SqlBuilder, access: &HubAccess) {
     if access.can_triage() {
         qb.push("1 = 1");
     } else {
-        push_annotation_visible(qb, &Viewer { actor_id: access.actor_id, ..Viewer::default() });
+        push_annotation_visible_alone(qb, &Viewer { actor_id: access.actor_id, ..Viewer::default() });
     }
 }
 

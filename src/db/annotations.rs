@@ -76,6 +76,13 @@ pub(crate) const ROW_SELECT: &str =
 
 /// One page of a hub's annotation feed that `viewer` may read, newest first, after `before`.
 /// Runs as the viewer (Row Level Security on PostgreSQL) with the policy's predicate.
+///
+/// The page is cut from the annotations alone (the hub's newest-first index, stopping after
+/// `limit` visible rows) and only then joined to widgets, authors and categories. Joined first,
+/// PostgreSQL's estimate of how many rows the policies let through was so low that it read
+/// and sorted the whole hub: 33 ms with 10,000 annotations instead of 1 ms. (A row whose
+/// widget the viewer may not see drops out at the join, as before; in a hub the viewer may read
+/// there is none: members see every widget of their hub.)
 pub async fn feed_for_hub(
     db: &Db,
     viewer: &Viewer,
@@ -84,15 +91,32 @@ pub async fn feed_for_hub(
     limit: i64,
 ) -> Result<Vec<AnnotationRow>, StoreError> {
     let before = before.unwrap_or(Cursor { created_at: i64::MAX, id: i64::MAX });
-    let mut qb = SqlBuilder::new(ROW_SELECT);
+    let mut qb = SqlBuilder::new(PAGE_SELECT);
     qb.push(" WHERE a.hub_id = ").push_bind(hub_id);
     qb.push(" AND a.deleted_at IS NULL AND (a.created_at < ").push_bind(before.created_at);
     qb.push(" OR (a.created_at = ").push_bind(before.created_at);
     qb.push(" AND a.id < ").push_bind(before.id).push(")) AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    policy::push_annotation_visible_alone(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
+    qb.push(PAGE_JOIN).push(" ORDER BY a.created_at DESC, a.id DESC");
     db.fetch_all_as(viewer.actor_id, qb).await
 }
+
+/// [`ROW_SELECT`] over a page of annotations chosen first: the caller appends the page's
+/// `WHERE … ORDER BY … LIMIT` (alias `a`), then [`PAGE_JOIN`] and the outer order.
+const PAGE_SELECT: &str =
+    "SELECT a.id, a.hub_id, a.widget_id, a.actor_id, a.body, a.status, a.created_at, a.updated_at, a.version,
+        w.slug AS widget_slug, w.name AS widget_name, p.display_name AS author_name,
+        c.slug AS category_slug, c.label AS category_label, c.colour AS category_colour
+   FROM (SELECT a.id, a.hub_id, a.widget_id, a.actor_id, a.category_id, a.body, a.status, a.created_at,
+                a.updated_at, a.version
+           FROM annotations a";
+
+/// Closes the page of [`PAGE_SELECT`] and joins what a row shows.
+const PAGE_JOIN: &str = ") a
+   JOIN widgets w ON w.id = a.widget_id
+   JOIN actors p ON p.id = a.actor_id
+   JOIN categories c ON c.id = a.category_id";
 
 /// Inserts an annotation inside the caller's transaction and returns its id.
 pub async fn insert(tx: &mut Transaction<'static, Any>, new: &NewAnnotation<'_>) -> Result<i64, StoreError> {

@@ -79,6 +79,40 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Hub, StoreError> {
         .await?)
 }
 
+/// Which hub a page names: by its URL slug or, for a live region, by id.
+#[derive(Debug, Clone, Copy)]
+pub enum HubKey<'a> {
+    Slug(&'a str),
+    Id(i64),
+}
+
+/// A hub with the role `actor_id` holds in it (none for anonymous viewers and non-members),
+/// in one query: every hub page needs both.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HubWithRole {
+    #[sqlx(flatten)]
+    pub hub: Hub,
+    pub role: Option<String>,
+}
+
+/// The hub `key` with the role of `actor_id` in it, or [`StoreError::NotFound`].
+pub async fn with_role(db: &Db, key: HubKey<'_>, actor_id: Option<i64>) -> Result<HubWithRole, StoreError> {
+    let sql = |by: &str| {
+        format!(
+            "SELECT h.id, h.slug, h.name, h.description, h.created_at, h.archived_at,
+                (SELECT m.role FROM hub_members m WHERE m.hub_id = h.id AND m.actor_id = $1) AS role
+             FROM hubs h WHERE h.{by} = $2"
+        )
+    };
+    // -1 matches no member: anonymous viewers have no role.
+    let actor = actor_id.unwrap_or(-1);
+    let query = match key {
+        HubKey::Slug(slug) => sqlx::query_as(sqlx::AssertSqlSafe(sql("slug"))).bind(actor).bind(slug.to_owned()),
+        HubKey::Id(id) => sqlx::query_as(sqlx::AssertSqlSafe(sql("id"))).bind(actor).bind(id),
+    };
+    Ok(query.fetch_one(db.reader()).await?)
+}
+
 /// The hub with this id, or [`StoreError::NotFound`].
 pub async fn by_id(db: &Db, id: i64) -> Result<Hub, StoreError> {
     Ok(sqlx::query_as("SELECT id, slug, name, description, created_at, archived_at FROM hubs WHERE id = $1")

@@ -32,7 +32,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use error::StoreError;
 
@@ -89,9 +89,21 @@ impl Db {
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url)?
                     .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+                // sqlx pings a connection when it goes back to the pool anyway; a second ping
+                // on the way out costs every query a round trip. Only a connection that sat
+                // idle (the server may have dropped it) is checked before use.
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(5))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_IF_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Ok(Self { read: pool.clone(), write: pool, backend, url: url.to_owned() })
@@ -185,15 +197,24 @@ impl Db {
     ///
     /// On PostgreSQL it switches to the restricted role `ihf_authenticated` and sets
     /// `ihf.actor_id` with `SET LOCAL`/`set_config(…, true)`, so Row Level Security filters every
-    /// row a second time and nothing outlives the transaction on the pooled connection. On
-    /// SQLite it is a plain transaction; the queries' own predicates do the filtering.
+    /// row a second time and nothing outlives the transaction on the pooled connection; the
+    /// `BEGIN`, the role and the settings travel as one statement (one round trip). On SQLite it
+    /// is a plain transaction; the queries' own predicates do the filtering. End it with
+    /// [`Db::end_read`].
     pub async fn begin_as(&self, actor_id: Option<i64>) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let pool = if self.backend == Backend::Postgres { &self.write } else { &self.read };
-        let mut tx = pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            acting_as(&mut tx, actor_id, None).await?;
+        match self.backend {
+            Backend::Postgres => Ok(self.write.begin_with(acting_as(actor_id, None)).await?),
+            Backend::Sqlite => Ok(self.read.begin().await?),
         }
-        Ok(tx)
+    }
+
+    /// Ends a read transaction from [`Db::begin_as`] that wrote nothing.
+    ///
+    /// It is dropped rather than committed: sqlx then queues the `ROLLBACK`, which leaves with the
+    /// check the pool makes of every connection coming back to it, instead of costing the
+    /// request a round trip of its own. For a transaction that only read, the two are the same.
+    pub fn end_read(tx: sqlx::Transaction<'static, sqlx::Any>) {
+        drop(tx);
     }
 
     /// Runs a dynamic read as `actor_id` (see [`Db::begin_as`]) and returns all its rows.
@@ -203,7 +224,7 @@ impl Db {
     {
         let mut tx = self.begin_as(actor_id).await?;
         let rows = sql.build_query_as()?.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        Self::end_read(tx);
         Ok(rows)
     }
 
@@ -214,11 +235,10 @@ impl Db {
         actor_id: Option<i64>,
         embed_widget: Option<i64>,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        if self.backend == Backend::Postgres {
-            acting_as(&mut tx, actor_id, embed_widget).await?;
+        match self.backend {
+            Backend::Postgres => Ok(self.write.begin_with(acting_as(actor_id, embed_widget)).await?),
+            Backend::Sqlite => Ok(self.write.begin().await?),
         }
-        Ok(tx)
     }
 
     /// Closes both pools, waiting for checked-out connections to come back.
@@ -228,19 +248,20 @@ impl Db {
     }
 }
 
-/// Sets the restricted role and the actor for the rest of a PostgreSQL transaction.
-async fn acting_as(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor_id: Option<i64>,
-    embed_widget: Option<i64>,
-) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL ROLE ihf_authenticated").execute(&mut **tx).await?;
-    sqlx::query("SELECT set_config('ihf.actor_id', $1, true), set_config('ihf.embed_widget_id', $2, true)")
-        .bind(actor_id.map(|id| id.to_string()).unwrap_or_default())
-        .bind(embed_widget.map(|id| id.to_string()).unwrap_or_default())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on checkout.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// The `BEGIN` of a PostgreSQL transaction acting for `actor_id` (confined to `embed_widget`):
+/// the restricted role and the actor for the rest of the transaction, sent as one simple
+/// query, so one round trip. Only integers are written into it.
+fn acting_as(actor_id: Option<i64>, embed_widget: Option<i64>) -> sqlx::AssertSqlSafe<String> {
+    let id = |value: Option<i64>| value.map(|id| id.to_string()).unwrap_or_default();
+    sqlx::AssertSqlSafe(format!(
+        "BEGIN; SET LOCAL ROLE ihf_authenticated; \
+         SELECT set_config('ihf.actor_id', '{}', true), set_config('ihf.embed_widget_id', '{}', true)",
+        id(actor_id),
+        id(embed_widget)
+    ))
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, foreign keys on,
@@ -314,6 +335,20 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn acting_as_is_one_statement_of_integers() {
+        assert_eq!(
+            acting_as(Some(42), None).0,
+            "BEGIN; SET LOCAL ROLE ihf_authenticated; \
+             SELECT set_config('ihf.actor_id', '42', true), set_config('ihf.embed_widget_id', '', true)"
+        );
+        assert!(
+            acting_as(None, Some(7))
+                .0
+                .ends_with("set_config('ihf.actor_id', '', true), set_config('ihf.embed_widget_id', '7', true)")
+        );
     }
 
     #[test]

@@ -236,8 +236,7 @@ impl Region {
 }
 
 async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hubs::Hub, AppError> {
-    let hub = hubs::by_id(&state.db, hub_id).await?;
-    let (hub, _) = access::member_hub(state, &hub.slug, viewer).await?;
+    let (hub, _) = access::member_hub_by_id(state, hub_id, viewer).await?;
     Ok(hub)
 }
 

@@ -264,8 +264,8 @@ pub async fn live_scope(
     query: &str,
     viewer: &Viewer,
 ) -> Result<(Hub, HubAccess, Filter), AppError> {
-    let hub = crate::db::hubs::by_id(&state.db, hub_id).await?;
-    let (hub, access) = triage_hub(state, &hub.slug, viewer).await?;
+    let (hub, access) = access::hub_by_id(state, hub_id, viewer).await?;
+    access::require(access.can_triage(), viewer)?;
     let params = web::Query::<FilterParams>::from_query(query)
         .map_err(|e| AppError::BadRequest(format!("live triage filter: {e}")))?;
     Ok((hub, access, Filter::parse(params.into_inner())?))
@@ -291,6 +291,17 @@ pub async fn load_queue_page(
         triage::queue(&state.db, access, hub.id, &filter.store, after, QUEUE_PAGE + 1),
         categories::list(&state.db, hub.id, true),
     )?;
+    Ok(queue_page(hub, rows, &categories, filter, after))
+}
+
+/// A page of the queue from its rows (one more than a page when there is a next one).
+fn queue_page(
+    hub: &Hub,
+    rows: Vec<TriageRow>,
+    categories: &[Category],
+    filter: &Filter,
+    after: Option<Cursor>,
+) -> QueuePage {
     let mut rows: Vec<RowView> = rows.into_iter().map(RowView::plain).collect();
     let next = if rows.len() as i64 > QUEUE_PAGE {
         rows.truncate(QUEUE_PAGE as usize);
@@ -301,14 +312,14 @@ pub async fn load_queue_page(
     } else {
         None
     };
-    Ok(QueuePage {
+    QueuePage {
         hub_slug: hub.slug.clone(),
         rows,
-        pills: pills(&categories),
+        pills: pills(categories),
         now: now_ms(),
         next,
         first: after.is_none(),
-    })
+    }
 }
 
 /// Loads the queue region (its first page).
@@ -332,6 +343,11 @@ pub async fn load_counts(
         triage::counts(&state.db, access, hub.id, &filter.store),
         categories::list(&state.db, hub.id, true),
     )?;
+    Ok(counts_panel(hub, &counts, &categories, filter))
+}
+
+/// The counts region from the counts and the hub's categories.
+fn counts_panel(hub: &Hub, counts: &triage::QueueCounts, categories: &[Category], filter: &Filter) -> TriageCounts {
     let total = counts.by_status.iter().map(|(_, n)| n).sum();
     let mut statuses = vec![CountLink {
         label: "All".into(),
@@ -359,7 +375,7 @@ pub async fn load_counts(
             colour: Some(c.colour.clone()),
         })
         .collect();
-    Ok(TriageCounts { hub_slug: hub.slug.clone(), statuses, categories, oob: false })
+    TriageCounts { hub_slug: hub.slug.clone(), statuses, categories, oob: false }
 }
 
 #[get("/hubs/{hub_slug}/triage")]
@@ -382,12 +398,15 @@ async fn board(
     let filter = Filter::parse(query.into_inner())?;
     // Before loading: a change made while the page renders is then sent when the stream opens.
     let since = state.feed.current_seq();
-    let (queue, counts, widgets, categories) = tokio::try_join!(
-        load_queue(&state, &hub, &access, &filter),
-        load_counts(&state, &hub, &access, &filter),
-        async { Ok(widgets::list_for_hub(&state.db, hub.id).await?) },
-        async { Ok::<_, AppError>(categories::list(&state.db, hub.id, true).await?) },
+    // One read of each: the queue and the counts share the categories.
+    let (rows, counts, widgets, categories) = tokio::try_join!(
+        triage::queue(&state.db, &access, hub.id, &filter.store, None, QUEUE_PAGE + 1),
+        triage::counts(&state.db, &access, hub.id, &filter.store),
+        widgets::list_for_hub(&state.db, hub.id),
+        categories::list(&state.db, hub.id, true),
     )?;
+    let queue = TriageQueue { hub_slug: hub.slug.clone(), page: queue_page(&hub, rows, &categories, &filter, None) };
+    let counts = counts_panel(&hub, &counts, &categories, &filter);
     let live_url = live::region::stream_url(&live_regions(&hub, &filter), since);
     let chrome = chrome.titled(format!("Triage · {}", hub.name)).live(live_url);
     let page = TriagePage {
