@@ -194,6 +194,37 @@ dual_test!(api_keys_are_made_by_operators_shown_once_and_revoked_at_once, |app| 
     assert_eq!(call(&app, Method::GET, "/api/v1/widgets", "ihf_made-up", None).await.0, 401);
 });
 
+dual_test!(an_api_key_stops_when_its_maker_loses_the_operator_role, |app| {
+    let logins = app.seed_demo().await;
+    let (_, hub, key, _) = widget(&app, "cart-summary").await;
+    let tomas = actor(&app, "tomas").await;
+    // tomas is made an operator, makes a key, and is then demoted, removed, restored.
+    ihf::db::actors::grant(&app.db, hub, tomas, "operator").await.expect("grant");
+    let bearer = api_key(&app, hub, "tomas").await;
+    let members = format!("/api/v1/widgets/{key}/annotations");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 200);
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let page = || async {
+        olga.get(app.url("/hubs/checkout/settings/api-keys")).send().await.expect("page").text().await.expect("body")
+    };
+
+    ihf::db::actors::grant(&app.db, hub, tomas, "triager").await.expect("demote");
+    let (status, error) = call(&app, Method::GET, &members, &bearer, None).await;
+    assert_eq!(status, 401, "a demoted maker's key no longer authenticates: {error}");
+    assert_eq!(call(&app, Method::GET, "/api/v1/widgets", &bearer, None).await.0, 401, "not even for public widgets");
+    assert!(page().await.contains("suspended: its maker is no longer an operator"));
+
+    ihf::db::actors::grant(&app.db, hub, tomas, "operator").await.expect("restore");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 200);
+    assert!(!page().await.contains("suspended"));
+
+    ihf::db::actors::revoke(&app.db, hub, tomas).await.expect("remove");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 401, "a removed maker's key stops");
+    // A site administrator's key does not depend on a hub role.
+    let admin_key = api_key(&app, hub, "admin").await;
+    assert_eq!(call(&app, Method::GET, &members, &admin_key, None).await.0, 200);
+});
+
 dual_test!(listings_filter_order_and_page_like_the_database, |app| {
     app.seed_demo().await;
     let (widget_id, hub, key, _) = widget(&app, "cart-summary").await;
@@ -372,7 +403,10 @@ dual_test!(writes_follow_the_rules, |app| {
     assert_eq!(call(&app, Method::PATCH, &one, &other, Some(json!({"body": "hijacked"}))).await.0, 403);
     assert_eq!(call(&app, Method::DELETE, &one, &other, None).await.0, 403);
     assert_eq!(call(&app, Method::PATCH, &one, &author, Some(json!({"status": "dismissed"}))).await.0, 403);
-    assert_eq!(call(&app, Method::PATCH, &one, &author, Some(json!({}))).await.0, 422);
+    // Nothing to change is a no-op answered with the annotation as it is.
+    let (status, unchanged) = call(&app, Method::PATCH, &one, &author, Some(json!({}))).await;
+    assert_eq!(status, 200, "{unchanged}");
+    assert_eq!(unchanged["version"], 2);
     assert_eq!(snapshot().await, kept);
 
     // A triager triages through a session, with the CSRF header; without it, nothing happens.
@@ -538,7 +572,7 @@ dual_test!(ingestion_checks_every_item, |app| {
     let huge =
         format!("{{\"events\": [{{\"kind\": \"view\", \"payload\": {{\"x\": \"{}\"}}}}]}}", "a".repeat(1_100_000));
     let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
-        (app.client.post(&path).json(&too_many), 413),
+        (app.client.post(&path).json(&too_many), 422),
         (app.client.post(&path).header("content-type", "application/json").body(huge), 413),
         (app.client.post(&path).json(&json!({"events": []})), 422),
         (app.client.post(&path).json(&json!([{"kind": "view"}])), 422),
