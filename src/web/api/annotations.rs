@@ -83,6 +83,17 @@ impl ListQuery {
     }
 }
 
+/// A category filter names a category of the widget's hub (archived ones too); another is a 400
+/// rather than an empty page, as the OpenAPI document's enum says.
+pub async fn check_category_filter(state: &AppState, hub_id: i64, query: &ListQuery) -> Result<(), ApiError> {
+    let Some(slug) = &query.category else { return Ok(()) };
+    if categories::list(&state.db, hub_id, true).await?.iter().any(|c| &c.slug == slug) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("no category {slug:?} in this widget's hub")))
+    }
+}
+
 #[derive(Serialize)]
 struct Page {
     items: Vec<AnnotationJson>,
@@ -105,6 +116,7 @@ async fn list(
     let cursor = parse_cursor(query.cursor.as_deref())?;
     let mut tx = api::begin(&state.db, caller.scope(), false).await?;
     readable_widget(&mut tx, &caller, &widget.embed_key).await?;
+    check_category_filter(&state, widget.hub_id, &query).await?;
     let visible = caller.annotation_filter();
     let mut rows =
         api::list_annotations(&mut tx, widget.id, &filter, order, cursor, limit + 1, visible.as_ref()).await?;

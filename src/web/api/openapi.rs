@@ -28,8 +28,10 @@ const CURSOR: &str = r"^([0-9]{1,18}-[0-9]{1,18})?$";
 pub struct Tailor {
     /// The embed keys of the hub's live widgets.
     pub widget_keys: Vec<String>,
-    /// The slugs of the hub's live categories.
+    /// The slugs of the hub's live categories (what a write may name).
     pub categories: Vec<String>,
+    /// The slugs of all the hub's categories, archived ones too (what a filter may name).
+    pub all_categories: Vec<String>,
 }
 
 fn int64() -> Value {
@@ -139,8 +141,18 @@ pub fn document(tailor: &Tailor) -> Value {
         json!({"type": "string", "pattern": CURSOR}),
         "`next_cursor` of the previous page; empty or left out for the first page.",
     );
+    let filter_category = if tailor.all_categories.is_empty() {
+        text(Some(32))
+    } else {
+        json!({"type": "string", "enum": tailor.all_categories})
+    };
     let filters = vec![
-        param("category", "query", category_schema.clone(), "A category slug of the widget's hub."),
+        param(
+            "category",
+            "query",
+            filter_category,
+            "A category slug of the widget's hub (archived ones too); another is a 400.",
+        ),
         param("status", "query", json!({"type": "string", "enum": STATUSES}), "Triage status."),
         param("author", "query", json!({"type": "string", "enum": ["me"]}), "Only the caller's own."),
         param("created_after", "query", int64(), "Created at or after (epoch ms)."),
@@ -335,13 +347,14 @@ async fn tailor(state: &AppState, req: &HttpRequest) -> Tailor {
     let Some(token) = caller::bearer(req) else { return Tailor::default() };
     let Ok(Some(key)) = api_keys::authenticate(&state.db, &token).await else { return Tailor::default() };
     let (Ok(widgets), Ok(categories)) =
-        (widgets::list_for_hub(&state.db, key.hub_id).await, categories::list(&state.db, key.hub_id, false).await)
+        (widgets::list_for_hub(&state.db, key.hub_id).await, categories::list(&state.db, key.hub_id, true).await)
     else {
         return Tailor::default();
     };
     Tailor {
         widget_keys: widgets.into_iter().filter(|w| w.archived_at.is_none()).map(|w| w.embed_key).collect(),
-        categories: categories.into_iter().map(|c| c.slug).collect(),
+        categories: categories.iter().filter(|c| c.archived_at.is_none()).map(|c| c.slug.clone()).collect(),
+        all_categories: categories.into_iter().map(|c| c.slug).collect(),
     }
 }
 
