@@ -236,6 +236,7 @@ struct Patch {
     /// Triage: one of the statuses.
     status: Option<String>,
     /// The version the change is based on; a newer stored version answers 409.
+    #[serde(default, deserialize_with = "super::body::optional_integer")]
     version: Option<i64>,
 }
 

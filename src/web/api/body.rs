@@ -11,7 +11,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 
 use super::error::ApiError;
 use crate::web::input;
@@ -86,5 +87,47 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let body = read_body(&req, payload, MAX_JSON).await?;
             Ok(Self(parse(&body)?))
         })
+    }
+}
+
+/// An optional integer as JSON Schema reads one: `3` and also `3.0` (a number with a zero
+/// fractional part is an integer there), within the range of `i64`.
+pub fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        // The bounds are exact in f64: -2^63 and 2^63.
+        Some(f) if f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(D::Error::custom(format!("expected an integer, got {number}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Versioned {
+        #[serde(default, deserialize_with = "optional_integer")]
+        version: Option<i64>,
+    }
+
+    fn version(json: &str) -> Result<Option<i64>, String> {
+        serde_json::from_str::<Versioned>(json).map(|v| v.version).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn integers_are_read_as_json_schema_reads_them() {
+        assert_eq!(version(r#"{"version": 3}"#), Ok(Some(3)));
+        assert_eq!(version(r#"{"version": -221.0}"#), Ok(Some(-221)));
+        assert_eq!(version(r#"{"version": null}"#), Ok(None));
+        assert_eq!(version("{}"), Ok(None));
+        assert!(version(r#"{"version": 1.5}"#).is_err());
+        assert!(version(r#"{"version": 1e300}"#).is_err());
+        assert!(version(r#"{"version": "3"}"#).is_err());
     }
 }
