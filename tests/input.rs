@@ -566,3 +566,34 @@ dual_test!(ledger_csv_is_guarded_for_spreadsheets_and_exact_on_request, |app| {
     let bad = tomas.get(app.url("/hubs/checkout/ledger.csv?exact=maybe")).send().await.expect("csv");
     assert_eq!(bad.status(), 400);
 });
+
+// ---- what the HTTP parser refuses -------------------------------------------------------------
+
+/// Sends `request` as raw bytes and returns the whole answer.
+fn raw_request(port: u16, request: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    // The server may answer and close before reading everything: what it said is what counts.
+    let _ = stream.write_all(&request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+dual_test!(requests_the_http_parser_refuses_get_a_short_plain_text_answer, |app| {
+    let port = app.port;
+    let nul_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Test: a\0b\r\n\r\n".to_vec();
+    let long_query = format!("GET /hubs?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024)).into_bytes();
+    let huge_query = format!("GET /hubs?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1024 * 1024)).into_bytes();
+    for (what, request) in
+        [("NUL in a header", nul_header), ("a 70 KiB query", long_query), ("a 1 MiB query", huge_query)]
+    {
+        let answer = tokio::task::spawn_blocking(move || raw_request(port, request)).await.expect("join");
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(status_line.starts_with("HTTP/1.1 4"), "{what}: {status_line}");
+        assert!(answer.to_ascii_lowercase().contains("content-type: text/plain"), "{what}: {answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert!(body.starts_with("The request"), "{what}: {body:?}");
+    }
+});

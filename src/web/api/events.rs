@@ -221,7 +221,12 @@ async fn list(
 
 /// Mounts the event routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/widgets/{embed_key}/events").route(web::post().to(ingest)).route(web::get().to(list)));
+    cfg.service(
+        web::resource("/widgets/{embed_key}/events")
+            .route(web::post().to(ingest))
+            .route(web::get().to(list))
+            .default_service(web::to(super::unrouted)),
+    );
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A request no route took: 405 with `Allow` when the path is one of the document's with other
 /// methods (so the document and the answer cannot disagree), else 404.
-async fn unrouted(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn unrouted(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = req.path().strip_prefix("/api/v1").unwrap_or(req.path());
     match openapi::allowed_methods(path) {
         Some(allowed) => Err(ApiError::MethodNotAllowed(allowed)),
