@@ -438,11 +438,12 @@ pub async fn guard(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let mut checked = check_path(req.uri().path())
         .and_then(|()| check_urlencoded(Place::Query, req.query_string().as_bytes(), MAX_QUERY_VALUE));
-    if checked.is_ok() && is_form(&req) {
-        if let Some(body) = read_up_to(&mut req, MAX_FORM).await? {
-            checked = check_urlencoded(Place::Form, &body, usize::MAX);
-            req.set_payload(Payload::from(body));
-        }
+    if checked.is_ok()
+        && is_form(&req)
+        && let Some(body) = read_up_to(&mut req, MAX_FORM).await?
+    {
+        checked = check_urlencoded(Place::Form, &body, usize::MAX);
+        req.set_payload(Payload::from(body));
     }
     match checked {
         Ok(()) => Ok(next.call(req).await?.map_into_left_body()),

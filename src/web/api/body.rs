@@ -99,7 +99,7 @@ pub fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Op
     }
     match number.as_f64() {
         // The bounds are exact in f64: -2^63 and 2^63.
-        Some(f) if f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 => {
+        Some(f) if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) => {
             Ok(Some(f as i64))
         }
         _ => Err(D::Error::custom(format!("expected an integer, got {number}"))),
