@@ -1,4 +1,5 @@
-//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `ledger verify`, `demo-host`.
+//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `api-key create`, `ledger verify`,
+//! `demo-host`.
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Governance ledger tools.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Data API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Write a consistent copy of the SQLite database to PATH, safe while the server runs.
     Backup { path: std::path::PathBuf },
     /// Replace the SQLite database with the backup at PATH (stop the server first).
@@ -81,5 +85,19 @@ pub enum LedgerCommand {
     Verify {
         #[arg(long)]
         hub: Option<String>,
+    },
+}
+
+/// `ihf api-key …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Make an API key for HUB as the operator BY (as the settings page does) and print it; it
+    /// is shown only this once. Scripts (and CI's schemathesis run) use it.
+    Create {
+        hub_slug: String,
+        name: String,
+        /// The handle of the operator the key acts as (a site administrator will do).
+        #[arg(long)]
+        by: String,
     },
 }

@@ -24,6 +24,10 @@ pub enum AppError {
     /// The request itself is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is well-formed but what it carries cannot be accepted (e.g. a NUL character
+    /// in a form field); the message names the field.
+    #[error("{0}")]
+    Invalid(String),
     /// Someone changed it first, or it clashes with something that exists.
     #[error("{0}")]
     Conflict(String),
@@ -68,6 +72,7 @@ impl AppError {
             Self::Unauthorized => "Sign in required",
             Self::Forbidden => "No access",
             Self::BadRequest(_) => "Bad request",
+            Self::Invalid(_) => "Check what you sent",
             Self::Conflict(_) => "Changed by someone else",
             Self::TooManyRequests(_) => "Slow down",
             Self::Overloaded(_) => "Busy",
@@ -108,6 +113,7 @@ impl ResponseError for AppError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,

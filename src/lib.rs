@@ -129,6 +129,7 @@ impl Application {
                 .app_data(state.clone())
                 .configure(web::extractor_config)
                 .wrap(from_fn(auth::middleware::sessions_and_csrf))
+                .wrap(from_fn(web::input::guard))
                 .wrap(from_fn(web::errors::render_errors))
                 .wrap(web::security::headers())
                 .wrap(from_fn(web::security::frame_options))

@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ihf::cli::{Cli, Command, LedgerCommand, UserCommand};
+use ihf::cli::{ApiKeyCommand, Cli, Command, LedgerCommand, UserCommand};
 use ihf::db::{self, Db};
 use ihf::{Application, Config, auth, demo, telemetry};
 
@@ -48,6 +48,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(command) => user(&connect(&config).await?, command).await,
+        Command::ApiKey(ApiKeyCommand::Create { hub_slug, name, by }) => {
+            let db = connect(&config).await?;
+            let hub = db::hubs::by_slug(&db, &hub_slug).await.map_err(|_| anyhow::anyhow!("no hub {hub_slug:?}"))?;
+            let actor =
+                db::actors::by_handle(&db, &by).await.map_err(|_| anyhow::anyhow!("no person with handle {by:?}"))?;
+            let viewer = auth::Viewer {
+                actor_id: Some(actor.id),
+                handle: actor.handle.clone(),
+                display_name: actor.display_name.clone(),
+                is_admin: actor.is_admin == 1,
+            };
+            let access = auth::policy::HubAccess::load(&db, &viewer, hub.id).await?;
+            if !access.can_manage() {
+                anyhow::bail!("{by} is not an operator of {hub_slug}: the key would not work");
+            }
+            let (_, key) = db::api_keys::create(&db, hub.id, &name, actor.id).await?;
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DemoHost { listen, server } => {
             let server = server.unwrap_or_else(|| format!("http://{}", config.bind));
             ihf::demo_host::run(connect(&config).await?, listen, server).await?;

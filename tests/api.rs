@@ -194,6 +194,144 @@ dual_test!(api_keys_are_made_by_operators_shown_once_and_revoked_at_once, |app| 
     assert_eq!(call(&app, Method::GET, "/api/v1/widgets", "ihf_made-up", None).await.0, 401);
 });
 
+dual_test!(the_document_and_the_answers_agree_on_the_edges, |app| {
+    app.seed_demo().await;
+    let (_, hub, key, _) = widget(&app, "cart-summary").await;
+    let bearer = api_key(&app, hub, "olga").await;
+    let annotations = format!("/api/v1/widgets/{key}/annotations");
+    let made = create(&app, &key, &bearer, "Edges of the document.").await;
+    let one = format!("{annotations}/{}", made["id"]);
+
+    // Methods a path does not list: 405 with the methods it does.
+    for (path, allow) in [
+        ("/api/v1/widgets".to_owned(), "GET"),
+        (annotations.clone(), "GET, POST"),
+        (one.clone(), "GET, PATCH, DELETE"),
+        (format!("/api/v1/widgets/{key}/events"), "GET, POST"),
+        ("/api/v1/openapi.json".to_owned(), "GET"),
+    ] {
+        for method in ["TRACE", "PUT"] {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let response =
+                app.client.request(method.clone(), app.url(&path)).bearer_auth(&bearer).send().await.expect("request");
+            assert_eq!(response.status(), 405, "{method} {path}");
+            let allowed = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let mut allowed: Vec<&str> = allowed.split(", ").collect();
+            let mut want: Vec<&str> = allow.split(", ").collect();
+            allowed.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(allowed, want, "{method} {path}");
+            let error: Value = response.json().await.expect("JSON error");
+            assert_eq!(error["error"], "method_not_allowed");
+        }
+    }
+    assert_eq!(call(&app, Method::GET, "/api/v1/no/such/route", &bearer, None).await.0, 404);
+
+    // An empty cursor is the first page.
+    let (status, first) = call(&app, Method::GET, &format!("{annotations}?cursor="), &bearer, None).await;
+    assert_eq!(status, 200, "{first}");
+    // A PATCH without Content-Type is read as JSON; another type is a 415.
+    let response = app
+        .client
+        .patch(app.url(&one))
+        .bearer_auth(&bearer)
+        .body(r#"{"status": "triaged"}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    let response = app
+        .client
+        .patch(app.url(&one))
+        .bearer_auth(&bearer)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"status": "new"}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 415);
+    // `null` is documented where it is accepted; a version may be written 2.0.
+    let (status, patched) =
+        call(&app, Method::PATCH, &one, &bearer, Some(json!({"body": null, "category": null, "version": 2.0}))).await;
+    assert_eq!(status, 200, "{patched}");
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &annotations,
+        &bearer,
+        Some(json!({"body": "With nulls.", "category": null, "idempotency_key": null})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // An unknown category filter is a 400, not an empty page.
+    let (status, _) = call(&app, Method::GET, &format!("{annotations}?category=nonsense"), &bearer, None).await;
+    assert_eq!(status, 400);
+
+    // Read with the key, the document names its hub's widgets and categories, nothing else.
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("doc")
+        .json()
+        .await
+        .expect("json");
+    let keys: Vec<String> = doc["paths"]["/widgets/{embed_key}"]["get"]["parameters"][0]["schema"]["enum"]
+        .as_array()
+        .expect("an enum of embed keys")
+        .iter()
+        .map(|k| k.as_str().expect("key").to_owned())
+        .collect();
+    let hub_keys: Vec<String> =
+        sqlx::query_scalar("SELECT embed_key FROM widgets WHERE hub_id = $1 AND archived_at IS NULL")
+            .bind(hub)
+            .fetch_all(app.db.reader())
+            .await
+            .expect("keys");
+    let (mut got, mut want) = (keys.clone(), hub_keys);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let categories = &doc["components"]["schemas"]["NewAnnotation"]["properties"]["category"]["enum"];
+    assert!(categories.as_array().expect("categories").contains(&json!("friction")), "{categories}");
+    // Without a key it stays general.
+    let plain: Value = app.get("/api/v1/openapi.json").await.json().await.expect("json");
+    assert!(plain["paths"]["/widgets/{embed_key}"]["get"]["parameters"][0]["schema"].get("enum").is_none());
+});
+
+dual_test!(an_api_key_stops_when_its_maker_loses_the_operator_role, |app| {
+    let logins = app.seed_demo().await;
+    let (_, hub, key, _) = widget(&app, "cart-summary").await;
+    let tomas = actor(&app, "tomas").await;
+    // tomas is made an operator, makes a key, and is then demoted, removed, restored.
+    ihf::db::actors::grant(&app.db, hub, tomas, "operator").await.expect("grant");
+    let bearer = api_key(&app, hub, "tomas").await;
+    let members = format!("/api/v1/widgets/{key}/annotations");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 200);
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let page = || async {
+        olga.get(app.url("/hubs/checkout/settings/api-keys")).send().await.expect("page").text().await.expect("body")
+    };
+
+    ihf::db::actors::grant(&app.db, hub, tomas, "triager").await.expect("demote");
+    let (status, error) = call(&app, Method::GET, &members, &bearer, None).await;
+    assert_eq!(status, 401, "a demoted maker's key no longer authenticates: {error}");
+    assert_eq!(call(&app, Method::GET, "/api/v1/widgets", &bearer, None).await.0, 401, "not even for public widgets");
+    assert!(page().await.contains("suspended: its maker is no longer an operator"));
+
+    ihf::db::actors::grant(&app.db, hub, tomas, "operator").await.expect("restore");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 200);
+    assert!(!page().await.contains("suspended"));
+
+    ihf::db::actors::revoke(&app.db, hub, tomas).await.expect("remove");
+    assert_eq!(call(&app, Method::GET, &members, &bearer, None).await.0, 401, "a removed maker's key stops");
+    // A site administrator's key does not depend on a hub role.
+    let admin_key = api_key(&app, hub, "admin").await;
+    assert_eq!(call(&app, Method::GET, &members, &admin_key, None).await.0, 200);
+});
+
 dual_test!(listings_filter_order_and_page_like_the_database, |app| {
     app.seed_demo().await;
     let (widget_id, hub, key, _) = widget(&app, "cart-summary").await;
@@ -372,7 +510,10 @@ dual_test!(writes_follow_the_rules, |app| {
     assert_eq!(call(&app, Method::PATCH, &one, &other, Some(json!({"body": "hijacked"}))).await.0, 403);
     assert_eq!(call(&app, Method::DELETE, &one, &other, None).await.0, 403);
     assert_eq!(call(&app, Method::PATCH, &one, &author, Some(json!({"status": "dismissed"}))).await.0, 403);
-    assert_eq!(call(&app, Method::PATCH, &one, &author, Some(json!({}))).await.0, 422);
+    // Nothing to change is a no-op answered with the annotation as it is.
+    let (status, unchanged) = call(&app, Method::PATCH, &one, &author, Some(json!({}))).await;
+    assert_eq!(status, 200, "{unchanged}");
+    assert_eq!(unchanged["version"], 2);
     assert_eq!(snapshot().await, kept);
 
     // A triager triages through a session, with the CSRF header; without it, nothing happens.
@@ -538,7 +679,7 @@ dual_test!(ingestion_checks_every_item, |app| {
     let huge =
         format!("{{\"events\": [{{\"kind\": \"view\", \"payload\": {{\"x\": \"{}\"}}}}]}}", "a".repeat(1_100_000));
     let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
-        (app.client.post(&path).json(&too_many), 413),
+        (app.client.post(&path).json(&too_many), 422),
         (app.client.post(&path).header("content-type", "application/json").body(huge), 413),
         (app.client.post(&path).json(&json!({"events": []})), 422),
         (app.client.post(&path).json(&json!([{"kind": "view"}])), 422),

@@ -148,6 +148,13 @@ pub fn embed_key_can_send_events(widget: &Widget) -> bool {
     widget.archived_at.is_none()
 }
 
+/// Whether every member of the widget's hub reads its annotations (`public` and `members`
+/// widgets). Text of an annotation that is not must never be copied into what every member
+/// reads: candidates, the ledger and its exports.
+pub fn every_member_reads(widget: &Widget) -> bool {
+    matches!(widget.policy_scope.as_str(), "public" | "members")
+}
+
 /// Site administrators create and archive hubs.
 pub fn can_manage_hubs(viewer: &Viewer) -> bool {
     viewer.is_signed_in() && viewer.is_admin

@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::web::access;
 use crate::web::chrome::Chrome;
 use crate::web::format::iso;
+use crate::web::input;
 use crate::web::render::{self, Htmx};
 
 /// Rows per page, and so per chunk of the body.
@@ -66,6 +67,8 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 /// dates are a 400 that says which.
 async fn resolve(state: &AppState, hub: &Hub, query: &ExportQuery) -> Result<AnnotationFilter, AppError> {
     let mut filter = AnnotationFilter::default();
+    input::slug_filter("widget", query.widget.as_deref())?;
+    input::slug_filter("category", query.category.as_deref())?;
     if let Some(slug) = non_empty(&query.widget) {
         filter.widget_id = match widgets::by_slug(&state.db, hub.id, slug).await {
             Ok(widget) => Some(widget.id),
@@ -85,7 +88,7 @@ async fn resolve(state: &AppState, hub: &Hub, query: &ExportQuery) -> Result<Ann
         }
         filter.status = Some(status.to_owned());
     }
-    filter.text = non_empty(&query.q).map(str::to_owned);
+    filter.text = Some(input::search(query.q.as_deref())?).filter(|q| !q.is_empty());
     let date =
         |raw: &str| day_start_ms(raw).ok_or_else(|| AppError::BadRequest(format!("{raw} is not a date (YYYY-MM-DD)")));
     if let Some(from) = non_empty(&query.from) {

@@ -23,6 +23,7 @@ use crate::db::ledger::{self, ChainVerdict, LedgerEntry};
 use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
+use crate::web::input;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -153,7 +154,7 @@ impl ListQuery {
             None | Some("") | Some("all") => None,
             Some(name) => Some(Status::parse(name).ok_or_else(|| AppError::BadRequest("unknown status".into()))?),
         };
-        Ok((status, self.q.as_deref().unwrap_or_default().trim().to_owned()))
+        Ok((status, input::search(self.q.as_deref())?))
     }
 }
 
@@ -490,7 +491,7 @@ async fn show_candidate(
     let (hub, hub_access) = access::member_hub(&state, &slug, &chrome.viewer).await?;
     let CandidateQuery { q, remove } = query.into_inner();
     let forms = Forms {
-        picker_query: q.unwrap_or_default(),
+        picker_query: input::search(q.as_deref())?,
         remove: remove.filter(|_| hub_access.can_propose()).map(|annotation_id| RemoveForm {
             annotation_id,
             reason: String::new(),
@@ -559,13 +560,13 @@ async fn evidence_search(
     let (slug, id) = path.into_inner();
     let (hub, _, _) = proposer(&state, &slug, &chrome.viewer).await?;
     candidate_in(&state, &hub, &chrome.viewer, id).await?;
-    let results =
-        candidates::evidence_candidates(&state.db, &chrome.viewer, hub.id, id, &query.q, PICKER_LIMIT).await?;
+    let q = input::search(Some(&query.q))?;
+    let results = candidates::evidence_candidates(&state.db, &chrome.viewer, hub.id, id, &q, PICKER_LIMIT).await?;
     render::fragment(&PickerResults {
         hub_slug: hub.slug,
         candidate_id: id,
         csrf_token: chrome.csrf_token,
-        query: query.into_inner().q,
+        query: q,
         results,
     })
 }
@@ -825,7 +826,11 @@ pub const EXPORT_COLUMNS: [&str; 11] = [
 #[derive(Debug, Clone, Copy)]
 enum Format {
     JsonLines,
-    Csv,
+    /// `exact`: every field as stored, for re-verifying the chain; otherwise a field a
+    /// spreadsheet would run as a formula is prefixed with `'`.
+    Csv {
+        exact: bool,
+    },
 }
 
 impl Format {
@@ -836,7 +841,8 @@ impl Format {
                 out.push_str(&serde_json::to_string(entry).unwrap_or_default());
                 out.push('\n');
             }
-            Self::Csv => {
+            Self::Csv { exact } => {
+                let csv_field = |value: &str| if exact { csv_field(value) } else { spreadsheet_field(value) };
                 let fields = [
                     entry.id.to_string(),
                     entry.hub_id.to_string(),
@@ -866,13 +872,25 @@ fn csv_field(value: &str) -> String {
     }
 }
 
+/// [`csv_field`], and a field that starts with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// is prefixed with `'` (and quoted) so a spreadsheet shows the text instead of running it, as
+/// in the annotations export. Such a field no longer hashes as stored: re-verify with
+/// `?exact=1` or the JSON Lines export.
+fn spreadsheet_field(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("\"'{}\"", value.replace('"', "\"\""))
+    } else {
+        csv_field(value)
+    }
+}
+
 /// Streams a hub's chain page by page, so memory stays flat however long the chain is.
 async fn export(state: &AppState, slug: &str, viewer: &Viewer, format: Format) -> Result<HttpResponse, AppError> {
     let (hub, _) = access::member_hub(state, slug, viewer).await?;
     let (db, hub_id, actor) = (state.db.clone(), hub.id, viewer.actor_id);
     let header = match format {
         Format::JsonLines => String::new(),
-        Format::Csv => format!("{}\r\n", EXPORT_COLUMNS.join(",")),
+        Format::Csv { .. } => format!("{}\r\n", EXPORT_COLUMNS.join(",")),
     };
     let pages = futures_util::stream::try_unfold(Some(0_i64), move |after| {
         let db = db.clone();
@@ -897,7 +915,7 @@ async fn export(state: &AppState, slug: &str, viewer: &Viewer, format: Format) -
     );
     let (content_type, extension) = match format {
         Format::JsonLines => ("application/jsonl; charset=utf-8", "jsonl"),
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Csv { .. } => ("text/csv; charset=utf-8", "csv"),
     };
     let disposition = format!("attachment; filename=\"{}-ledger.{extension}\"", hub.slug);
     Ok(HttpResponse::Ok()
@@ -916,13 +934,25 @@ async fn export_jsonl(
     export(&state, &path, &chrome.viewer, Format::JsonLines).await
 }
 
+#[derive(Deserialize)]
+struct CsvQuery {
+    /// `1` (or `true`): the fields exactly as stored, without the spreadsheet guard.
+    exact: Option<String>,
+}
+
 #[get("/hubs/{hub_slug}/ledger.csv")]
 async fn export_csv(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<CsvQuery>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    export(&state, &path, &chrome.viewer, Format::Csv).await
+    let exact = match query.exact.as_deref() {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(AppError::BadRequest("exact is 1 or 0".into())),
+    };
+    export(&state, &path, &chrome.viewer, Format::Csv { exact }).await
 }
 
 /// Mounts the ledger pages, their regions, forms and exports.
@@ -953,6 +983,17 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\"\nthere"), "\"say \"\"hi\"\"\nthere\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"=HYPERLINK(\"\"x\"\")\"");
+    }
+
+    #[test]
+    fn spreadsheet_fields_do_not_run_as_formulas() {
+        assert_eq!(spreadsheet_field("plain"), "plain");
+        assert_eq!(spreadsheet_field("a,b"), "\"a,b\"");
+        assert_eq!(spreadsheet_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for start in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(spreadsheet_field(start).starts_with("\"'"), "{start:?}");
+        }
     }
 
     #[test]

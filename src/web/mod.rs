@@ -14,6 +14,7 @@ pub mod format;
 pub mod health;
 pub mod hubs;
 pub mod inbox;
+pub mod input;
 pub mod ledger;
 pub mod login;
 pub mod markup;

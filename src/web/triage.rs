@@ -32,6 +32,7 @@ use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::format::urlencode;
+use crate::web::input;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
 
@@ -92,7 +93,9 @@ impl Filter {
             }
         };
         let (from_ms, until_ms) = (day(&from)?, day(&to)?.map(|t| t + DAY_MS));
-        let (widget, category, q) = (clean(params.widget), clean(params.category), clean(params.q));
+        let widget = input::slug_filter("widget", params.widget.as_deref())?;
+        let category = input::slug_filter("category", params.category.as_deref())?;
+        let q = input::search(params.q.as_deref())?;
         let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
         let store = QueueFilter {
             status: (status != "all").then(|| status.clone()),

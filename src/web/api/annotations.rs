@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 
+use super::body::Json;
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
 use super::{AnnotationJson, parse_cursor, parse_limit, path_widget, readable_widget};
@@ -82,6 +83,17 @@ impl ListQuery {
     }
 }
 
+/// A category filter names a category of the widget's hub (archived ones too); another is a 400
+/// rather than an empty page, as the OpenAPI document's enum says.
+pub async fn check_category_filter(state: &AppState, hub_id: i64, query: &ListQuery) -> Result<(), ApiError> {
+    let Some(slug) = &query.category else { return Ok(()) };
+    if categories::list(&state.db, hub_id, true).await?.iter().any(|c| &c.slug == slug) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("no category {slug:?} in this widget's hub")))
+    }
+}
+
 #[derive(Serialize)]
 struct Page {
     items: Vec<AnnotationJson>,
@@ -104,6 +116,7 @@ async fn list(
     let cursor = parse_cursor(query.cursor.as_deref())?;
     let mut tx = api::begin(&state.db, caller.scope(), false).await?;
     readable_widget(&mut tx, &caller, &widget.embed_key).await?;
+    check_category_filter(&state, widget.hub_id, &query).await?;
     let visible = caller.annotation_filter();
     let mut rows =
         api::list_annotations(&mut tx, widget.id, &filter, order, cursor, limit + 1, visible.as_ref()).await?;
@@ -132,13 +145,13 @@ async fn create(
     state: web::Data<AppState>,
     path: web::Path<String>,
     caller: Caller,
-    input: web::Json<NewBody>,
+    input: Json<NewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut caller = caller;
     caller.require()?;
     let widget = path_widget(&state, &caller, &path).await?;
     let body = check_body(&input.body)?;
-    if input.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 100) {
+    if input.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.chars().count() > 100) {
         return Err(ApiError::Invalid("idempotency_key must be 1 to 100 characters".into()));
     }
     let (category_id, _) = category_id(&state, widget.hub_id, input.category.as_deref())
@@ -223,6 +236,7 @@ struct Patch {
     /// Triage: one of the statuses.
     status: Option<String>,
     /// The version the change is based on; a newer stored version answers 409.
+    #[serde(default, deserialize_with = "super::body::optional_integer")]
     version: Option<i64>,
 }
 
@@ -231,14 +245,11 @@ async fn update(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     caller: Caller,
-    input: web::Json<Patch>,
+    input: Json<Patch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require()?;
     let (key, id) = path.into_inner();
     let widget = path_widget(&state, &caller, &key).await?;
-    if input.body.is_none() && input.category.is_none() && input.status.is_none() {
-        return Err(ApiError::Invalid("nothing to change: send body, category or status".into()));
-    }
     let mut tx = api::begin(&state.db, caller.scope(), true).await?;
     let current = api::get_annotation(&mut tx, widget.id, id, caller.annotation_filter().as_ref())
         .await?
@@ -272,7 +283,10 @@ async fn update(
     if input.version.is_some_and(|v| v != current.version) {
         return Err(StoreError::Stale.into());
     }
-    api::update_annotation(&mut tx, &current, &changes, caller.actor_id()).await?;
+    // Nothing to change (`{}`, or only `version`) is a no-op that answers the current state.
+    if changes.body.is_some() || changes.status.is_some() || changes.category.is_some() {
+        api::update_annotation(&mut tx, &current, &changes, caller.actor_id()).await?;
+    }
     let row = api::get_annotation(&mut tx, widget.id, id, None).await?.ok_or(ApiError::NotFound("annotation"))?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(AnnotationJson::new(&row, caller.actor_id())))

@@ -22,6 +22,11 @@ pub enum ApiError {
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The methods the path allows, for `Allow`.
+    #[error("this path allows {0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Invalid(String),
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
@@ -49,6 +54,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Invalid(_) => "invalid",
             Self::RateLimited(_) => "rate_limited",
             Self::Overloaded(_) | Self::Unavailable(_) => "unavailable",
@@ -93,6 +100,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -116,6 +125,9 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized(_) => {
                 response.insert_header(("WWW-Authenticate", "Bearer realm=\"ihf\""));
+            }
+            Self::MethodNotAllowed(allowed) => {
+                response.insert_header(("Allow", allowed.clone()));
             }
             _ => {}
         }

@@ -1,13 +1,12 @@
 //! Interaction events of a widget: batch ingestion (`POST`, the widget's embed key is its public
 //! write key) and reads for hub members (`GET`).
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::body;
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
 use super::{parse_cursor, parse_limit, path_widget, readable_widget};
@@ -17,6 +16,7 @@ use crate::db::annotations::Cursor;
 use crate::db::api;
 use crate::db::events::{KINDS, NewEvent};
 use crate::db::now_ms;
+use crate::web::input;
 
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 500;
@@ -55,6 +55,9 @@ struct Item<'a> {
 /// Checks one item of a batch; `now` is the server's time. Returns the kind, the time and the
 /// payload's JSON text.
 fn check_item(item: &RawValue, now: i64) -> Result<(&'static str, i64, String), String> {
+    // NUL and lone surrogates in any key or value (PostgreSQL's jsonb refuses both) reject the
+    // event, named by its path, e.g. `payload.label`.
+    input::check_json(item.get().as_bytes()).map_err(|refusal| refusal.to_string())?;
     let item: Item = serde_json::from_str(item.get()).map_err(|e| {
         if item.get().starts_with('{') {
             format!("not a valid event: {e}")
@@ -96,24 +99,6 @@ struct Batch<'a> {
     events: Vec<&'a RawValue>,
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 async fn ingest(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -127,7 +112,8 @@ async fn ingest(
     }
     let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     state.ingest_limits.check(&widget.embed_key, &ip).map_err(ApiError::RateLimited)?;
-    let body = read_body(&req, payload, MAX_BODY).await?;
+    body::check_content_type(&req)?;
+    let body = body::read_body(&req, payload.into_inner(), MAX_BODY).await?;
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::Invalid(format!("send {{\"events\": [ … ]}}: {e}"))
@@ -136,7 +122,7 @@ async fn ingest(
         }
     })?;
     if batch.events.len() > MAX_BATCH {
-        return Err(ApiError::TooLarge(format!("at most {MAX_BATCH} events per batch (got {})", batch.events.len())));
+        return Err(ApiError::Invalid(format!("at most {MAX_BATCH} events per batch (got {})", batch.events.len())));
     }
     if batch.events.is_empty() {
         return Err(ApiError::Invalid("the batch has no events".into()));
@@ -235,7 +221,12 @@ async fn list(
 
 /// Mounts the event routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/widgets/{embed_key}/events").route(web::post().to(ingest)).route(web::get().to(list)));
+    cfg.service(
+        web::resource("/widgets/{embed_key}/events")
+            .route(web::post().to(ingest))
+            .route(web::get().to(list))
+            .default_service(web::to(super::unrouted)),
+    );
 }
 
 #[cfg(test)]

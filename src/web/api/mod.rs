@@ -7,6 +7,7 @@
 //! key. Errors are `{"error", "message"}` JSON. `openapi.json` documents every route.
 
 pub mod annotations;
+pub mod body;
 pub mod caller;
 pub mod cors;
 pub mod error;
@@ -16,7 +17,6 @@ pub mod openapi;
 pub mod stream;
 pub mod widgets;
 
-use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -33,7 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(from_fn(cors::cors))
-            .app_data(web::JsonConfig::default().limit(32 * 1024).error_handler(json_error))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .configure(openapi::configure)
@@ -42,23 +41,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(stream::configure)
             .configure(annotations::configure)
             .configure(events::configure)
-            .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::NotFound("route")) })),
+            .default_service(web::to(unrouted)),
     );
 }
 
-/// Body errors: too large → 413, not JSON → 400, JSON of the wrong shape → 422.
-pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    match error {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::TooLarge(format!("the body is larger than {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::BadRequest("send a JSON body with Content-Type: application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Invalid(format!("the body does not fit: {e}")),
-        other => ApiError::BadRequest(format!("the body is not valid JSON: {other}")),
+/// A request no route took: 405 with `Allow` when the path is one of the document's with other
+/// methods (so the document and the answer cannot disagree), else 404.
+pub async fn unrouted(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path = req.path().strip_prefix("/api/v1").unwrap_or(req.path());
+    match openapi::allowed_methods(path) {
+        Some(allowed) => Err(ApiError::MethodNotAllowed(allowed)),
+        None => Err(ApiError::NotFound("route")),
     }
-    .into()
 }
 
 /// The widget the embed key in the path names, if the caller's credential may address it.
@@ -80,7 +74,11 @@ pub async fn readable_widget(tx: &mut Tx, caller: &Caller, embed_key: &str) -> R
 
 /// Parses a pagination cursor (`<ms>-<id>`).
 pub fn parse_cursor(param: Option<&str>) -> Result<Option<Cursor>, ApiError> {
-    param.map(|p| Cursor::parse(p).ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))).transpose()
+    // An empty cursor is the first page (as a client that sends back a null `next_cursor` does).
+    param
+        .filter(|p| !p.is_empty())
+        .map(|p| Cursor::parse(p).ok_or_else(|| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()
 }
 
 /// A page size: 1 to 200, 50 when not given.

@@ -133,6 +133,7 @@ async fn stream(
     let mut tx = api::begin(&state.db, caller.scope(), false).await?;
     readable_widget(&mut tx, &caller, &widget.embed_key).await?;
     tx.commit().await?;
+    super::annotations::check_category_filter(&state, widget.hub_id, &query).await?;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     let (sender, receiver) = mpsc::channel(64);
     // Counted with the live streams: the same limits per IP and in total.

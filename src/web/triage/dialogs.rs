@@ -10,11 +10,13 @@ use super::actions::{Answer, actor};
 use super::undo::UndoToken;
 use super::{Filter, FilterParams, excerpt, triage_hub};
 use crate::AppState;
+use crate::auth::policy;
 use crate::db::hubs::Hub;
 use crate::db::triage::{self, HistoryEntry, OpenCandidate, Promotion, Target, TriageError, TriageRow};
-use crate::db::{StoreError, now_ms};
+use crate::db::{StoreError, now_ms, widgets};
 use crate::error::AppError;
 use crate::web::chrome::Chrome;
+use crate::web::input;
 use crate::web::render::{self, Htmx};
 
 /// Rows the duplicate picker offers.
@@ -67,7 +69,7 @@ async fn duplicate_dialog(
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
     let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
-    let q = query.q.clone().unwrap_or_default();
+    let q = input::search(query.q.as_deref())?;
     let (row, results) = tokio::try_join!(
         triage::row(&state.db, &access, hub.id, id),
         triage::search(&state.db, &access, hub.id, &q, id, PICKER_ROWS),
@@ -90,6 +92,9 @@ struct PromoteDialog {
     title_error: Option<String>,
     candidate_error: Option<String>,
     error: Option<String>,
+    /// The annotation is not read by every member of the hub (a `private` widget): its text is
+    /// not offered as the candidate's, which every member reads.
+    private: bool,
 }
 
 impl PromoteDialog {
@@ -109,18 +114,22 @@ async fn promote_dialog(
     let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
     let (row, candidates) =
         tokio::try_join!(triage::row(&state.db, &access, hub.id, id), triage::open_candidates(&state.db, hub.id))?;
+    let private = is_private(&state, &row).await?;
+    // Every member reads a candidate: only text every member may read is offered as its own.
+    let (title, statement) = if private { Default::default() } else { (excerpt(&row.body, 80), row.body.clone()) };
     let dialog = PromoteDialog {
         hub_slug: hub.slug,
         version: query.version,
         target: "new".into(),
-        title: excerpt(&row.body, 80),
-        statement: row.body.clone(),
+        title,
+        statement,
         row,
         candidate_id: None,
         candidates,
         title_error: None,
         candidate_error: None,
         error: None,
+        private,
     };
     render::fragment(&dialog)
 }
@@ -141,6 +150,22 @@ struct PromoteForm {
 /// The longest candidate title (the schema's limit).
 const TITLE_MAX: usize = 200;
 
+/// Whether the annotation of `row` is one that not every member of the hub reads.
+async fn is_private(state: &AppState, row: &TriageRow) -> Result<bool, AppError> {
+    Ok(!policy::every_member_reads(&widgets::by_id(&state.db, row.widget_id).await?))
+}
+
+/// Whether `text` carries the annotation's own words: all of it, or the excerpt the dialog
+/// used to offer as a title.
+fn quotes(body: &str, text: &str) -> bool {
+    let body = body.trim();
+    let text = text.trim();
+    !body.is_empty() && !text.is_empty() && (text.contains(body) || text == excerpt(body, 80))
+}
+
+const PRIVATE_TEXT: &str = "This annotation is on a private widget, and every member of the hub reads candidates \
+     and the ledger: write the title and statement in your own words, without its text.";
+
 #[post("/hubs/{hub_slug}/triage/annotations/{id}/promote")]
 async fn promote(
     state: web::Data<AppState>,
@@ -156,7 +181,15 @@ async fn promote(
     let candidate_id = form.candidate_id.as_deref().filter(|v| !v.is_empty()).and_then(|v| v.parse::<i64>().ok());
     let mut title_error = None;
     let mut candidate_error = None;
+    let current = triage::row(&state.db, &access, hub.id, id).await?;
+    let private = is_private(&state, &current).await?;
+    let statement = form.statement.trim();
     let promotion = match form.target.as_str() {
+        // A crafted form (or an old dialog) cannot copy private text into a hub-wide record.
+        "new" if private && (quotes(&current.body, &title) || quotes(&current.body, statement)) => {
+            title_error = Some(PRIVATE_TEXT.to_owned());
+            None
+        }
         "new" if title.is_empty() => {
             title_error = Some("Give the candidate a title.".to_owned());
             None
@@ -165,7 +198,7 @@ async fn promote(
             title_error = Some(format!("Keep the title under {TITLE_MAX} characters."));
             None
         }
-        "new" => Some(Promotion::New { title: &title, statement: form.statement.trim() }),
+        "new" => Some(Promotion::New { title: &title, statement }),
         "existing" => match candidate_id {
             Some(candidate_id) => Some(Promotion::Existing { candidate_id }),
             None => {
@@ -221,6 +254,7 @@ async fn promote(
         title_error,
         candidate_error,
         error,
+        private,
     };
     Ok(render::html(StatusCode::UNPROCESSABLE_ENTITY, dialog.render()?))
 }

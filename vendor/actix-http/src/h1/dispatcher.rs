@@ -199,7 +199,8 @@ pin_project! {
 enum DispatcherMessage {
     Item(Request),
     Upgrade(Request),
-    Error(Response<()>),
+    /// An answer the dispatcher makes itself, with a short plain-text body (IHF patch 2).
+    Error(Response<()>, &'static str),
 }
 
 pin_project! {
@@ -628,11 +629,15 @@ where
                     }
 
                     // handle error message
-                    Some(DispatcherMessage::Error(res)) => {
+                    Some(DispatcherMessage::Error(mut res, message)) => {
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
+                        res.headers_mut().insert(
+                            crate::header::CONTENT_TYPE,
+                            crate::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+                        );
+                        self.as_mut().send_error_response(res, BoxBody::new(message))?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -982,6 +987,7 @@ where
                                 this.flags.insert(Flags::READ_DISCONNECT);
                                 this.messages.push_back(DispatcherMessage::Error(
                                     Response::internal_server_error().drop_body(),
+                                    "The server could not handle this request.\n",
                                 ));
                                 *this.error = Some(DispatchError::InternalError);
                                 break;
@@ -997,6 +1003,7 @@ where
                                 this.flags.insert(Flags::READ_DISCONNECT);
                                 this.messages.push_back(DispatcherMessage::Error(
                                     Response::internal_server_error().drop_body(),
+                                    "The server could not handle this request.\n",
                                 ));
                                 *this.error = Some(DispatchError::InternalError);
                                 break;
@@ -1026,10 +1033,10 @@ where
 
                     // request heads that overflow buffer size return a 431 error
                     this.messages
-                        .push_back(DispatcherMessage::Error(Response::with_body(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            (),
-                        )));
+                        .push_back(DispatcherMessage::Error(
+                            Response::with_body(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ()),
+                            "The request line or its headers are too large.\n",
+                        ));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
                     *this.error = Some(ParseError::TooLarge.into());
@@ -1047,6 +1054,8 @@ where
                     // malformed requests should be responded with 400
                     this.messages.push_back(DispatcherMessage::Error(
                         Response::bad_request().drop_body(),
+                        "The request could not be parsed: a malformed request line or header (e.g. a \
+                         control character such as NUL in a header, or an address over 64 KiB).\n",
                     ));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
