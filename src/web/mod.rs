@@ -15,6 +15,7 @@ pub mod health;
 pub mod hubs;
 pub mod inbox;
 pub mod ledger;
+pub mod ledger_proofs;
 pub mod login;
 pub mod markup;
 pub mod region;
