@@ -152,7 +152,8 @@ pub async fn append_chain_only(
     entry: &NewEntry<'_>,
 ) -> Result<LedgerEntry, StoreError> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT id FROM hubs WHERE id = $1 FOR UPDATE").bind(entry.hub_id).execute(&mut **tx).await?;
+        let sql = format!("SELECT id FROM hubs WHERE id = $1{}", ledger_tree::HUB_APPEND_LOCK);
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(entry.hub_id).execute(&mut **tx).await?;
     }
     insert(tx, entry).await
 }

@@ -243,6 +243,12 @@ pub async fn sign_checkpoint(
     Ok(stored)
 }
 
+/// The row lock that queues a hub's appends on PostgreSQL. `FOR NO KEY UPDATE`, not `FOR
+/// UPDATE`: the foreign-key checks of the rows written before the append in the same
+/// transaction (a candidate, its evidence) hold `FOR KEY SHARE` on the hub, which `FOR UPDATE`
+/// waits for, so two concurrent proposals in one hub deadlocked.
+pub const HUB_APPEND_LOCK: &str = " FOR NO KEY UPDATE";
+
 /// What an append needs to know about its hub before writing: its slug (for the origin) and
 /// the log identity. On PostgreSQL the hub row is locked, so appends to one hub queue up.
 pub async fn prepare_append(
@@ -250,7 +256,7 @@ pub async fn prepare_append(
     backend: Backend,
     hub_id: i64,
 ) -> Result<(String, LogIdentity), StoreError> {
-    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let lock = if backend == Backend::Postgres { HUB_APPEND_LOCK } else { "" };
     let slug: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT slug FROM hubs WHERE id = $1{lock}")))
         .bind(hub_id)
         .fetch_one(&mut **tx)
