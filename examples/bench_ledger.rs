@@ -131,7 +131,8 @@ async fn main() -> anyhow::Result<()> {
         append_one(&db, small.id, auditor, i, true).await?;
     }
     let n = size as u64;
-    let head = ledger_tree::latest_checkpoint(db.reader(), big.id).await?.ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
+    let head =
+        ledger_tree::latest_checkpoint(db.reader(), big.id).await?.ok_or_else(|| anyhow::anyhow!("no checkpoint"))?;
     anyhow::ensure!(head.tree_size as u64 == n, "the checkpoint covers {} of {n}", head.tree_size);
     let root = head.root();
 

@@ -79,10 +79,8 @@ pub fn verify_bundle(
         return Err(AuditError::Malformed { line: 1, problem: format!("unknown bundle format {:?}", header.format) });
     }
     let mut report = BundleReport { ok: true, ..BundleReport::default() };
-    let bundled: VerifierKey = header
-        .key
-        .parse()
-        .map_err(|e| AuditError::Malformed { line: 1, problem: format!("the bundle's key: {e}") })?;
+    let bundled: VerifierKey =
+        header.key.parse().map_err(|e| AuditError::Malformed { line: 1, problem: format!("the bundle's key: {e}") })?;
     let key = match pinned {
         Some(pinned) => {
             if pinned != &bundled {
@@ -98,7 +96,8 @@ pub fn verify_bundle(
     };
     let checkpoint = match Checkpoint::open(&header.checkpoint, &key) {
         Ok(checkpoint) => {
-            let whose = if pinned.is_some() { "the key you pinned" } else { "the key in the bundle (pass --key to pin yours)" };
+            let whose =
+                if pinned.is_some() { "the key you pinned" } else { "the key in the bundle (pass --key to pin yours)" };
             report.lines.push(format!(
                 "checkpoint: {} entries, root {}, signature by {} verifies with {whose}",
                 checkpoint.size,

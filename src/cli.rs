@@ -206,13 +206,12 @@ pub async fn ledger(config: &Config, command: LedgerCommand) -> anyhow::Result<E
             };
             let kept = match checkpoint {
                 None => None,
-                Some(path) => Some(
-                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-                ),
+                Some(path) => {
+                    Some(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+                }
             };
             let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            let report =
-                crate::audit::verify_bundle(std::io::BufReader::new(input), pinned.as_ref(), kept.as_deref())?;
+            let report = crate::audit::verify_bundle(std::io::BufReader::new(input), pinned.as_ref(), kept.as_deref())?;
             for line in &report.lines {
                 println!("{line}");
             }

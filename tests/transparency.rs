@@ -171,14 +171,8 @@ async fn cut_back(app: &TestApp, hub: i64, from: i64) {
 async fn append(app: &TestApp, hub: i64, rationale: &str) -> LedgerEntry {
     let olga = ihf::db::actors::by_handle(&app.db, "olga").await.expect("olga").id;
     let mut tx = app.db.writer().begin().await.expect("begin");
-    let entry = NewEntry {
-        hub_id: hub,
-        candidate_id: None,
-        actor_id: olga,
-        action: "edited",
-        rationale,
-        detail: "{}".into(),
-    };
+    let entry =
+        NewEntry { hub_id: hub, candidate_id: None, actor_id: olga, action: "edited", rationale, detail: "{}".into() };
     let stored = ledger::append(&mut tx, app.db.backend(), &entry).await.expect("append");
     tx.commit().await.expect("commit");
     stored
@@ -194,17 +188,16 @@ dual_test!(every_append_extends_the_tree_and_signs_a_checkpoint, |app| {
 
     let n = entries(&app, demo.checkout).await;
     assert!(n > 3, "the demo writes ledger entries");
-    let leaves = count(&app, "SELECT COUNT(*) FROM ledger_tree_nodes WHERE hub_id = $1 AND level = 0", demo.checkout).await;
+    let leaves =
+        count(&app, "SELECT COUNT(*) FROM ledger_tree_nodes WHERE hub_id = $1 AND level = 0", demo.checkout).await;
     let checkpoints = count(&app, "SELECT COUNT(*) FROM ledger_checkpoints WHERE hub_id = $1", demo.checkout).await;
     assert_eq!((leaves, checkpoints), (n, n), "one leaf and one checkpoint per entry");
 
     // The checkpoint's root is the RFC 9162 root of the exported entries.
     let (_, checkpoint) = held_checkpoint(&app, &olga, &key).await;
     let export = get_text(&app, &olga, "/hubs/checkout/ledger.jsonl").await.1;
-    let leaves: Vec<Hash> = export
-        .lines()
-        .map(|line| serde_json::from_str::<LedgerEntry>(line).expect("entry").leaf_hash())
-        .collect();
+    let leaves: Vec<Hash> =
+        export.lines().map(|line| serde_json::from_str::<LedgerEntry>(line).expect("entry").leaf_hash()).collect();
     assert_eq!(checkpoint.size, n as u64);
     assert_eq!(checkpoint.origin, key.name);
     assert_eq!(checkpoint.root, merkle::root_of(&leaves));
@@ -245,14 +238,21 @@ dual_test!(every_append_extends_the_tree_and_signs_a_checkpoint, |app| {
     let report = ledger::verify_all(&app.db, Some("checkout")).await.expect("verify");
     assert!(report.ok, "{:?}", report.lines);
     assert!(
-        report.lines[0].contains(&format!("{} entries checked, ok (Merkle tree and {} signed checkpoints match)", n + 12, n + 12)),
+        report.lines[0].contains(&format!(
+            "{} entries checked, ok (Merkle tree and {} signed checkpoints match)",
+            n + 12,
+            n + 12
+        )),
         "{:?}",
         report.lines
     );
 
     // The page's verdict comes from the newest checkpoint.
     let (_, page) = get_text(&app, &olga, "/hubs/checkout/ledger").await;
-    assert!(page.contains("verdict-ok") && page.contains(&format!("Checkpoint verified: {} entries", n + 12)), "{page}");
+    assert!(
+        page.contains("verdict-ok") && page.contains(&format!("Checkpoint verified: {} entries", n + 12)),
+        "{page}"
+    );
     assert!(page.contains(&format!("data-root=\"{}\"", after.root_base64())));
 });
 
@@ -272,7 +272,8 @@ dual_test!(proofs_over_http_and_the_cli_verify_against_held_checkpoints, |app| {
     // Every entry against the newest checkpoint, and against an older size.
     let old_size = n / 2;
     let old_root: Hash = {
-        let answer = get_json(&app, &anna, &format!("/hubs/checkout/ledger/proof/consistency?from={old_size}&to={n}")).await;
+        let answer =
+            get_json(&app, &anna, &format!("/hubs/checkout/ledger/proof/consistency?from={old_size}&to={n}")).await;
         let (old, new, proof) = (hash(&answer["old_root"]), hash(&answer["new_root"]), hashes(&answer["proof"]));
         assert_eq!(new, head.root);
         merkle::verify_consistency(old_size, n, &proof, &old, &head.root).expect("consistent");
@@ -298,7 +299,11 @@ dual_test!(proofs_over_http_and_the_cli_verify_against_held_checkpoints, |app| {
         let (old, proof) = (hash(&answer["old_root"]), hashes(&answer["proof"]));
         merkle::verify_consistency(from, n, &proof, &old, &head.root).unwrap_or_else(|e| panic!("{from} -> {n}: {e}"));
         let old_note = answer["old_checkpoint"].as_str().expect("the checkpoint of that size");
-        assert_eq!(Checkpoint::open(old_note, &key).expect("signed").root, old, "the proof's old root is the signed one");
+        assert_eq!(
+            Checkpoint::open(old_note, &key).expect("signed").root,
+            old,
+            "the proof's old root is the signed one"
+        );
     }
 
     // Mistakes are clear 400s; strangers get nothing.
@@ -313,7 +318,9 @@ dual_test!(proofs_over_http_and_the_cli_verify_against_held_checkpoints, |app| {
         assert_eq!(status, 400, "{path}");
         assert!(body.contains(&words), "{path}: {body}");
     }
-    for path in ["/hubs/checkout/ledger/key", "/hubs/checkout/ledger/proof/inclusion?seq=1", "/hubs/checkout/ledger/bundle"] {
+    for path in
+        ["/hubs/checkout/ledger/key", "/hubs/checkout/ledger/proof/inclusion?seq=1", "/hubs/checkout/ledger/bundle"]
+    {
         assert_eq!(get_text(&app, &app.new_client(), path).await.0, 401, "{path}");
         let tara = demo.client(&app, "tara").await; // triager of onboarding only
         assert_eq!(get_text(&app, &tara, path).await.0, 403, "{path}");
@@ -329,7 +336,10 @@ dual_test!(proofs_over_http_and_the_cli_verify_against_held_checkpoints, |app| {
     let (code, out) = cli(&app, &["ledger", "prove", "consistency", "--hub", "checkout", "--from", "2", "--to", "5"]);
     assert_eq!(code, 0, "{out}");
     let by_cli: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(by_cli["proof"], get_json(&app, &anna, "/hubs/checkout/ledger/proof/consistency?from=2&to=5").await["proof"]);
+    assert_eq!(
+        by_cli["proof"],
+        get_json(&app, &anna, "/hubs/checkout/ledger/proof/consistency?from=2&to=5").await["proof"]
+    );
     let (code, out) = cli(&app, &["ledger", "prove", "inclusion", "--hub", "checkout", "--seq", "999"]);
     assert_ne!(code, 0);
     assert!(out.contains("no entry #999"), "{out}");
@@ -349,12 +359,14 @@ dual_test!(an_entry_edited_in_place_fails_its_inclusion_proof, |app| {
     check_inclusion(&get_json(&app, &olga, &path).await, &held.root).expect("intact");
 
     drop_append_only(&app).await;
-    sqlx::query("UPDATE ledger_entries SET rationale = rationale || ' (quietly amended)' WHERE hub_id = $1 AND seq = $2")
-        .bind(demo.checkout)
-        .bind(k)
-        .execute(app.db.writer())
-        .await
-        .expect("tamper");
+    sqlx::query(
+        "UPDATE ledger_entries SET rationale = rationale || ' (quietly amended)' WHERE hub_id = $1 AND seq = $2",
+    )
+    .bind(demo.checkout)
+    .bind(k)
+    .execute(app.db.writer())
+    .await
+    .expect("tamper");
     let answer = get_json(&app, &olga, &path).await;
     assert!(answer["entry"]["rationale"].as_str().unwrap_or_default().ends_with("(quietly amended)"));
     let failure = check_inclusion(&answer, &held.root).expect_err("the edited entry is not in the held tree");
@@ -513,10 +525,7 @@ fn readme_python() -> String {
 }
 
 fn python_available() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .status()
-        .is_ok_and(|s| s.success())
+    std::process::Command::new("python3").args(["-c", "import cryptography"]).status().is_ok_and(|s| s.success())
 }
 
 fn run_python(script: &std::path::Path, args: &[&str]) -> (i32, String) {
@@ -544,8 +553,10 @@ dual_test!(the_bundle_verifies_offline_in_rust_and_in_the_readme_python, |app| {
     let key_file = temp_file("key.txt", &format!("{}\n", key.encode()));
 
     // With the pinned key (as text or a file) and an older checkpoint: all good.
-    let (code, out) =
-        cli(&app, &["ledger", "verify-bundle", &bundle_path, "--key", &key_file.to_string_lossy(), "--checkpoint", &old_path]);
+    let (code, out) = cli(
+        &app,
+        &["ledger", "verify-bundle", &bundle_path, "--key", &key_file.to_string_lossy(), "--checkpoint", &old_path],
+    );
     assert_eq!(code, 0, "{out}");
     for words in [
         &*format!("checkpoint: {} entries", old.size + 1),

@@ -94,8 +94,7 @@ pub fn entry_hash(
     created_at: i64,
     prev_hash: &str,
 ) -> String {
-    let json =
-        canonical_bytes(hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash);
+    let json = canonical_bytes(hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash);
     hex::encode(Sha256::digest(&json))
 }
 
@@ -331,7 +330,11 @@ pub async fn verify_hub(db: &Db, hub_id: i64, hub_slug: &str) -> Result<ChainVer
         }
         let leaf = entry.leaf_hash();
         if row.leaf.as_deref() != Some(leaf.as_slice()) {
-            let reason = if row.leaf.is_none() { "missing from the Merkle tree" } else { "does not match its leaf in the Merkle tree" };
+            let reason = if row.leaf.is_none() {
+                "missing from the Merkle tree"
+            } else {
+                "does not match its leaf in the Merkle tree"
+            };
             broken = Some(ChainBreak { seq: entry.seq, reason: reason.into() });
             verifier.checked -= 1;
             break;
@@ -363,8 +366,10 @@ pub async fn verify_hub(db: &Db, hub_id: i64, hub_slug: &str) -> Result<ChainVer
             } else if let Err(e) = crate::transparency::note::Checkpoint::open(&latest.note, &key) {
                 log_problem = Some(format!("the latest checkpoint's signature does not verify ({e})"));
             } else if (latest.tree_size as u64) < tree.size() {
-                log_problem =
-                    Some(format!("{} entries are not covered by a signed checkpoint", tree.size() - latest.tree_size as u64));
+                log_problem = Some(format!(
+                    "{} entries are not covered by a signed checkpoint",
+                    tree.size() - latest.tree_size as u64
+                ));
             }
         } else if tree.size() > 0 {
             log_problem = Some(format!("{} entries but no signed checkpoint", tree.size()));

@@ -71,7 +71,10 @@ impl LogIdentity {
 
     /// The verifier key of a hub's checkpoints.
     pub fn verifier(&self, hub_slug: &str) -> Result<VerifierKey, StoreError> {
-        self.signer(hub_slug)?.vkey().parse().map_err(|e: crate::transparency::note::NoteError| StoreError::Config(e.to_string()))
+        self.signer(hub_slug)?
+            .vkey()
+            .parse()
+            .map_err(|e: crate::transparency::note::NoteError| StoreError::Config(e.to_string()))
     }
 }
 
@@ -126,7 +129,7 @@ async fn identity_in(tx: &mut Transaction<'static, Any>) -> Result<LogIdentity, 
     if let Some(identity) = LogIdentity::from_secrets(&rows) {
         return Ok(identity);
     }
-    create_identity(&mut **tx, None).await?;
+    create_identity(tx, None).await?;
     let rows: Vec<(String, String)> = sqlx::query_as(IDENTITY_SQL).fetch_all(&mut **tx).await?;
     LogIdentity::from_secrets(&rows).ok_or_else(|| damaged("the ledger signing key is unreadable".into()))
 }
@@ -172,12 +175,7 @@ where
 
 /// Adds leaf number `size` (0-based) to a hub's tree inside the caller's transaction and
 /// returns the new root. The tree must hold exactly `size` leaves.
-pub async fn grow(
-    tx: &mut Transaction<'static, Any>,
-    hub_id: i64,
-    size: u64,
-    leaf: Hash,
-) -> Result<Hash, StoreError> {
+pub async fn grow(tx: &mut Transaction<'static, Any>, hub_id: i64, size: u64, leaf: Hash) -> Result<Hash, StoreError> {
     let needs = merkle::append_needs(size);
     let created_ids: Vec<NodeId> =
         (0..=needs.len() as u8).map(|level| NodeId { level, index: size >> level }).collect();
@@ -283,7 +281,8 @@ pub async fn record_append(
     sign_checkpoint(tx, identity, hub_id, hub_slug, size + 1, root).await
 }
 
-const CHECKPOINT_COLUMNS: &str = "SELECT tree_size, root_hash, note, created_at FROM ledger_checkpoints WHERE hub_id = $1";
+const CHECKPOINT_COLUMNS: &str =
+    "SELECT tree_size, root_hash, note, created_at FROM ledger_checkpoints WHERE hub_id = $1";
 
 /// A hub's newest checkpoint, if any.
 pub async fn latest_checkpoint<'e, E>(executor: E, hub_id: i64) -> Result<Option<StoredCheckpoint>, StoreError>

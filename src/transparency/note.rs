@@ -208,8 +208,7 @@ impl Note {
                 continue;
             }
             found = true;
-            let signature: [u8; 64] =
-                blob[4..].try_into().map_err(|_| NoteError::BadSignature(key.name.clone()))?;
+            let signature: [u8; 64] = blob[4..].try_into().map_err(|_| NoteError::BadSignature(key.name.clone()))?;
             verifying
                 .verify_strict(self.text.as_bytes(), &Signature::from_bytes(&signature))
                 .map_err(|_| NoteError::BadSignature(key.name.clone()))?;
@@ -344,7 +343,8 @@ mod tests {
     // note_test.go): Ed25519 is deterministic, so signing must reproduce it byte for byte.
     const VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
-    const TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+    const TEXT: &str =
+        "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
     const SIGNATURE: &str =
         "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
@@ -371,7 +371,10 @@ mod tests {
     fn tampered_notes_and_keys_are_refused() {
         let key: VerifierKey = VKEY.parse().expect("vkey");
         let forged = format!("{}\n{SIGNATURE}", TEXT.replace("cryptography", "cryptographY"));
-        assert_eq!(Note::parse(&forged).expect("parses").verify(&key), Err(NoteError::BadSignature("PeterNeumann".into())));
+        assert_eq!(
+            Note::parse(&forged).expect("parses").verify(&key),
+            Err(NoteError::BadSignature("PeterNeumann".into()))
+        );
         // Another key with the same name is a different key id: its signature is ignored.
         let other = NoteSigner::new("PeterNeumann", &[7; 32]).expect("signer");
         let note = Note::parse(&other.sign(TEXT)).expect("parses");
@@ -390,7 +393,9 @@ mod tests {
         let signer = NoteSigner::new("example.com/log", &[1; 32]).expect("signer");
         let checkpoint = Checkpoint { origin: "example.com/log".into(), size: 20852163, root: [9; 32] };
         let note = signer.sign(&checkpoint.body());
-        assert!(note.starts_with("example.com/log\n20852163\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n\n— example.com/log "));
+        assert!(note.starts_with(
+            "example.com/log\n20852163\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n\n— example.com/log "
+        ));
         let key: VerifierKey = signer.vkey().parse().expect("vkey");
         assert_eq!(Checkpoint::open(&note, &key).expect("opens"), checkpoint);
         for bad in ["o\n01\nAA==\n", "o\n1\nAA==\n", "\n1\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n"] {
