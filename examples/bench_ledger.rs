@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tx.commit().await?;
         size = (size + FILL_BATCH).min(target);
-        if size % 100_000 == 0 {
+        if size.is_multiple_of(100_000) {
             println!("  {size} entries, {:.0} s", fill_started.elapsed().as_secs_f64());
         }
     }
