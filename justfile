@@ -47,3 +47,7 @@ bench-triage:
 # Event ingestion throughput (SQLite and PostgreSQL) into BENCHMARKS.md.
 bench-ingest:
     cargo run --release --example bench_ingest
+
+# Ledger benchmark: 1,000,000 entries in one hub, proofs, the ledger page (SQLite).
+bench-ledger:
+    cargo run --release --example bench_ledger

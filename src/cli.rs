@@ -1,6 +1,10 @@
-//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `api-key create`, `ledger verify`,
+//! The command line: `ihf [serve]`, `migrate`, `seed-demo`, `user …`, `api-key create`, `ledger …`,
 //! `demo-host`.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
@@ -81,11 +85,146 @@ pub enum UserCommand {
 /// `ihf ledger …`
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
-    /// Walk the hash chain of every hub (or one) and report the first break.
+    /// Walk the hash chain and Merkle tree of every hub (or one) and report the first break.
     Verify {
         #[arg(long)]
         hub: Option<String>,
     },
+    /// Print an inclusion or consistency proof as JSON (what the HTTP API answers).
+    #[command(subcommand)]
+    Prove(ProveCommand),
+    /// Print the verifier key of a hub's checkpoints (pin it).
+    Key {
+        #[arg(long)]
+        hub: String,
+    },
+    /// Check an audit bundle with no database: the chain, the Merkle tree, the checkpoint's
+    /// signature, and whether a checkpoint you kept earlier is consistent with it.
+    VerifyBundle {
+        /// The bundle (from `/hubs/{hub}/ledger/bundle`).
+        file: PathBuf,
+        /// The log key you trust (the text of `/hubs/{hub}/ledger/key`, or a file holding it).
+        #[arg(long)]
+        key: Option<String>,
+        /// A signed checkpoint you kept earlier (a file, as `/hubs/{hub}/ledger/checkpoint` gave it).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// `ihf ledger prove …`
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// That entry SEQ is in the tree of SIZE entries (default: the newest checkpoint's).
+    Inclusion {
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        seq: u64,
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// That the tree of FROM entries is a prefix of the tree of TO entries (default: the newest).
+    Consistency {
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+    },
+}
+
+async fn connect(config: &Config) -> anyhow::Result<crate::db::Db> {
+    let db = crate::db::Db::connect(&config.database_url, config.db_max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn hub(db: &crate::db::Db, slug: &str) -> anyhow::Result<crate::db::hubs::Hub> {
+    match crate::db::hubs::by_slug(db, slug).await {
+        Err(crate::db::StoreError::NotFound) => anyhow::bail!("no hub {slug:?}"),
+        other => Ok(other?),
+    }
+}
+
+/// Runs `ihf ledger …`.
+pub async fn ledger(config: &Config, command: LedgerCommand) -> anyhow::Result<ExitCode> {
+    use crate::db::{ledger, ledger_tree};
+    match command {
+        LedgerCommand::Verify { hub } => {
+            let db = connect(config).await?;
+            let report = match ledger::verify_all(&db, hub.as_deref()).await {
+                Err(crate::db::StoreError::NotFound) => anyhow::bail!("no hub {:?}", hub.unwrap_or_default()),
+                other => other?,
+            };
+            for line in &report.lines {
+                println!("{line}");
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        LedgerCommand::Key { hub: slug } => {
+            let db = connect(config).await?;
+            let hub = hub(&db, &slug).await?;
+            println!("{}", ledger_tree::identity(&db).await?.signer(&hub.slug)?.vkey());
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Prove(prove) => {
+            let db = connect(config).await?;
+            let identity = ledger_tree::identity(&db).await?;
+            let mut tx = db.writer().begin().await?;
+            let answer = match prove {
+                ProveCommand::Inclusion { hub: slug, seq, size } => {
+                    let hub = hub(&db, &slug).await?;
+                    ledger_tree::prove_inclusion(&mut tx, &identity, hub.id, &hub.slug, seq, size)
+                        .await?
+                        .map(|a| serde_json::to_string_pretty(&a))
+                }
+                ProveCommand::Consistency { hub: slug, from, to } => {
+                    let hub = hub(&db, &slug).await?;
+                    ledger_tree::prove_consistency(&mut tx, &identity, hub.id, &hub.slug, from, to)
+                        .await?
+                        .map(|a| serde_json::to_string_pretty(&a))
+                }
+            };
+            tx.commit().await?;
+            match answer {
+                Ok(json) => {
+                    println!("{}", json?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(refused) => {
+                    eprintln!("ihf: {refused}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        LedgerCommand::VerifyBundle { file, key, checkpoint } => {
+            let pinned = match key {
+                None => None,
+                Some(key) => {
+                    let text = if std::path::Path::new(&key).is_file() {
+                        std::fs::read_to_string(&key).with_context(|| format!("reading the key file {key}"))?
+                    } else {
+                        key
+                    };
+                    Some(text.trim().parse::<crate::transparency::note::VerifierKey>().context("the --key")?)
+                }
+            };
+            let kept = match checkpoint {
+                None => None,
+                Some(path) => {
+                    Some(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+                }
+            };
+            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let report = crate::audit::verify_bundle(std::io::BufReader::new(input), pinned.as_ref(), kept.as_deref())?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
 }
 
 /// `ihf api-key …`

@@ -91,6 +91,12 @@ pub struct Config {
     #[arg(long, env = "IHF_INGEST_PER_IP_PER_MIN", default_value_t = 600, global = true)]
     pub ingest_per_ip_per_min: u32,
 
+    /// The name of this instance's ledger log, the first part of every hub's checkpoint origin
+    /// (`<name>/<hub>`), e.g. `feedback.example.com`; used when the signing key is first made
+    /// (default `ihf-` and 8 random hex digits), fixed after that.
+    #[arg(long, env = "IHF_LEDGER_NAME", global = true)]
+    pub ledger_name: Option<String>,
+
     /// Test hook, never a flag: the data API and embeds leave out their own access predicates so
     /// that tests prove PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
     #[arg(skip)]
@@ -119,6 +125,7 @@ impl Config {
             webhook_retry_base_ms: 30_000,
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
+            ledger_name: None,
             rls_only_for_tests: false,
         }
     }
@@ -165,6 +172,7 @@ impl fmt::Debug for Config {
             .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
             .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
             .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
+            .field("ledger_name", &self.ledger_name)
             .field("rls_only_for_tests", &self.rls_only_for_tests)
             .finish()
     }

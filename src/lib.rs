@@ -3,6 +3,7 @@
 //! The library holds the whole application; `main.rs` parses the command line and calls
 //! [`Application::build`], and so do the integration tests, each on its own port and database.
 
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod telemetry;
+pub mod transparency;
 pub mod web;
 pub mod webhooks;
 
@@ -81,6 +83,10 @@ impl Application {
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
+        db::ledger_tree::ensure_identity(&db, config.ledger_name.as_deref())
+            .await
+            .context("loading the ledger's signing key")?;
+        db::ledger_tree::backfill(&db).await.context("building the ledger's Merkle trees")?;
         let shutdown = lifecycle::Shutdown::new();
         let shutdown_rx = shutdown.receiver();
         let feed = live::ChangeFeed::start(&db, shutdown_rx.clone()).await.context("starting the change feed")?;

@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ihf::cli::{ApiKeyCommand, Cli, Command, LedgerCommand, UserCommand};
+use ihf::cli::{ApiKeyCommand, Cli, Command, UserCommand};
 use ihf::db::{self, Db};
 use ihf::{Application, Config, auth, demo, telemetry};
 
@@ -72,17 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ihf::demo_host::run(connect(&config).await?, listen, server).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ledger(LedgerCommand::Verify { hub }) => {
-            let db = connect(&config).await?;
-            let report = match ihf::db::ledger::verify_all(&db, hub.as_deref()).await {
-                Err(db::StoreError::NotFound) => anyhow::bail!("no hub {:?}", hub.unwrap_or_default()),
-                other => other?,
-            };
-            for line in &report.lines {
-                println!("{line}");
-            }
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
+        Command::Ledger(command) => ihf::cli::ledger(&config, command).await,
         Command::Backup { path } => {
             let report = ihf::backup::backup(&config.database_url, &path).await?;
             println!(

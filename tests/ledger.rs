@@ -550,21 +550,21 @@ dual_test!(verify_points_at_the_tampered_entry, |app| {
     let report = ihf::db::ledger::verify_all(&app.db, None).await.expect("verify");
     assert!(report.ok);
     assert!(
-        report.lines.iter().any(|l| l.starts_with("checkout: ") && l.ends_with("entries checked, ok")),
+        report.lines.iter().any(|l| l.starts_with("checkout: ") && l.contains("entries checked, ok")),
         "{:?}",
         report.lines
     );
     let page = olga.get(app.url("/hubs/checkout/ledger")).send().await.expect("page").text().await.expect("body");
-    assert!(page.contains("verdict-ok") && page.contains("Chain verified"));
+    assert!(page.contains("verdict-ok") && page.contains("Checkpoint verified"));
 
     tamper(&app, demo.checkout, 3).await;
     let report = ihf::db::ledger::verify_all(&app.db, None).await.expect("verify");
     assert!(!report.ok);
     let line = report.lines.iter().find(|l| l.starts_with("checkout: ")).expect("checkout line");
     assert!(line.contains("broken at entry #3") && line.contains("content does not match its hash"), "{line}");
-    assert!(report.lines.iter().any(|l| l.starts_with("onboarding: ") && l.ends_with("ok")), "other hubs unaffected");
-    let page = olga.get(app.url("/hubs/checkout/ledger")).send().await.expect("page").text().await.expect("body");
-    assert!(page.contains("verdict-broken") && page.contains("Chain broken at entry #3"), "the page shows the verdict");
+    assert!(report.lines.iter().any(|l| l.starts_with("onboarding: ") && l.contains(", ok")), "other hubs unaffected");
+    // The page checks the newest checkpoint and entry, not every entry (tests/transparency.rs
+    // shows what it catches); the full walk is `ihf ledger verify`.
 });
 
 fn cli(app: &TestApp, args: &[&str]) -> (i32, String) {

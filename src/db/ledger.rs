@@ -9,18 +9,22 @@
 //! text (itself JSON) as a string; `prev_hash` is the previous entry's hash in the hub, or 64
 //! zeros for the first (`seq` 1). Changing any field of any entry breaks its hash, and removing
 //! or reordering entries breaks the chain.
+//!
+//! The same canonical bytes are the entry's leaf in the hub's Merkle tree, which the append
+//! extends and checkpoints in the same transaction (see [`super::ledger_tree`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Transaction};
 
-use super::{Backend, Db, StoreError, now_ms};
+use super::{Backend, Db, StoreError, ledger_tree, now_ms};
+use crate::transparency::merkle::{self, Hash};
 
 /// The `prev_hash` of a hub's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A ledger entry as stored.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct LedgerEntry {
     pub id: i64,
     pub hub_id: i64,
@@ -59,6 +63,24 @@ struct Canonical<'a> {
     prev_hash: &'a str,
 }
 
+/// The canonical bytes of an entry with these fields (see the module documentation).
+#[allow(clippy::too_many_arguments)]
+pub fn canonical_bytes(
+    hub_id: i64,
+    seq: i64,
+    candidate_id: Option<i64>,
+    actor_id: i64,
+    action: &str,
+    rationale: &str,
+    detail: &str,
+    created_at: i64,
+    prev_hash: &str,
+) -> Vec<u8> {
+    let canonical = Canonical { hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash };
+    // Serializing plain integers and strings cannot fail.
+    serde_json::to_vec(&canonical).unwrap_or_default()
+}
+
 /// The hash of an entry with these fields (see the module documentation).
 #[allow(clippy::too_many_arguments)]
 pub fn entry_hash(
@@ -72,16 +94,14 @@ pub fn entry_hash(
     created_at: i64,
     prev_hash: &str,
 ) -> String {
-    let canonical = Canonical { hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash };
-    // Serializing plain integers and strings cannot fail.
-    let json = serde_json::to_vec(&canonical).unwrap_or_default();
+    let json = canonical_bytes(hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash);
     hex::encode(Sha256::digest(&json))
 }
 
 impl LedgerEntry {
-    /// The hash this entry should carry, recomputed from its fields.
-    pub fn expected_hash(&self) -> String {
-        entry_hash(
+    /// The canonical bytes of this entry: what its hash and its Merkle leaf are computed over.
+    pub fn canonical(&self) -> Vec<u8> {
+        canonical_bytes(
             self.hub_id,
             self.seq,
             self.candidate_id,
@@ -93,9 +113,20 @@ impl LedgerEntry {
             &self.prev_hash,
         )
     }
+
+    /// The hash this entry should carry, recomputed from its fields.
+    pub fn expected_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical()))
+    }
+
+    /// Its leaf hash in the hub's Merkle tree: `SHA-256(0x00 || canonical bytes)`.
+    pub fn leaf_hash(&self) -> Hash {
+        merkle::leaf_hash(&self.canonical())
+    }
 }
 
-/// Appends an entry to its hub's chain inside the caller's transaction.
+/// Appends an entry to its hub's chain inside the caller's transaction, adds it to the hub's
+/// Merkle tree and signs the new checkpoint (all in that transaction).
 ///
 /// On PostgreSQL the hub row is locked first so concurrent appends to one hub queue up; on
 /// SQLite the single writer connection already serializes them.
@@ -104,9 +135,29 @@ pub async fn append(
     backend: Backend,
     entry: &NewEntry<'_>,
 ) -> Result<LedgerEntry, StoreError> {
+    let (slug, identity) = ledger_tree::prepare_append(tx, backend, entry.hub_id).await?;
+    let stored = insert(tx, entry).await?;
+    ledger_tree::record_append(tx, &identity, entry.hub_id, &slug, stored.seq, stored.leaf_hash()).await?;
+    Ok(stored)
+}
+
+/// The hash chain alone, without the tree and the checkpoint: what an append cost before the
+/// ledger became a transparency log. Only for the benchmark that compares the two; a ledger
+/// written this way has no tree (see [`ledger_tree::backfill`]).
+#[doc(hidden)]
+pub async fn append_chain_only(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    entry: &NewEntry<'_>,
+) -> Result<LedgerEntry, StoreError> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT id FROM hubs WHERE id = $1 FOR UPDATE").bind(entry.hub_id).execute(&mut **tx).await?;
+        let sql = format!("SELECT id FROM hubs WHERE id = $1{}", ledger_tree::HUB_APPEND_LOCK);
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(entry.hub_id).execute(&mut **tx).await?;
     }
+    insert(tx, entry).await
+}
+
+async fn insert(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> Result<LedgerEntry, StoreError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM ledger_entries WHERE hub_id = $1 ORDER BY seq DESC LIMIT 1")
             .bind(entry.hub_id)
@@ -223,7 +274,7 @@ pub fn verify_chain(entries: &[LedgerEntry]) -> Result<usize, ChainBreak> {
     Ok(verifier.checked())
 }
 
-/// The verdict on one hub's chain.
+/// The verdict on one hub's chain and tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainVerdict {
     /// Entries that checked out (before the break, if any).
@@ -231,31 +282,118 @@ pub struct ChainVerdict {
     /// The hash of the last good entry: keep it elsewhere to notice the newest entries vanishing.
     pub head: String,
     pub broken: Option<ChainBreak>,
+    /// Checkpoints whose root was recomputed from the entries and matched.
+    pub checkpoints: usize,
+    /// A problem with the log as a whole (after the walk): checkpoints beyond the entries, a
+    /// signature that does not verify.
+    pub log_problem: Option<String>,
 }
 
 const ENTRY_COLUMNS: &str =
     "SELECT id, hub_id, seq, candidate_id, actor_id, action, rationale, detail, created_at, prev_hash, hash
      FROM ledger_entries WHERE hub_id = $1";
 
-/// Verifies a hub's chain, streaming its rows through `executor` (a pool, or a transaction
-/// that acts for a viewer).
-pub async fn verify_hub<'e, E>(executor: E, hub_id: i64) -> Result<ChainVerdict, StoreError>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
+/// An entry with its stored leaf and, when one was signed at its size, the checkpoint's root.
+#[derive(sqlx::FromRow)]
+struct WalkRow {
+    #[sqlx(flatten)]
+    entry: LedgerEntry,
+    leaf: Option<Vec<u8>>,
+    checkpoint_root: Option<Vec<u8>>,
+}
+
+/// Verifies a hub's chain and tree in one streaming pass (constant memory): each entry's
+/// position, link and hash, its leaf in the Merkle tree, and the root of every checkpoint
+/// against the tree recomputed from the entries; then that no checkpoint covers more entries
+/// than remain and that the newest checkpoint's signature verifies.
+pub async fn verify_hub(db: &Db, hub_id: i64, hub_slug: &str) -> Result<ChainVerdict, StoreError> {
     use futures_util::TryStreamExt;
 
-    let sql = format!("{ENTRY_COLUMNS} ORDER BY seq");
-    let mut rows = sqlx::query_as::<_, LedgerEntry>(sqlx::AssertSqlSafe(sql)).bind(hub_id).fetch(executor);
+    let mut rows = sqlx::query_as::<_, WalkRow>(
+        "SELECT e.id, e.hub_id, e.seq, e.candidate_id, e.actor_id, e.action, e.rationale, e.detail, e.created_at,
+                e.prev_hash, e.hash, n.hash AS leaf, c.root_hash AS checkpoint_root
+         FROM ledger_entries e
+         LEFT JOIN ledger_tree_nodes n ON n.hub_id = e.hub_id AND n.level = 0 AND n.idx = e.seq - 1
+         LEFT JOIN ledger_checkpoints c ON c.hub_id = e.hub_id AND c.tree_size = e.seq
+         WHERE e.hub_id = $1 ORDER BY e.seq",
+    )
+    .bind(hub_id)
+    .fetch(db.reader());
     let mut verifier = ChainVerifier::default();
-    let mut broken = None;
-    while let Some(entry) = rows.try_next().await? {
-        if let Err(found) = verifier.push(&entry) {
+    let mut tree = merkle::Frontier::default();
+    let (mut broken, mut checkpoints) = (None, 0);
+    while let Some(row) = rows.try_next().await? {
+        let entry = &row.entry;
+        if let Err(found) = verifier.push(entry) {
             broken = Some(found);
             break;
         }
+        let leaf = entry.leaf_hash();
+        if row.leaf.as_deref() != Some(leaf.as_slice()) {
+            let reason = if row.leaf.is_none() {
+                "missing from the Merkle tree"
+            } else {
+                "does not match its leaf in the Merkle tree"
+            };
+            broken = Some(ChainBreak { seq: entry.seq, reason: reason.into() });
+            verifier.checked -= 1;
+            break;
+        }
+        tree.push(leaf);
+        if let Some(root) = row.checkpoint_root {
+            if root != tree.root() {
+                broken = Some(ChainBreak {
+                    seq: entry.seq,
+                    reason: format!("the signed checkpoint of {} entries does not match the entries", entry.seq),
+                });
+                break;
+            }
+            checkpoints += 1;
+        }
     }
-    Ok(ChainVerdict { checked: verifier.checked(), head: verifier.head().to_owned(), broken })
+    drop(rows);
+    let mut log_problem = None;
+    if broken.is_none() {
+        let latest = ledger_tree::latest_checkpoint(db.reader(), hub_id).await?;
+        if let Some(latest) = latest {
+            let key = ledger_tree::identity(db).await?.verifier(hub_slug)?;
+            if latest.tree_size as u64 > tree.size() {
+                log_problem = Some(format!(
+                    "a signed checkpoint covers {} entries but only {} remain: entries were removed",
+                    latest.tree_size,
+                    tree.size()
+                ));
+            } else if let Err(e) = crate::transparency::note::Checkpoint::open(&latest.note, &key) {
+                log_problem = Some(format!("the latest checkpoint's signature does not verify ({e})"));
+            } else if (latest.tree_size as u64) < tree.size() {
+                log_problem = Some(format!(
+                    "{} entries are not covered by a signed checkpoint",
+                    tree.size() - latest.tree_size as u64
+                ));
+            }
+        } else if tree.size() > 0 {
+            log_problem = Some(format!("{} entries but no signed checkpoint", tree.size()));
+        }
+    }
+    Ok(ChainVerdict { checked: verifier.checked(), head: verifier.head().to_owned(), broken, checkpoints, log_problem })
+}
+
+/// Entry `seq` of a hub, if any.
+pub async fn entry_at<'e, E>(executor: E, hub_id: i64, seq: i64) -> Result<Option<LedgerEntry>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = format!("{ENTRY_COLUMNS} AND seq = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(hub_id).bind(seq).fetch_optional(executor).await?)
+}
+
+/// The newest entry of a hub, if any.
+pub async fn last_entry<'e, E>(executor: E, hub_id: i64) -> Result<Option<LedgerEntry>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = format!("{ENTRY_COLUMNS} ORDER BY seq DESC LIMIT 1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(hub_id).fetch_optional(executor).await?)
 }
 
 /// Up to `limit` entries of a hub after `after_seq`, in chain order (for exports, page by page).
@@ -279,8 +417,8 @@ pub struct VerifyReport {
     pub lines: Vec<String>,
 }
 
-/// Verifies the chain of one hub (by slug) or of every hub: one line per hub with the number of
-/// entries checked and `ok`, or the first broken entry and why.
+/// Verifies the chain and tree of one hub (by slug) or of every hub: one line per hub with the
+/// number of entries checked and `ok`, or the first broken entry and why.
 pub async fn verify_all(db: &Db, hub_slug: Option<&str>) -> Result<VerifyReport, StoreError> {
     let hubs: Vec<(i64, String)> = match hub_slug {
         Some(slug) => vec![{
@@ -291,10 +429,13 @@ pub async fn verify_all(db: &Db, hub_slug: Option<&str>) -> Result<VerifyReport,
     };
     let mut report = VerifyReport { ok: true, lines: Vec::new() };
     for (id, slug) in hubs {
-        let verdict = verify_hub(db.reader(), id).await?;
-        report.lines.push(match verdict.broken {
-            None => format!("{slug}: {} entries checked, ok", verdict.checked),
-            Some(broken) => {
+        let verdict = verify_hub(db, id, &slug).await?;
+        report.lines.push(match (verdict.broken, verdict.log_problem) {
+            (None, None) => format!(
+                "{slug}: {} entries checked, ok (Merkle tree and {} signed checkpoints match)",
+                verdict.checked, verdict.checkpoints
+            ),
+            (Some(broken), _) => {
                 report.ok = false;
                 format!(
                     "{slug}: {} entries checked, broken at entry #{}: {}",
@@ -302,6 +443,10 @@ pub async fn verify_all(db: &Db, hub_slug: Option<&str>) -> Result<VerifyReport,
                     broken.seq,
                     broken.reason
                 )
+            }
+            (None, Some(problem)) => {
+                report.ok = false;
+                format!("{slug}: {} entries checked, broken: {problem}", verdict.checked)
             }
         });
     }

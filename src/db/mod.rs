@@ -19,6 +19,7 @@ pub mod exports;
 pub mod hubs;
 pub mod ingest;
 pub mod ledger;
+pub mod ledger_tree;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
@@ -27,6 +28,7 @@ pub mod triage;
 pub mod visitors;
 pub mod webhooks;
 pub mod widgets;
+pub mod witnesses;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -19,7 +19,8 @@ use crate::db::StoreError;
 use crate::db::annotations::AnnotationRow;
 use crate::db::candidates::{self, Candidate, CandidateRow, Decision, Draft, Edit, EvidenceList, HistoryEntry, Status};
 use crate::db::hubs::Hub;
-use crate::db::ledger::{self, ChainVerdict, LedgerEntry};
+use crate::db::ledger::{self, LedgerEntry};
+use crate::db::ledger_tree::{self, HeadVerdict};
 use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
@@ -65,12 +66,12 @@ pub struct LedgerList {
     pub tabs: Vec<Tab>,
     pub items: Vec<CandidateRow>,
     pub truncated: bool,
-    pub verdict: ChainVerdict,
+    pub verdict: HeadVerdict,
 }
 
 impl LedgerList {
-    fn short_head(&self) -> &str {
-        self.verdict.head.get(..12).unwrap_or(&self.verdict.head)
+    fn short_root(&self) -> &str {
+        self.verdict.root.get(..12).unwrap_or(&self.verdict.root)
     }
 }
 
@@ -116,9 +117,11 @@ pub async fn load_list(
     Ok(LedgerList { hub_slug: hub.slug.clone(), status, query: query.to_owned(), tabs, items, truncated, verdict })
 }
 
-async fn verify(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<ChainVerdict, StoreError> {
+/// The verdict from the newest checkpoint, in `O(log n)` (the full walk is `ihf ledger verify`).
+async fn verify(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<HeadVerdict, StoreError> {
+    let identity = ledger_tree::identity(&state.db).await?;
     let mut tx = state.db.begin_as(viewer.actor_id).await?;
-    let verdict = ledger::verify_hub(&mut *tx, hub.id).await?;
+    let verdict = ledger_tree::head_verdict(&mut tx, &identity, hub.id, &hub.slug).await?;
     tx.commit().await?;
     Ok(verdict)
 }
@@ -957,6 +960,7 @@ async fn export_csv(
 
 /// Mounts the ledger pages, their regions, forms and exports.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    crate::web::ledger_proofs::configure(cfg);
     // The exports first: `/hubs/{slug}/ledger.csv` must not be read as a page.
     cfg.service(export_jsonl)
         .service(export_csv)

@@ -16,6 +16,7 @@ pub mod hubs;
 pub mod inbox;
 pub mod input;
 pub mod ledger;
+pub mod ledger_proofs;
 pub mod login;
 pub mod markup;
 pub mod region;
