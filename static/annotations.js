@@ -22,14 +22,14 @@
   });
 
   // An inline edit opens with the caret after the text, so typing adds to it instead of being
-  // glued to its start (htmx focuses a swapped-in [autofocus] field with the caret at 0).
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var root = event.detail && event.detail.elt;
-    if (!(root instanceof Element)) return;
-    var field = root.matches("form.annotation-edit textarea[autofocus]") ? root : root.querySelector("form.annotation-edit textarea[autofocus]");
-    if (!field) return;
+  // glued to its start (htmx focuses a swapped-in [autofocus] field with the caret at 0). Done
+  // once, when the field first takes the focus: later live updates leave the caret alone.
+  document.addEventListener("focusin", function (event) {
+    var field = event.target;
+    if (!(field instanceof HTMLTextAreaElement) || !field.matches("form.annotation-edit textarea[autofocus]")) return;
+    if (field.dataset.caretPlaced) return;
+    field.dataset.caretPlaced = "1";
     var end = field.value.length;
-    field.focus();
     field.setSelectionRange(end, end);
   });
 
