@@ -32,6 +32,15 @@ use tracing_actix_web::TracingLogger;
 pub use config::Config;
 use db::Db;
 
+/// Switches for tests only. They are not configuration: no flag or environment variable can
+/// reach them, only code that builds the app with [`Application::build_with_hooks`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// The data API and embeds leave out their own access predicates, so that tests prove
+    /// PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
+    pub rls_only: bool,
+}
+
 /// What every request handler shares.
 pub struct AppState {
     pub db: Db,
@@ -52,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Fires when the server begins to stop; long-lived tasks and responses subscribe.
     pub shutdown: lifecycle::Shutdown,
+    /// Off outside tests.
+    pub test_hooks: TestHooks,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -69,15 +80,24 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_hooks(config, TestHooks::default()).await
+    }
+
+    /// [`Application::build`] with test switches on.
+    pub async fn build_with_hooks(config: Config, hooks: TestHooks) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database_url, config.db_max_connections)
             .await
             .with_context(|| format!("connecting to {}", db::redact_url(&config.database_url)))?;
         db.migrate().await.context("applying migrations")?;
-        Self::build_with_db(config, db).await
+        Self::start(config, db, hooks).await
     }
 
     /// Builds the server on an already connected and migrated database.
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        Self::start(config, db, TestHooks::default()).await
+    }
+
+    async fn start(config: Config, db: Db, test_hooks: TestHooks) -> anyhow::Result<Self> {
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
@@ -107,7 +127,7 @@ impl Application {
         .spawn(shutdown.subscribe());
         let state = aw::Data::new(AppState {
             db: db.clone(),
-            assets: web::assets::Assets::load(&config.static_dir),
+            assets: web::assets::Assets::new(config.static_dir.as_deref()),
             ingest_limits: web::api::limits::RateLimits::new(
                 config.ingest_per_key_per_min,
                 config.ingest_per_ip_per_min,
@@ -120,11 +140,10 @@ impl Application {
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),
+            test_hooks,
         });
         tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
-        let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {
-            let static_dir = static_dir.clone();
             App::new()
                 .app_data(state.clone())
                 .configure(web::extractor_config)
@@ -133,10 +152,11 @@ impl Application {
                 .wrap(web::security::headers())
                 .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
+                // Outside Compress: assets are compressed once, at build time.
+                .wrap(from_fn(web::assets::serve))
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))
                 .configure(web::configure)
-                .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
         })
         .listen(listener)?

@@ -1048,6 +1048,6 @@ async fn row_level_security_alone_keeps_tenants_apart() {
     if !common::pg_enabled() {
         return;
     }
-    let app = common::spawn_app_with(Backend::Postgres, |c| c.rls_only_for_tests = true).await;
+    let app = common::spawn_app_hooked(Backend::Postgres, ihf::TestHooks { rls_only: true }).await;
     probe_isolation(&app, true).await;
 }
