@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release --example bench_live [-- 100,1000,5000 10000]`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

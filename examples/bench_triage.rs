@@ -6,6 +6,8 @@
 //! request and a recategorize round trip, with a static file of the page's size served by the
 //! same server as the baseline, so the ratios come from one run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::time::{Duration, Instant};
 
 use ihf::Config;

@@ -3,6 +3,8 @@
 //! probes between tenants, on both databases; on PostgreSQL also with the application's own
 //! checks switched off, proving Row Level Security holds alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 mod embed_support;
 

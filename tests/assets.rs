@@ -2,6 +2,8 @@
 //! ETags and `304`, immutable caching on versioned URLs only, 404 for unknown files, the
 //! development override, and the binary alone in an empty folder serving a page and its assets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,6 +1,8 @@
 //! Embeds: the loader, the embed page's framing policy, visitors (anonymous, identified by the
 //! host, refused), the composer, the thread (what a visitor may read, live) and the demo host.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 mod embed_support;
 
