@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -67,6 +67,15 @@ pub struct Config {
     #[arg(long, env = "IHF_LIVE_MAX_PER_SESSION", default_value_t = 16, global = true)]
     pub live_max_per_session: usize,
 
+    /// PEM certificate chain (leaf first); with `IHF_TLS_KEY`, serve HTTPS with HTTP/2 and
+    /// HTTP/1.1 (by ALPN) and mark cookies `Secure`.
+    #[arg(long, env = "IHF_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `IHF_TLS_CERT`.
+    #[arg(long, env = "IHF_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
     /// Mark cookies `Secure` (set when served over HTTPS, e.g. behind a TLS proxy).
     #[arg(long, env = "IHF_SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
@@ -113,6 +122,8 @@ impl Config {
             live_max_streams: 20_000,
             live_max_per_ip: 500,
             live_max_per_session: 16,
+            tls_cert: None,
+            tls_key: None,
             secure_cookies: false,
             seed_demo: Some(false),
             metrics_bind: None,
@@ -121,6 +132,11 @@ impl Config {
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
         }
+    }
+
+    /// The certificate and key files when HTTPS is on.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
     }
 
     /// Whether serving seeds the demo into an empty database: as `IHF_SEED_DEMO` says, and when
@@ -145,6 +161,9 @@ impl Config {
                 dir.display()
             ));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("IHF_TLS_CERT and IHF_TLS_KEY go together: set both for HTTPS, or neither".into());
+        }
         if self.db_max_connections == 0 {
             return Err("IHF_DB_MAX_CONNECTIONS must be at least 1".into());
         }
@@ -166,6 +185,8 @@ impl fmt::Debug for Config {
             .field("live_max_streams", &self.live_max_streams)
             .field("live_max_per_ip", &self.live_max_per_ip)
             .field("live_max_per_session", &self.live_max_per_session)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
             .field("metrics_bind", &self.metrics_bind)

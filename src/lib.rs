@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 pub mod webhooks;
 
@@ -97,7 +98,13 @@ impl Application {
         Self::start(config, db, TestHooks::default()).await
     }
 
-    async fn start(config: Config, db: Db, test_hooks: TestHooks) -> anyhow::Result<Self> {
+    async fn start(mut config: Config, db: Db, test_hooks: TestHooks) -> anyhow::Result<Self> {
+        let tls = match config.tls() {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
+        // Browsers keep `Secure` cookies only over HTTPS, and this is HTTPS.
+        config.secure_cookies |= tls.is_some();
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
@@ -158,11 +165,12 @@ impl Application {
                 .wrap(from_fn(metrics::track))
                 .configure(web::configure)
                 .default_service(aw::to(web::errors::not_found))
-        })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .disable_signals()
-        .run();
+        });
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        };
+        let server = server.shutdown_timeout(10).disable_signals().run();
         Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, metrics_server })
     }
 

@@ -94,7 +94,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let logins = if seeds_demo { demo::seed(&db).await? } else { None };
     let app = Application::build_with_db(config.clone(), db).await?;
     println!();
-    println!("  IHF is running at http://{}:{}/", config.bind.ip(), app.port());
+    let scheme = if config.tls().is_some() { "https" } else { "http" };
+    println!("  IHF is running at {scheme}://{}:{}/", config.bind.ip(), app.port());
     println!("  database: {}", db::redact_url(&config.database_url));
     if let (Some(bind), Some(port)) = (config.metrics_bind, app.metrics_port()) {
         println!("  metrics: http://{}:{port}/metrics", bind.ip());
