@@ -63,6 +63,7 @@ async fn start_server(dir: &std::path::Path) -> Server {
     let child = Command::new(bin)
         .env("IHF_BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", &db_url)
+        .env("IHF_SEED_DEMO", "true")
         .env("IHF_LOG", "warn")
         .env("IHF_LIVE_MAX_PER_IP", "100000")
         .env("IHF_LIVE_MAX_PER_SESSION", "100000")
