@@ -79,7 +79,7 @@ wrk_row() { # label connections url [headers…] → "| label | c | rps | avg ms
     shift 3
     out=$(wrk -t"$(( c < THREADS ? c : THREADS ))" -c"$c" -d"$DURATION" --latency "$@" "$url")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    avg=$(awk '$1=="Latency" {print $2}' <<<"$out")
+    avg=$(awk '$1=="Latency" {print $2; exit}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     to_ms() { python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else (round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3)))" "$1"; }
     echo "| $label | $c | $rps | $(to_ms "$avg") | $(to_ms "$p99") |"
