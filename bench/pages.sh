@@ -55,7 +55,7 @@ run_backend() {
     local name=$1 url=$2 port log
     port=$(free_port)
     log="$WORK/$name.log"
-    IHF_BIND="127.0.0.1:$port" DATABASE_URL="$url" IHF_STATIC_DIR="$WORK/static" IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
+    IHF_BIND="127.0.0.1:$port" DATABASE_URL="$url" IHF_SEED_DEMO=true IHF_STATIC_DIR="$WORK/static" IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
     local password
@@ -81,6 +81,59 @@ run_backend() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Static files against the dashboard, one server, one run, shipped defaults (assets compiled into
+# the binary, served from memory): 32 connections for throughput, one connection for the time a
+# request takes; then a file read per request through the IHF_STATIC_DIR override, on one
+# connection, to tell file IO apart from the cost of the response itself.
+wrk_row() { # label connections url [headers…] → "| label | c | rps | avg ms | p99 ms |"
+    local label=$1 c=$2 url=$3 out rps avg p99
+    shift 3
+    out=$(wrk -t"$(( c < THREADS ? c : THREADS ))" -c"$c" -d"$DURATION" --latency "$@" "$url")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    avg=$(awk '$1=="Latency" {print $2; exit}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    to_ms() { python3 -c "import sys; v=sys.argv[1]; print(round(float(v[:-2])/1000,3) if v.endswith('us') else (round(float(v[:-2]),3) if v.endswith('ms') else round(float(v[:-1])*1000,3)))" "$1"; }
+    echo "| $label | $c | $rps | $(to_ms "$avg") | $(to_ms "$p99") |"
+}
+static_section() {
+    local port base log pid jar csrf password cookie v
+    port=$(free_port); base="http://127.0.0.1:$port"; log="$WORK/static.log"
+    IHF_BIND="127.0.0.1:$port" DATABASE_URL="sqlite://$WORK/static.sqlite3" IHF_SEED_DEMO=true IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+    password=$(awk '$1=="olga" {print $2}' "$log"); jar="$WORK/jar-static"
+    csrf=$(curl -s -c "$jar" -b "$jar" "$base/login" | grep -o 'name="csrf_token" value="[^"]*"' | sed 's/.*value="//;s/"$//')
+    curl -s -c "$jar" -b "$jar" -o /dev/null -d "handle=olga&password=$password&csrf_token=$csrf&next=/" "$base/login"
+    cookie=$(awk '$6=="ihf_session" {print "ihf_session=" $7}' "$jar")
+    v=$(curl -s "$base/login" | grep -o 'app.css?v=[0-9a-f]*' | head -1)
+    {
+        wrk_row "\`/hubs/checkout\` dashboard, signed in" "$CONNECTIONS" "$base/hubs/checkout" -H "Cookie: $cookie"
+        wrk_row "\`/static/$v\` (20 KB, identity)" "$CONNECTIONS" "$base/static/$v"
+        wrk_row "\`/static/$v\` (brotli)" "$CONNECTIONS" "$base/static/$v" -H "Accept-Encoding: gzip, deflate, br"
+        wrk_row "\`/static/$v\` (20 KB, identity)" 1 "$base/static/$v"
+        wrk_row "\`/static/$v\` (brotli)" 1 "$base/static/$v" -H "Accept-Encoding: gzip, deflate, br"
+    } >"$WORK/static.rows"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    port=$(free_port); base="http://127.0.0.1:$port"
+    IHF_BIND="127.0.0.1:$port" DATABASE_URL="sqlite://$WORK/static.sqlite3" IHF_STATIC_DIR="$PWD/static" IHF_LOG=warn "$BIN" serve >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+    wrk_row "\`/static/app.css\` via IHF_STATIC_DIR (read per request)" 1 "$base/static/app.css" >>"$WORK/static.rows"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    {
+        echo
+        echo "### Static files vs the dashboard — $(date -u +%Y-%m-%d), same run, load $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo
+        echo "Release build, shipped defaults (assets compiled in), SQLite demo; wrk, $DURATION per row."
+        echo
+        echo "| request | connections | requests/s | avg ms | p99 ms |"
+        echo "| --- | ---: | ---: | ---: | ---: |"
+        cat "$WORK/static.rows"
+    } >>BENCHMARKS.md
+}
+# BENCH_ONLY_STATIC=1: this section alone.
+if [ "${BENCH_ONLY_STATIC:-}" = 1 ]; then static_section; tail -12 BENCHMARKS.md; exit 0; fi
+
 run_backend sqlite "sqlite://$WORK/bench.sqlite3"
 PG_DB="ihf_bench_$$"
 psql "$PG_SERVER" -qc "CREATE DATABASE $PG_DB"
@@ -103,3 +156,5 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
         echo "| $label | $s_rps | $s_p99 | $p_rps | $p_p99 | **$ratio** |"
     done
 } | tee -a BENCHMARKS.md
+static_section
+tail -12 BENCHMARKS.md

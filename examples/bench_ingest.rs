@@ -6,6 +6,8 @@
 //! PostgreSQL: `IHF_TEST_PG` or `postgres://postgres@127.0.0.1:5432/postgres`; a database is made
 //! for the run and dropped after it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

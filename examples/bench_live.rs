@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release --example bench_live [-- 100,1000,5000 10000]`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -61,6 +63,7 @@ async fn start_server(dir: &std::path::Path) -> Server {
     let child = Command::new(bin)
         .env("IHF_BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", &db_url)
+        .env("IHF_SEED_DEMO", "true")
         .env("IHF_LOG", "warn")
         .env("IHF_LIVE_MAX_PER_IP", "100000")
         .env("IHF_LIVE_MAX_PER_SESSION", "100000")

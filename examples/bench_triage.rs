@@ -6,6 +6,8 @@
 //! request and a recategorize round trip, with a static file of the page's size served by the
 //! same server as the baseline, so the ratios come from one run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::time::{Duration, Instant};
 
 use ihf::Config;
@@ -136,6 +138,10 @@ async fn run(backend: Backend) -> anyhow::Result<Run> {
     let url = database_url(backend).await?;
     let mut config = Config::for_tests(url);
     config.db_max_connections = 10;
+    // The baseline file lives in a folder of its own, served through the `IHF_STATIC_DIR` override.
+    let static_dir = std::env::temp_dir().join(format!("ihf-bench-triage-{}-{backend:?}", std::process::id()));
+    std::fs::create_dir_all(&static_dir)?;
+    config.static_dir = Some(static_dir.clone());
     let app = ihf::Application::build(config).await?;
     let db = app.db().clone();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -161,7 +167,7 @@ async fn run(backend: Backend) -> anyhow::Result<Run> {
     anyhow::ensure!(signed_in.status() == 303, "sign-in failed: {}", signed_in.status());
     let board = client.get(format!("{address}/hubs/checkout/triage")).send().await?.text().await?;
     let csrf = csrf_of(&board);
-    let bench = Bench { client, address, csrf, db: db.clone(), hub: hub.id };
+    let bench = Bench { client, address, csrf, db: db.clone(), hub: hub.id, static_dir: static_dir.clone() };
     let count = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM annotations WHERE hub_id = $1")
             .bind(hub.id)
@@ -179,6 +185,7 @@ async fn run(backend: Backend) -> anyhow::Result<Run> {
     let loaded = bench.measure_all().await?;
     handle.stop(true).await;
     db.close().await;
+    let _ = std::fs::remove_dir_all(&static_dir);
     Ok(Run { demo, loaded, annotations: (before, after) })
 }
 
@@ -188,16 +195,16 @@ struct Bench {
     csrf: String,
     db: Db,
     hub: i64,
+    static_dir: std::path::PathBuf,
 }
 
 impl Bench {
     async fn measure_all(&self) -> anyhow::Result<Vec<Stats>> {
-        let Self { client, address, csrf, db, hub } = self;
+        let Self { client, address, csrf, db, hub, static_dir } = self;
         let board = client.get(format!("{address}/hubs/checkout/triage")).send().await?.text().await?;
 
         // A static file of the page's size, served by the same server: the baseline.
-        let static_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-        let baseline = static_dir.join(format!("bench-triage-{}.txt", std::process::id()));
+        let baseline = static_dir.join("baseline.txt");
         std::fs::write(&baseline, "x".repeat(board.len()))?;
         let baseline_url =
             format!("{address}/static/{}", baseline.file_name().and_then(|n| n.to_str()).unwrap_or_default());

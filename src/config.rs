@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -15,6 +15,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The embedded default database, relative to the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/ihf.sqlite3";
+
 /// Everything the server needs to start. Parsed by clap; every flag has an environment variable.
 #[derive(Clone, Args)]
 pub struct Config {
@@ -23,7 +26,7 @@ pub struct Config {
     pub bind: SocketAddr,
 
     /// `sqlite://PATH` (the default, created when missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/ihf.sqlite3", global = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
     /// Most database connections in a pool.
@@ -38,9 +41,10 @@ pub struct Config {
     #[arg(long, env = "IHF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
 
-    /// Folder of the static assets (CSS, vendored htmx).
-    #[arg(long, env = "IHF_STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/static"), global = true)]
-    pub static_dir: PathBuf,
+    /// Development override: serve CSS and scripts from this folder (IHF's `static/`), read on
+    /// every request, instead of the copies compiled into the binary.
+    #[arg(long, env = "IHF_STATIC_DIR", global = true)]
+    pub static_dir: Option<PathBuf>,
 
     /// Milliseconds a live region waits to coalesce a burst of changes into one render.
     #[arg(long, env = "IHF_LIVE_WINDOW_MS", default_value_t = 150, global = true)]
@@ -63,13 +67,24 @@ pub struct Config {
     #[arg(long, env = "IHF_LIVE_MAX_PER_SESSION", default_value_t = 16, global = true)]
     pub live_max_per_session: usize,
 
+    /// PEM certificate chain (leaf first); with `IHF_TLS_KEY`, serve HTTPS with HTTP/2 and
+    /// HTTP/1.1 (by ALPN) and mark cookies `Secure`.
+    #[arg(long, env = "IHF_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `IHF_TLS_CERT`.
+    #[arg(long, env = "IHF_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
     /// Mark cookies `Secure` (set when served over HTTPS, e.g. behind a TLS proxy).
     #[arg(long, env = "IHF_SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
 
-    /// Seed the demo data into an empty database on start.
-    #[arg(long, env = "IHF_SEED_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
-    pub seed_demo: bool,
+    /// Seed the demo data (people of every role, a site administrator among them, with printed
+    /// passwords) into an empty database on start. Unset: only for the default SQLite database,
+    /// never for PostgreSQL or another file.
+    #[arg(long, env = "IHF_SEED_DEMO", action = clap::ArgAction::Set, global = true)]
+    pub seed_demo: Option<bool>,
 
     /// Address of the Prometheus `/metrics` listener; none when unset (keep it off the public port).
     #[arg(long, env = "IHF_METRICS_BIND", global = true)]
@@ -97,10 +112,6 @@ pub struct Config {
     #[arg(long, env = "IHF_LEDGER_NAME", global = true)]
     pub ledger_name: Option<String>,
 
-    /// Test hook, never a flag: the data API and embeds leave out their own access predicates so
-    /// that tests prove PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
-    #[arg(skip)]
-    pub rls_only_for_tests: bool,
 }
 
 impl Config {
@@ -112,22 +123,34 @@ impl Config {
             db_max_connections: 5,
             log_level: "warn".into(),
             log_format: LogFormat::Pretty,
-            static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+            static_dir: None,
             live_window_ms: 50,
             live_heartbeat_secs: 15,
             live_max_streams: 20_000,
             live_max_per_ip: 500,
             live_max_per_session: 16,
+            tls_cert: None,
+            tls_key: None,
             secure_cookies: false,
-            seed_demo: false,
+            seed_demo: Some(false),
             metrics_bind: None,
             webhook_allow_private: false,
             webhook_retry_base_ms: 30_000,
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
             ledger_name: None,
-            rls_only_for_tests: false,
         }
+    }
+
+    /// The certificate and key files when HTTPS is on.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// Whether serving seeds the demo into an empty database: as `IHF_SEED_DEMO` says, and when
+    /// it is unset only on the default SQLite database (what `cargo run` serves).
+    pub fn seeds_demo(&self) -> bool {
+        self.seed_demo.unwrap_or(self.database_url == DEFAULT_DATABASE_URL)
     }
 
     /// Checks what clap cannot: returns one clear line describing the first problem.
@@ -138,11 +161,16 @@ impl Config {
                 crate::db::redact_url(&self.database_url)
             ));
         }
-        if !self.static_dir.join("vendor").is_dir() {
+        if let Some(dir) = &self.static_dir
+            && !dir.join("vendor").is_dir()
+        {
             return Err(format!(
-                "IHF_STATIC_DIR {} has no vendor/ folder: point it at IHF's static/ folder",
-                self.static_dir.display()
+                "IHF_STATIC_DIR {} has no vendor/ folder: point it at IHF's static/ folder, or unset it",
+                dir.display()
             ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("IHF_TLS_CERT and IHF_TLS_KEY go together: set both for HTTPS, or neither".into());
         }
         if self.db_max_connections == 0 {
             return Err("IHF_DB_MAX_CONNECTIONS must be at least 1".into());
@@ -165,6 +193,8 @@ impl fmt::Debug for Config {
             .field("live_max_streams", &self.live_max_streams)
             .field("live_max_per_ip", &self.live_max_per_ip)
             .field("live_max_per_session", &self.live_max_per_session)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("secure_cookies", &self.secure_cookies)
             .field("seed_demo", &self.seed_demo)
             .field("metrics_bind", &self.metrics_bind)
@@ -173,7 +203,32 @@ impl fmt::Debug for Config {
             .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
             .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
             .field("ledger_name", &self.ledger_name)
-            .field("rls_only_for_tests", &self.rls_only_for_tests)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("ihf").chain(args.iter().copied())).expect("valid flags").config
+    }
+
+    #[test]
+    fn the_demo_is_seeded_by_default_only_into_the_default_sqlite_database() {
+        assert!(parse(&["--database-url", DEFAULT_DATABASE_URL]).seeds_demo());
+        assert!(!parse(&["--database-url", "postgres://postgres@127.0.0.1/ihf"]).seeds_demo());
+        assert!(!parse(&["--database-url", "sqlite:///srv/ihf/prod.sqlite3"]).seeds_demo());
+        assert!(parse(&["--database-url", "postgres://postgres@127.0.0.1/ihf", "--seed-demo", "true"]).seeds_demo());
+        assert!(!parse(&["--database-url", DEFAULT_DATABASE_URL, "--seed-demo", "false"]).seeds_demo());
     }
 }

@@ -19,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod telemetry;
 pub mod transparency;
+pub mod tls;
 pub mod web;
 pub mod webhooks;
 
@@ -33,6 +34,15 @@ use tracing_actix_web::TracingLogger;
 
 pub use config::Config;
 use db::Db;
+
+/// Switches for tests only. They are not configuration: no flag or environment variable can
+/// reach them, only code that builds the app with [`Application::build_with_hooks`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// The data API and embeds leave out their own access predicates, so that tests prove
+    /// PostgreSQL's Row Level Security holds alone. Honoured on PostgreSQL only.
+    pub rls_only: bool,
+}
 
 /// What every request handler shares.
 pub struct AppState {
@@ -54,6 +64,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Fires when the server begins to stop; long-lived tasks and responses subscribe.
     pub shutdown: lifecycle::Shutdown,
+    /// Off outside tests.
+    pub test_hooks: TestHooks,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -71,15 +83,30 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_hooks(config, TestHooks::default()).await
+    }
+
+    /// [`Application::build`] with test switches on.
+    pub async fn build_with_hooks(config: Config, hooks: TestHooks) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database_url, config.db_max_connections)
             .await
             .with_context(|| format!("connecting to {}", db::redact_url(&config.database_url)))?;
         db.migrate().await.context("applying migrations")?;
-        Self::build_with_db(config, db).await
+        Self::start(config, db, hooks).await
     }
 
     /// Builds the server on an already connected and migrated database.
     pub async fn build_with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        Self::start(config, db, TestHooks::default()).await
+    }
+
+    async fn start(mut config: Config, db: Db, test_hooks: TestHooks) -> anyhow::Result<Self> {
+        let tls = match config.tls() {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
+        // Browsers keep `Secure` cookies only over HTTPS, and this is HTTPS.
+        config.secure_cookies |= tls.is_some();
         let secret = db::secrets::get_or_create(&db, "master", &crypto::random_token(32))
             .await
             .context("loading the server secret")?;
@@ -113,7 +140,7 @@ impl Application {
         .spawn(shutdown.subscribe());
         let state = aw::Data::new(AppState {
             db: db.clone(),
-            assets: web::assets::Assets::load(&config.static_dir),
+            assets: web::assets::Assets::new(config.static_dir.as_deref()),
             ingest_limits: web::api::limits::RateLimits::new(
                 config.ingest_per_key_per_min,
                 config.ingest_per_ip_per_min,
@@ -126,11 +153,10 @@ impl Application {
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),
+            test_hooks,
         });
         tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
-        let static_dir = state.config.static_dir.clone();
         let server = HttpServer::new(move || {
-            let static_dir = static_dir.clone();
             App::new()
                 .app_data(state.clone())
                 .configure(web::extractor_config)
@@ -140,16 +166,18 @@ impl Application {
                 .wrap(web::security::headers())
                 .wrap(from_fn(web::security::frame_options))
                 .wrap(Compress::default())
+                // Outside Compress: assets are compressed once, at build time.
+                .wrap(from_fn(web::assets::serve))
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))
                 .configure(web::configure)
-                .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
-        })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .disable_signals()
-        .run();
+        });
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        };
+        let server = server.shutdown_timeout(10).disable_signals().run();
         Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, metrics_server })
     }
 

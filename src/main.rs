@@ -99,18 +99,23 @@ async fn connect(config: &Config) -> anyhow::Result<Db> {
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let db = connect(&config).await?;
-    let logins = if config.seed_demo { demo::seed(&db).await? } else { None };
+    let seeds_demo = config.seeds_demo();
+    let logins = if seeds_demo { demo::seed(&db).await? } else { None };
     let app = Application::build_with_db(config.clone(), db).await?;
     println!();
-    println!("  IHF is running at http://{}:{}/", config.bind.ip(), app.port());
+    let scheme = if config.tls().is_some() { "https" } else { "http" };
+    println!("  IHF is running at {scheme}://{}:{}/", config.bind.ip(), app.port());
     println!("  database: {}", db::redact_url(&config.database_url));
     if let (Some(bind), Some(port)) = (config.metrics_bind, app.metrics_port()) {
         println!("  metrics: http://{}:{port}/metrics", bind.ip());
     }
     match logins {
         Some(logins) => print_logins(&logins),
-        None => println!(
+        None if seeds_demo => println!(
             "  demo logins were printed when the demo was seeded; reset one with\n  `echo NEWPASSWORD | ihf user set-password HANDLE`"
+        ),
+        None => println!(
+            "  no demo data (IHF_SEED_DEMO=true seeds it into an empty database); add a site administrator\n  with `echo PASSWORD | ihf user add HANDLE --admin`"
         ),
     }
     println!();

@@ -1,6 +1,8 @@
 //! Identity and the access policy: sign-in, sessions, CSRF, the role matrix, and (on
 //! PostgreSQL) Row Level Security holding on its own.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

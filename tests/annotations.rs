@@ -1,6 +1,8 @@
 //! Annotations through HTTP: the composer component, the widget page and its thread, the
 //! author's edit and delete, the feedback inbox, and markup safety.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

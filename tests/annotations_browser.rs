@@ -2,6 +2,8 @@
 //! other sees it arrive live with their own half-typed text untouched. Runs when
 //! `IHF_TEST_BROWSER` is set (as `tests/browser.rs`); without it it returns at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

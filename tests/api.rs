@@ -3,6 +3,8 @@
 //! probes between tenants, on both databases; on PostgreSQL also with the application's own
 //! checks switched off, proving Row Level Security holds alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 mod embed_support;
 
@@ -1189,6 +1191,6 @@ async fn row_level_security_alone_keeps_tenants_apart() {
     if !common::pg_enabled() {
         return;
     }
-    let app = common::spawn_app_with(Backend::Postgres, |c| c.rls_only_for_tests = true).await;
+    let app = common::spawn_app_hooked(Backend::Postgres, ihf::TestHooks { rls_only: true }).await;
     probe_isolation(&app, true).await;
 }

@@ -2,6 +2,8 @@
 //! only a browser shows: live updates arriving, swaps, recovery after a restart. They run when
 //! `IHF_TEST_BROWSER` is set (CI sets it); without it they return at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use common::TestApp;

@@ -2,6 +2,8 @@
 //! its fix. Runs when `IHF_TEST_BROWSER` is set (as `tests/browser.rs`); without it each test
 //! says it was skipped and returns.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Embeds: the loader, the embed page's framing policy, visitors (anonymous, identified by the
 //! host, refused), the composer, the thread (what a visitor may read, live) and the demo host.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 mod embed_support;
 
@@ -443,7 +445,7 @@ mod in_a_browser {
     /// visitor writes inside the iframe; the widget's inbox shows it without a reload.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_visitor_annotates_inside_the_iframe_and_the_inbox_shows_it_live() {
-        if !std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty()) {
+        if !common::browser::enabled() {
             return;
         }
         let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };

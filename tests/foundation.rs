@@ -1,5 +1,7 @@
 //! The foundation: pages and fragments, counts, errors, health, migrations and the demo.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

@@ -3,6 +3,8 @@
 //! exports re-verified by an independent implementation, promotion in one transaction, and
 //! the live regions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

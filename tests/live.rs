@@ -1,5 +1,7 @@
 //! Live regions through the raw SSE stream, on both databases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::time::Duration;

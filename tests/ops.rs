@@ -2,6 +2,8 @@
 //! annotations), `/metrics`, readiness, backups taken during writes, and SIGTERM with an open
 //! live stream. The memory and SIGTERM tests run the real binary as a separate process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,8 @@
 //! Settings: hubs (administrators), widgets and members (a hub's operators). Every refusal is
 //! checked against the database: nothing changed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use common::{PASSWORD, TestApp};

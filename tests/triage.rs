@@ -2,6 +2,8 @@
 //! checked afterwards, bulk in one transaction, stale versions, undo, audit, access, and the
 //! category settings.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

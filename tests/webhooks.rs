@@ -2,6 +2,8 @@
 //! local receiver, retries after a 500, survives a restart, never sends twice with two
 //! instances, and refuses private addresses unless allowed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::{HashMap, VecDeque};

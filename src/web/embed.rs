@@ -166,10 +166,10 @@ fn refused(state: &AppState, status: StatusCode, ancestors: &str, theme: String,
     }
 }
 
-/// The test hook of `Config::rls_only_for_tests`: tokens are taken for the widget they name and
+/// The test hook `TestHooks::rls_only`: tokens are taken for the widget they name and
 /// the thread leaves out the policy's predicate, so only Row Level Security confines the reads.
 fn rls_only(state: &AppState) -> bool {
-    state.config.rls_only_for_tests && state.db.backend() == Backend::Postgres
+    state.test_hooks.rls_only && state.db.backend() == Backend::Postgres
 }
 
 /// The live widget of an embed key.
@@ -254,10 +254,11 @@ fn composer_view(
 /// `GET /embed.js`: the loader, cached briefly so a fix reaches host pages soon.
 #[get("/embed.js")]
 async fn loader(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let path = state.config.static_dir.join("embed.js");
-    let script = tokio::fs::read(&path)
+    let script = state
+        .assets
+        .content("embed.js")
         .await
-        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context(format!("reading {}", path.display()))))?;
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("static/embed.js is missing")))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))

@@ -1,5 +1,7 @@
 //! Headless Chromium (Debian's `chromium` + `chromium-driver`) driven over WebDriver, for the
-//! tests only a browser can show. They run when `IHF_TEST_BROWSER` is set (CI sets it).
+//! tests only a browser can show. They run when `IHF_TEST_BROWSER` is set (CI sets it: then a
+//! missing browser fails them), and by themselves when both programs are installed; otherwise
+//! (or with `IHF_TEST_BROWSER=off`) they return at once and the test binary says so on stderr.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,9 +10,32 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use super::TestApp;
 
-/// Whether the browser suite is switched on.
+/// Whether the browser suite runs; a skip is reported on stderr once per test binary.
 pub fn enabled() -> bool {
-    std::env::var("IHF_TEST_BROWSER").is_ok_and(|v| !v.is_empty())
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        let explicit = std::env::var("IHF_TEST_BROWSER").ok().filter(|v| !v.is_empty());
+        match explicit.as_deref() {
+            Some("0" | "off" | "false") => {
+                super::report_skip("the browser tests pass without running: IHF_TEST_BROWSER is off");
+                false
+            }
+            Some(_) => true,
+            None if installed("chromium") && installed("chromedriver") => true,
+            None => {
+                super::report_skip(
+                    "the browser tests pass without running: chromium and chromedriver are not both installed \
+                     (Debian: apt-get install chromium chromium-driver)",
+                );
+                false
+            }
+        }
+    })
+}
+
+/// Whether `program` is on the `PATH`.
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// A chromedriver process and a browser session, ended on drop.

@@ -1,8 +1,10 @@
 //! Shared test harness: a real app on a random port with its own fresh database.
 //!
-//! Every test runs on SQLite (a new file). With `IHF_TEST_PG` set to a PostgreSQL server URL
-//! (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) the `_pg` twin of each test runs too,
-//! each on a new database created for it; without it the `_pg` twins return at once.
+//! Every test runs on SQLite (a new file). Its `postgres` twin runs too, each on a new database
+//! created for it, on the server `IHF_TEST_PG` names or, when that is unset, on the default
+//! `postgres://postgres@127.0.0.1:5432/postgres` if a server answers there. When none does (or
+//! `IHF_TEST_PG=off`) the twins return at once and the test binary says so in one line on
+//! stderr: a passing `postgres` test that did not run is never silent.
 
 #![allow(dead_code)]
 
@@ -79,9 +81,67 @@ pub fn text_attr(html: &str, prefix: &str) -> Option<String> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Whether the PostgreSQL suite is switched on.
+/// The PostgreSQL server tried when `IHF_TEST_PG` is unset.
+pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Whether the PostgreSQL suite runs (see the module documentation).
 pub fn pg_enabled() -> bool {
-    std::env::var("IHF_TEST_PG").is_ok_and(|v| !v.is_empty())
+    pg_server().is_some()
+}
+
+/// The PostgreSQL server of the suite: `IHF_TEST_PG`, or [`DEFAULT_PG`] when it answers.
+/// Decided once per test binary; a skip is reported on stderr once.
+pub fn pg_server() -> Option<&'static str> {
+    static SERVER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let explicit = std::env::var("IHF_TEST_PG").ok().filter(|v| !v.is_empty());
+            match explicit.as_deref() {
+                Some("0" | "off" | "false") => {
+                    report_skip("the PostgreSQL tests (`…::postgres`) pass without running: IHF_TEST_PG is off");
+                    None
+                }
+                // Named explicitly (CI does): the tests fail when it does not answer.
+                Some(url) => Some(url.to_owned()),
+                None if pg_answers(DEFAULT_PG) => Some(DEFAULT_PG.to_owned()),
+                None => {
+                    report_skip(&format!(
+                        "the PostgreSQL tests (`…::postgres`) pass without running: nothing answers at \
+                         {DEFAULT_PG}; set IHF_TEST_PG to a server URL to run them"
+                    ));
+                    None
+                }
+            }
+        })
+        .as_deref()
+}
+
+/// Whether a PostgreSQL server answers `SELECT 1` at `url` within two seconds. Runs on a
+/// thread of its own, so it can be asked from inside a test's runtime.
+fn pg_answers(url: &'static str) -> bool {
+    let probe = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return false };
+        runtime.block_on(async {
+            let connect = async {
+                let db = Db::connect(url, 1).await.ok()?;
+                let answered = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(db.reader()).await.is_ok();
+                db.close().await;
+                Some(answered)
+            };
+            matches!(tokio::time::timeout(std::time::Duration::from_secs(2), connect).await, Ok(Some(true)))
+        })
+    });
+    probe.join().unwrap_or(false)
+}
+
+/// One line on the real stderr, past the test harness's output capture (which only takes
+/// `print!`/`eprint!`), so that `cargo test` shows it beside the binary's results.
+pub fn report_skip(what: &str) {
+    use std::io::Write;
+    let binary = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("tests").to_owned();
+    let name = name.rsplit_once('-').map_or(name.as_str(), |(base, _)| base).to_owned();
+    let _ = writeln!(std::io::stderr(), "SKIPPED in tests/{name}: {what}");
 }
 
 fn unique_name() -> String {
@@ -102,7 +162,7 @@ pub async fn fresh_database_url(backend: Backend) -> String {
             format!("sqlite://{}/ihf.sqlite3", dir.display())
         }
         Backend::Postgres => {
-            let server = std::env::var("IHF_TEST_PG").expect("IHF_TEST_PG");
+            let server = pg_server().expect("the PostgreSQL suite is on").to_owned();
             let name = unique_name();
             let admin = Db::connect(&server, 1).await.expect("IHF_TEST_PG must reach a PostgreSQL server");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -156,7 +216,18 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
 pub async fn spawn_on(database_url: String, backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(database_url.clone());
     adjust(&mut config);
-    let app = ihf::Application::build(config).await.expect("build app");
+    start(config, backend, ihf::TestHooks::default()).await
+}
+
+/// [`spawn_app`] with test switches on (e.g. Row Level Security alone).
+pub async fn spawn_app_hooked(backend: Backend, hooks: ihf::TestHooks) -> TestApp {
+    let database_url = fresh_database_url(backend).await;
+    start(Config::for_tests(database_url), backend, hooks).await
+}
+
+async fn start(config: Config, backend: Backend, hooks: ihf::TestHooks) -> TestApp {
+    let database_url = config.database_url.clone();
+    let app = ihf::Application::build_with_hooks(config, hooks).await.expect("build app");
     let port = app.port();
     let db = app.db().clone();
     let handle = app.handle();

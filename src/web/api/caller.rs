@@ -32,7 +32,7 @@ pub enum Credential {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub credential: Option<Credential>,
-    /// The test hook (`Config::rls_only_for_tests`, PostgreSQL only): leave every access check of
+    /// The test hook (`TestHooks::rls_only`, PostgreSQL only): leave every access check of
     /// the application out, so only Row Level Security stands between the caller and the rows.
     pub rls_only: bool,
 }
@@ -52,7 +52,7 @@ impl Caller {
         let state = req
             .app_data::<web::Data<AppState>>()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no application state")))?;
-        let rls_only = state.config.rls_only_for_tests && state.db.backend() == Backend::Postgres;
+        let rls_only = state.test_hooks.rls_only && state.db.backend() == Backend::Postgres;
         let credential = match bearer(req) {
             Some(token) if token.starts_with(api_keys::PREFIX) => {
                 let key = api_keys::authenticate(&state.db, &token)
