@@ -7,6 +7,8 @@
 //! `cargo run --release --example bench_ledger [-- N [MAX_FILL_SECONDS]]` (default 1,000,000
 //! entries, filling stops after 480 s and reports the size reached).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -80,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ihf::cli::Cli::parse_from(["ihf"]).config;
     config.database_url = format!("sqlite://{}", db_path.display());
     config.bind = "127.0.0.1:0".parse()?;
-    config.seed_demo = false;
+    config.seed_demo = Some(false);
     config.log_level = "warn".into();
     let app = ihf::Application::build(config).await?;
     let db = app.db().clone();

@@ -111,7 +111,6 @@ pub struct Config {
     /// (default `ihf-` and 8 random hex digits), fixed after that.
     #[arg(long, env = "IHF_LEDGER_NAME", global = true)]
     pub ledger_name: Option<String>,
-
 }
 
 impl Config {

@@ -18,8 +18,8 @@ pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod telemetry;
-pub mod transparency;
 pub mod tls;
+pub mod transparency;
 pub mod web;
 pub mod webhooks;
 

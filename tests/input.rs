@@ -3,6 +3,8 @@
 //! filters, path segments, settings and ledger forms, the sign-in form, JSON bodies, event
 //! payloads — get a 4xx whose message names the field, and write nothing, on both databases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use common::TestApp;

@@ -3,6 +3,8 @@
 //! verified the way an auditor would, the offline bundle check (in Rust and in the README's
 //! Python), and the three tamperings a held checkpoint catches.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;
