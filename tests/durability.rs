@@ -7,8 +7,10 @@
 //! write that needs a page beyond those in use with `SQLITE_FULL`, as it does on a full disk
 //! (and as on a full disk, it rolls the whole transaction back by itself). The pragma belongs
 //! to one connection, and the app replaces its writer connection after such a failure, so the
-//! limit is set again before every attempt. `a_real_full_disk_on_tmpfs` does the same on a
-//! small tmpfs filled with a file, when the tests may mount one (as root).
+//! limit is set again before every attempt, after a write that fails the way a `COMMIT` on a
+//! full disk does (see [`fail_a_whole_transaction`]). `api_writes_on_a_real_full_disk` does
+//! the issue's own steps on a small tmpfs filled with a file, when the tests may mount one
+//! (as root, which is how `.ci/run` runs here).
 
 mod common;
 mod embed_support;
@@ -34,6 +36,21 @@ const FILLER: &str = "The total jumps when the coupon is applied and jumps back 
 async fn disk_full(db: &Db, full: bool) {
     let sql = if full { "PRAGMA max_page_count = 1" } else { "PRAGMA max_page_count = 1073741823" };
     sqlx::query(sql).execute(db.writer()).await.expect("max_page_count");
+}
+
+/// A write on the app's writer that fails the way a `COMMIT` on a full disk fails: SQLite
+/// rolls the whole transaction back by itself. (A one-row INSERT without triggers runs without
+/// a statement journal, so on `SQLITE_FULL` SQLite cannot undo just the statement.) The issue's
+/// loss needed exactly this: such a failure, then a second one while the disk was still full.
+async fn fail_a_whole_transaction(db: &Db, i: usize) {
+    let mut tx = db.begin_write().await.expect("begin");
+    let failed = sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2)")
+        .bind(format!("filler-{i}"))
+        .bind(FILLER.repeat(20))
+        .execute(&mut *tx)
+        .await;
+    assert!(failed.is_err(), "the disk is full");
+    drop(tx);
 }
 
 /// What the server answered.
@@ -93,6 +110,9 @@ async fn full_then_freed(
     let mut outcome = Outcome { acknowledged: Vec::new(), failed: Vec::new() };
     let mut i = 0;
     while outcome.failed.len() < FAILURES && i < MAX_ATTEMPTS {
+        disk_full(&app.db, true).await;
+        fail_a_whole_transaction(&app.db, i).await;
+        // Again: the app may have replaced its writer connection since.
         disk_full(&app.db, true).await;
         for (key, answer) in attempt(i).await {
             if answer.ok() {
@@ -357,4 +377,153 @@ async fn ingestion_group_commits_are_durable_when_the_disk_fills() {
         answers
     })
     .await;
+}
+
+/// The root cause, on a pool without the app's check: after a write fails with "disk full"
+/// (SQLite rolled the transaction back by itself, so sqlx's ROLLBACK fails) sqlx still counts
+/// an open transaction on the connection, and the next `begin()` is a savepoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_loses_count_of_transactions_after_disk_full() {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let url = common::fresh_database_url(Backend::Sqlite).await;
+    let pool =
+        sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&format!("{url}?mode=rwc")).await.expect("pool");
+    pool.execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)").await.expect("table");
+    for i in 0..50 {
+        pool.execute("PRAGMA max_page_count = 1").await.expect("full");
+        let mut tx = pool.begin().await.expect("begin");
+        let inserted =
+            sqlx::query("INSERT INTO t (body) VALUES ($1)").bind(format!("{i} {FILLER}")).execute(&mut *tx).await;
+        match inserted {
+            Ok(_) => tx.commit().await.expect("commit"),
+            Err(e) => {
+                eprintln!("insert {i}: {e}");
+                drop(tx);
+                break;
+            }
+        }
+    }
+    let mut conn = pool.acquire().await.expect("acquire");
+    let _ = conn.ping().await;
+    eprintln!("after the failure sqlx counts a transaction: {}", conn.is_in_transaction());
+}
+
+/// A small tmpfs, unmounted (with its files) when dropped.
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// `None` when this process may not mount (not root, or no mount namespace rights).
+    fn mount(size_mib: u32) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("ihf_tmpfs_{}_{}", std::process::id(), ihf::db::now_ms()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    /// Writes a file until the file system is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while file.write_all(&small).is_ok() {}
+        let _ = file.flush();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The issue's steps: the database on a 32 MiB tmpfs, the file system filled with a file,
+/// annotations sent through the API one at a time (each retried once with the same key, as a
+/// client would), then the file deleted and more sent. Every acknowledged annotation must be
+/// in the file for another connection, and nothing may hold the write lock. Runs when the
+/// tests may mount a tmpfs (root); says so and returns otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_writes_on_a_real_full_disk() {
+    let Some(tmpfs) = Tmpfs::mount(32) else {
+        eprintln!("api_writes_on_a_real_full_disk: SKIPPED, this process cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let url = format!("sqlite://{}/ihf.sqlite3", tmpfs.dir.display());
+    let app = common::spawn_on(url, Backend::Sqlite, |_| {}).await;
+    let logins = app.seed_demo().await;
+    let (tomas, csrf) = person(&app, &logins, "tomas").await;
+    let (_, _, key, _) = embed_support::widget(&app, "payment-form").await;
+    let url = app.url(&format!("/api/v1/widgets/{key}/annotations"));
+    let post = async |idempotency_key: &str| {
+        let body = format!("{idempotency_key} {}", FILLER.repeat(4));
+        let request = json!({"body": body, "category": "bug", "idempotency_key": idempotency_key});
+        Answer::of(tomas.post(&url).header("X-CSRF-Token", &csrf).json(&request).send().await.expect("POST")).await
+    };
+    let filler = tmpfs.fill();
+    let mut outcome = Outcome { acknowledged: Vec::new(), failed: Vec::new() };
+    let started = Instant::now();
+    let mut i = 0;
+    while i < 400 && (outcome.failed.len() < 20 || started.elapsed() < Duration::from_secs(2)) {
+        let key = format!("full-{i}");
+        let first = post(&key).await;
+        let retry = post(&key).await;
+        for answer in [&first, &retry] {
+            if !answer.ok() {
+                answer.assert_disk_full(true, "API on a full tmpfs");
+            }
+        }
+        if first.ok() || retry.ok() {
+            outcome.acknowledged.push(key);
+        } else {
+            outcome.failed.push(key);
+        }
+        i += 1;
+    }
+    let full_answers = (outcome.acknowledged.len(), outcome.failed.len());
+    std::fs::remove_file(&filler).expect("free the space");
+    let freed = Instant::now();
+    let mut recovered = None;
+    for j in 0..40 {
+        let key = format!("freed-{j}");
+        let answer = post(&key).await;
+        if answer.ok() {
+            recovered.get_or_insert_with(|| freed.elapsed());
+            outcome.acknowledged.push(key);
+        } else {
+            answer.assert_disk_full(true, "API after the space came back");
+            assert!(recovered.is_none(), "once writes succeed again they keep succeeding: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            outcome.failed.push(key);
+        }
+    }
+    eprintln!(
+        "real full disk: {} acknowledged and {} refused while full; first success {:?} after the space came back",
+        full_answers.0, full_answers.1, recovered
+    );
+    assert!(full_answers.1 > 0, "the full disk refused some writes");
+    assert!(recovered.is_some(), "writes succeed again without a restart");
+    assert_durable(
+        &app,
+        "API on a real full disk",
+        "SELECT COUNT(*) FROM annotations WHERE idempotency_key = $1",
+        &outcome,
+    )
+    .await;
+    app.handle.stop(true).await;
 }
