@@ -527,3 +527,176 @@ async fn api_writes_on_a_real_full_disk() {
     .await;
     app.handle.stop(true).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Clear, fast answers under pressure
+
+/// A GET's status and how long it took.
+async fn timed_get(client: &reqwest::Client, url: &str) -> (u16, Duration, String) {
+    let started = Instant::now();
+    let response = client.get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, started.elapsed(), response.text().await.unwrap_or_default())
+}
+
+/// Another connection holds SQLite's write lock (as another process would, e.g. a long
+/// `sqlite3` session): writes answer 503 "locked" within about a second, as JSON for the API
+/// and as HTML with the typed text for the composer; `/readyz` says why; `/healthz` stays
+/// quick; once the lock is released writes succeed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lock_held_elsewhere_gives_fast_503s() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let logins = app.seed_demo().await;
+    let (tomas, csrf) = person(&app, &logins, "tomas").await;
+    let (_, _, key, _) = embed_support::widget(&app, "payment-form").await;
+    let api = app.url(&format!("/api/v1/widgets/{key}/annotations"));
+    let post = async |text: &str| {
+        let started = Instant::now();
+        let request = json!({"body": text, "category": "bug", "idempotency_key": text});
+        let answer =
+            Answer::of(tomas.post(&api).header("X-CSRF-Token", &csrf).json(&request).send().await.expect("POST")).await;
+        (answer, started.elapsed())
+    };
+
+    let wendy = app.signed_in("wendy", &logins["wendy"]).await;
+    let page = wendy.get(app.url(PAYMENT)).send().await.expect("page").text().await.expect("body");
+
+    let other = Db::connect(&app.database_url, 1).await.expect("another connection");
+    let lock = other.begin_write().await.expect("take the write lock");
+    let mut slowest = Duration::ZERO;
+    for i in 0..3 {
+        let (answer, took) = post(&format!("while locked {i}")).await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(answer.content_type.starts_with("application/json"));
+        assert!(answer.body.contains("locked by another writer"), "{}", answer.body);
+        assert!(answer.retry_after.is_some());
+        assert!(took < Duration::from_millis(2500), "a locked database answers within about a second: {took:?}");
+        slowest = slowest.max(took);
+    }
+    // The composer keeps the text and says what happened.
+    let token = text_attr(&page, "name=\"token\" value=\"").expect("token");
+    let typed = "Typed while the database was locked";
+    let response = wendy
+        .post(app.url(&format!("{PAYMENT}/composer")))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", csrf_from(&page))
+        .form(&[("token", token.as_str()), ("body", typed), ("category", "bug"), ("action", "submit")])
+        .send()
+        .await
+        .expect("POST composer");
+    let answer = Answer::of(response).await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.retry_after.is_some(), "the composer's 503 has Retry-After");
+    assert!(answer.body.contains("locked by another writer") && answer.body.contains(typed), "{}", answer.body);
+
+    let (status, took, reason) = timed_get(&app.client, &app.url("/readyz")).await;
+    assert_eq!(status, 503, "not ready while writes fail");
+    assert!(reason.contains("locked"), "readiness says why: {reason}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let (status, took, _) = timed_get(&app.client, &app.url("/healthz")).await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(200), "liveness is quick: {took:?}");
+
+    lock.rollback().await.expect("release the lock");
+    let released = Instant::now();
+    let (answer, _) = post("after the lock").await;
+    assert_eq!(answer.status, 201, "writes succeed once the lock is released: {answer:?}");
+    eprintln!(
+        "SQLite lock held elsewhere: API 503 in at most {slowest:?}; first write {:?} after release",
+        released.elapsed()
+    );
+    other.close().await;
+}
+
+/// A TCP proxy in front of PostgreSQL; `down` closes its listener and every connection
+/// through it, as a stopped server would.
+struct PgProxy {
+    port: u16,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl PgProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let mut halt = stopped.clone();
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = halt.wait_for(|s| *s) => return,
+                };
+                let Ok((mut inbound, _)) = accepted else { return };
+                let mut halt = stopped.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = halt.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+        });
+        Self { port, stop }
+    }
+
+    fn down(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// PostgreSQL goes away under a running app: API callers with a session cookie get a JSON
+/// 503 within about a second (not 5 s), pages a 503 page, `/healthz` stays quick and `/readyz`
+/// fails quickly, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_gives_fast_json_503s() {
+    if !common::pg_enabled() {
+        return;
+    }
+    let direct = common::fresh_database_url(Backend::Postgres).await;
+    let proxy = PgProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let through_proxy = direct.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+    assert_ne!(through_proxy, direct, "IHF_TEST_PG points at 127.0.0.1:5432");
+    let app = common::spawn_on(through_proxy, Backend::Postgres, |_| {}).await;
+    let logins = app.seed_demo().await;
+    let (tomas, csrf) = person(&app, &logins, "tomas").await;
+    let (_, _, key, _) = embed_support::widget(&app, "payment-form").await;
+    let api = app.url(&format!("/api/v1/widgets/{key}/annotations"));
+
+    proxy.down();
+    let mut slowest = Duration::ZERO;
+    for i in 0..3 {
+        let started = Instant::now();
+        let request = json!({"body": format!("while down {i}"), "category": "bug"});
+        let response = tomas.post(&api).header("X-CSRF-Token", &csrf).json(&request).send().await.expect("POST");
+        let answer = Answer::of(response).await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(
+            answer.content_type.starts_with("application/json"),
+            "JSON for an API caller with a session: {answer:?}"
+        );
+        let body: Value = serde_json::from_str(&answer.body).expect("JSON");
+        assert_eq!(body["error"], "unavailable");
+        assert!(answer.retry_after.is_some());
+        assert!(took < Duration::from_millis(2500), "PostgreSQL down answers within about a second: {took:?}");
+        slowest = slowest.max(took);
+    }
+    let (status, took, page) = timed_get(&tomas, &app.url("/hubs/checkout")).await;
+    assert_eq!(status, 503);
+    assert!(
+        page.contains("<html") && (page.contains("cannot be reached") || page.contains("did not answer")),
+        "{page}"
+    );
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let (status, took, _) = timed_get(&app.client, &app.url("/healthz")).await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(200), "liveness is quick: {took:?}");
+    let (status, took, reason) = timed_get(&app.client, &app.url("/readyz")).await;
+    assert_eq!(status, 503);
+    assert!(reason.contains("database"), "{reason}");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    eprintln!("PostgreSQL down: API 503 JSON in at most {slowest:?}, page 503, /readyz 503 in {took:?}");
+    app.handle.stop(false).await;
+}
