@@ -102,7 +102,11 @@ dual_test!(an_anonymous_visitor_is_kept_by_cookie_or_carried_token, |app| {
     // The iframe's token, or the cookie, bring the same visitor back.
     let carried = app.get(&format!("/embed/{key}?vt={token}&theme=bogus")).await.text().await.expect("body");
     assert!(carried.contains(&format!("data-visitor-token=\"{token}\"")));
-    assert!(carried.contains("data-fresh-visitor=\"false\"") && carried.contains("data-theme=\"auto\""));
+    // A theme the host did not ask for (or an unknown one) is light, not the visitor's system
+    // preference: a light host page is not given a dark frame; `auto` follows the system.
+    assert!(carried.contains("data-fresh-visitor=\"false\"") && carried.contains("data-theme=\"light\""));
+    let auto = app.get(&format!("/embed/{key}?vt={token}&theme=auto")).await.text().await.expect("body");
+    assert!(auto.contains("data-theme=\"auto\""));
     let by_cookie = app
         .new_client()
         .get(app.url(&format!("/embed/{key}")))

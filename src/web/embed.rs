@@ -101,11 +101,12 @@ struct EmbedQuery {
     parent: Option<String>,
 }
 
-/// `light` or `dark`, else `auto` (the visitor's system preference).
+/// `dark` or `auto` (the visitor's system preference) when the host page asks, else `light`:
+/// a host that asked for nothing is not turned dark inside a light page.
 fn theme(raw: Option<&str>) -> String {
     match raw {
-        Some(t @ ("light" | "dark")) => t.to_owned(),
-        _ => "auto".to_owned(),
+        Some(t @ ("dark" | "auto")) => t.to_owned(),
+        _ => "light".to_owned(),
     }
 }
 
