@@ -135,6 +135,7 @@ impl Application {
                 .wrap(Compress::default())
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))
+                .wrap(from_fn(lifecycle::close_when_stopping))
                 .configure(web::configure)
                 .configure(move |cfg| web::assets::configure(cfg, &static_dir))
                 .default_service(aw::to(web::errors::not_found))
