@@ -7,7 +7,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::db::StoreError;
+use crate::db::{Outage, StoreError};
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,8 @@ pub enum AppError {
     /// Too many open streams; retry after the given seconds.
     #[error("the server is busy, try again in {0} s")]
     Overloaded(u64),
-    /// The database cannot be reached; the request can be retried.
+    /// The database cannot take the request (disk full, locked, unreachable); it can be
+    /// retried, and the message says what happened.
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     /// A bug or a broken dependency: logged with its cause chain, shown as a clean 500.
@@ -49,7 +50,7 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::NotFound("page"),
-            StoreError::Unavailable(_) => Self::Unavailable(error),
+            StoreError::Unavailable(_) | StoreError::Outage(_) => Self::Unavailable(error),
             StoreError::Stale => {
                 Self::Conflict("this was changed by someone else; reload to see the current state".into())
             }
@@ -84,9 +85,7 @@ impl AppError {
     /// The message shown to the user: never internal details.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Unavailable(_) => {
-                "The database cannot be reached right now. Nothing was lost: try again in a few seconds.".into()
-            }
+            Self::Unavailable(e) => e.outage().unwrap_or(Outage::Unreachable).message().into(),
             Self::Unexpected(_) => "An unexpected error happened. It has been logged; please try again.".into(),
             other => {
                 let message = other.to_string();
@@ -99,7 +98,7 @@ impl AppError {
     /// Seconds after which a retry may work, for `Retry-After`.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::Unavailable(_) => Some(5),
+            Self::Unavailable(e) => Some(e.outage().unwrap_or(Outage::Unreachable).retry_after().as_secs()),
             Self::TooManyRequests(seconds) | Self::Overloaded(seconds) => Some(*seconds),
             _ => None,
         }

@@ -170,6 +170,7 @@ impl Application {
                 .wrap(from_fn(web::assets::serve))
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .wrap(from_fn(metrics::track))
+                .wrap(from_fn(lifecycle::close_when_stopping))
                 .configure(web::configure)
                 .default_service(aw::to(web::errors::not_found))
         });

@@ -15,7 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -83,6 +86,34 @@ impl ShutdownSignal {
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }
+}
+
+/// Middleware: once shutdown began, no new request starts. One that arrives on a kept-alive
+/// connection gets 503 with `Connection: close` and `Retry-After: 1` (a client or proxy retries
+/// it elsewhere, or after the restart) without running; a request already running finishes,
+/// and its answer carries `Connection: close` so the connection ends with it.
+pub async fn close_when_stopping(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let stopping = |req: &ServiceRequest| {
+        req.app_data::<actix_web::web::Data<crate::AppState>>().is_some_and(|state| state.shutdown.is_triggered())
+    };
+    if stopping(&req) {
+        let mut response = actix_web::HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/plain; charset=utf-8")
+            .body("The server is restarting; try again in a moment.");
+        response.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let state = req.app_data::<actix_web::web::Data<crate::AppState>>().cloned();
+    let mut res = next.call(req).await?;
+    if state.is_some_and(|state| state.shutdown.is_triggered()) {
+        res.response_mut().head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(res.map_into_left_body())
 }
 
 /// Waits until no request is in flight (the metrics middleware counts them, bodies included),

@@ -391,6 +391,9 @@ mod sigterm_with_an_open_stream_exits_within_the_bound {
             tomas.get(server.url(&live)).header("Accept", "text/event-stream").send().await.expect("stream");
         assert_eq!(stream.status(), 200);
         assert!(stream.chunk().await.expect("first event").is_some());
+        // A kept-alive connection: a client that made one request and keeps its connection.
+        let kept = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+        assert_eq!(kept.get(server.url("/healthz")).send().await.expect("GET").status(), 200);
         // A request in flight: an export whose body we stop reading after the first chunk.
         let mut export = tomas.get(server.url("/hubs/checkout/annotations.csv")).send().await.expect("export");
         let mut exported = export.chunk().await.expect("chunk").expect("first chunk").len();
@@ -407,6 +410,16 @@ mod sigterm_with_an_open_stream_exits_within_the_bound {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let refused = reqwest::Client::new().get(server.url("/healthz")).timeout(Duration::from_secs(2)).send().await;
         assert!(refused.is_err(), "a new request was accepted after SIGTERM");
+        // No new request starts on the kept-alive connection: it is refused with
+        // `Connection: close` (or the connection is already gone).
+        match kept.get(server.url("/healthz")).timeout(Duration::from_secs(2)).send().await {
+            Ok(response) => {
+                assert_eq!(response.status(), 503, "a request on a kept-alive connection after SIGTERM did not run");
+                assert_eq!(response.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
+                assert!(response.headers().contains_key("retry-after"));
+            }
+            Err(e) => assert!(!e.is_timeout(), "refused at once, not left hanging: {e}"),
+        }
         // The request in flight finishes completely.
         while let Some(chunk) = export.chunk().await.expect("the export finishes") {
             exported += chunk.len();

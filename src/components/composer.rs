@@ -16,7 +16,7 @@ use crate::auth::policy::HubAccess;
 use crate::db::annotations::{self, AnnotationBody, BODY_MAX_CHARS, BodyError, NewAnnotation};
 use crate::db::categories::{Category, DEFAULT_SLUG};
 use crate::db::widgets::Widget;
-use crate::db::{Db, StoreError, now_ms};
+use crate::db::{Db, Outage, now_ms};
 
 /// The composer's state; it travels sealed in the markup (see `components`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +53,9 @@ pub struct Errors {
 /// Why an annotation could not be written although nothing was wrong with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// The database cannot be reached; retrying later will work.
-    Unavailable,
+    /// The database cannot take the write right now (disk full, locked, unreachable);
+    /// retrying later will work.
+    Unavailable(Outage),
     /// Anything else (logged).
     Unexpected,
 }
@@ -128,12 +129,20 @@ impl Composer {
     /// The status a response showing this state has.
     pub fn status(&self) -> StatusCode {
         match self.errors.failure {
-            Some(Failure::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Some(Failure::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Some(Failure::Unexpected) => StatusCode::INTERNAL_SERVER_ERROR,
             None if self.errors.body.is_some() || self.errors.category.is_some() || self.errors.widget.is_some() => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             None => StatusCode::OK,
+        }
+    }
+
+    /// Seconds after which a failed submit may work, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self.errors.failure {
+            Some(Failure::Unavailable(outage)) => Some(outage.retry_after().as_secs()),
+            _ => None,
         }
     }
 
@@ -240,14 +249,17 @@ pub async fn perform(ctx: &Context<'_>, draft: Draft) -> Action {
     };
     match annotations::create_once(ctx.db, &new).await {
         Ok(_) => Action::Created,
-        Err(e @ StoreError::Unavailable(_)) => {
-            tracing::warn!(error = %e, "composer: database unavailable");
-            Action::Failed(Failure::Unavailable)
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "composer: creating an annotation");
-            Action::Failed(Failure::Unexpected)
-        }
+        Err(e) => match e.outage() {
+            Some(outage) => {
+                tracing::warn!(error = %e, "composer: {}", outage.reason());
+                ctx.db.record_outage(outage);
+                Action::Failed(Failure::Unavailable(outage))
+            }
+            None => {
+                tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "composer: creating an annotation");
+                Action::Failed(Failure::Unexpected)
+            }
+        },
     }
 }
 
@@ -402,8 +414,9 @@ mod tests {
 
     #[test]
     fn failures_keep_the_text() {
-        let (c, _) = typed("Keep me").update(Action::Failed(Failure::Unavailable));
+        let (c, _) = typed("Keep me").update(Action::Failed(Failure::Unavailable(Outage::DiskFull)));
         assert_eq!((c.body.as_str(), c.status()), ("Keep me", StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(c.retry_after(), Some(30));
         let (c, _) = typed("Keep me").update(Action::Failed(Failure::Unexpected));
         assert_eq!(c.status(), StatusCode::INTERNAL_SERVER_ERROR);
         // A retry starts clean.

@@ -152,8 +152,11 @@ pub async fn insert(db: &Db, events: &[NewEvent]) -> Result<u64, StoreError> {
 
 /// Inserts `batches` with one statement in one transaction on the writer.
 pub async fn commit_encoded(db: &Db, batches: &[&EncodedEvents]) -> Result<u64, StoreError> {
-    let mut tx = db.writer().begin().await?;
-    let inserted = insert_encoded(&mut tx, batches).await?;
-    tx.commit().await?;
-    Ok(inserted)
+    let written = async {
+        let mut tx = db.begin_write().await?;
+        let inserted = insert_encoded(&mut tx, batches).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    };
+    db.note(written.await)
 }

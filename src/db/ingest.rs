@@ -3,8 +3,12 @@
 //! SQLite has one writer. Batches that each begin, insert and commit on it take turns, and the
 //! writer idles between a transaction's steps while the task holding it waits to be scheduled.
 //! Here one thread owns the writing: it takes every batch waiting at that moment (up to
-//! [`MAX_GROUP_EVENTS`]) and commits them in one transaction, then answers each sender. When a
-//! group fails, its batches are retried one by one, so each batch gets its own outcome.
+//! [`MAX_GROUP_EVENTS`]) and commits them in one transaction, then answers each sender only
+//! once the commit succeeded (an answer is never sent for rows that are not durable). When a
+//! group fails because of its data, its batches are retried one by one, so each batch gets its
+//! own outcome; when it fails because the database cannot write (disk full, locked), every
+//! sender gets that outage at once. A failed group leaves no transaction behind: the writer
+//! pool replaces a connection that comes back inside one (see `db::outside_transaction`).
 //!
 //! PostgreSQL has many writers and checks every row against the caller's policies, so each
 //! batch there keeps its own transaction, acting for its caller.
@@ -64,10 +68,13 @@ impl EventIngest {
         // Encoded here, on the caller's thread, so the writer only writes.
         let events = EncodedEvents::new(events);
         let Some(jobs) = &self.jobs else {
-            let mut tx = api::begin(&self.db, scope, true).await?;
-            let inserted = events::insert_encoded(&mut tx, &[&events]).await?;
-            tx.commit().await?;
-            return Ok(inserted);
+            let written = async {
+                let mut tx = api::begin(&self.db, scope, true).await?;
+                let inserted = events::insert_encoded(&mut tx, &[&events]).await?;
+                tx.commit().await?;
+                Ok(inserted)
+            };
+            return self.db.note(written.await);
         };
         // The writer is gone only when the app is shutting down.
         let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
@@ -98,12 +105,22 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
             Err(e) if group.len() == 1 => {
                 let _ = group.remove(0).done.send(Err(e));
             }
-            Err(e) => {
-                tracing::debug!(error = %e, batches = group.len(), "group commit failed; retrying its batches one by one");
-                for job in group {
-                    let _ = job.done.send(events::commit_encoded(&db, &[&job.events]).await);
+            Err(e) => match e.outage() {
+                // Disk full, locked, unreachable: the batches are not at fault and would fail
+                // again one by one (each after the busy timeout); every sender hears why at once.
+                Some(outage) => {
+                    tracing::warn!(error = %e, batches = group.len(), "group commit failed: {}", outage.reason());
+                    for job in group {
+                        let _ = job.done.send(Err(StoreError::Outage(outage)));
+                    }
                 }
-            }
+                None => {
+                    tracing::debug!(error = %e, batches = group.len(), "group commit failed; retrying its batches one by one");
+                    for job in group {
+                        let _ = job.done.send(events::commit_encoded(&db, &[&job.events]).await);
+                    }
+                }
+            },
         }
     }
 }

@@ -31,12 +31,19 @@ pub mod widgets;
 pub mod witnesses;
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
-pub use error::StoreError;
+pub use error::{Outage, StoreError};
+
+/// How long a request waits for a pooled connection (or for a PostgreSQL server that does not
+/// answer) before it gets a 503: under pressure a quick, clear answer beats a long wait.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `/readyz` keeps reporting an outage a request ran into.
+pub const OUTAGE_MEMORY: Duration = Duration::from_secs(5);
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +78,8 @@ pub struct Db {
     write: AnyPool,
     backend: Backend,
     url: String,
+    /// The last outage a request ran into, for `/readyz`.
+    last_outage: Arc<Mutex<Option<(Outage, Instant)>>>,
 }
 
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -96,10 +105,13 @@ impl Db {
                 // idle (the server may have dropped it) is checked before use.
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .test_before_acquire(false)
                     .before_acquire(|conn, meta| {
                         Box::pin(async move {
+                            if !outside_transaction(conn) {
+                                return Ok(false);
+                            }
                             if meta.idle_for > PING_IF_IDLE_FOR {
                                 conn.ping().await?;
                             }
@@ -108,7 +120,7 @@ impl Db {
                     })
                     .connect_with(options)
                     .await?;
-                Ok(Self { read: pool.clone(), write: pool, backend, url: url.to_owned() })
+                Ok(Self { read: pool.clone(), write: pool, backend, url: url.to_owned(), last_outage: Arc::default() })
             }
         }
     }
@@ -129,23 +141,26 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url)?
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         // A connection to a local file does not go stale: no ping before each checkout (a round
-        // trip to the connection's thread for every transaction).
+        // trip to the connection's thread for every transaction). What is checked instead, for
+        // free, is that the connection is not inside a transaction (see `outside_transaction`).
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn, true)))
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(outside_transaction(conn)) }))
             .connect_with(options.clone())
             .await?;
         let read = AnyPoolOptions::new()
             .max_connections(max_connections.max(2))
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn, false)))
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(outside_transaction(conn)) }))
             .connect_with(options)
             .await?;
         tokio::spawn(checkpoint_in_background(read.clone()));
-        Ok(Self { read, write, backend: Backend::Sqlite, url })
+        Ok(Self { read, write, backend: Backend::Sqlite, url, last_outage: Arc::default() })
     }
 
     /// Applies the embedded migrations of this backend; already applied ones are skipped.
@@ -173,6 +188,43 @@ impl Db {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// Whether a write could start now: on SQLite the writer connection takes the write lock
+    /// (`BEGIN IMMEDIATE`, then rolls back), on PostgreSQL the pool hands out a connection
+    /// that answers. Bounded by [`ACQUIRE_TIMEOUT`] and the busy timeout.
+    pub async fn write_probe(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.begin_write().await?.rollback().await?,
+            Backend::Postgres => {
+                sqlx::query("SELECT 1").execute(&self.write).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers that a request ran into `outage` (for `/readyz`).
+    pub fn record_outage(&self, outage: Outage) {
+        if let Ok(mut last) = self.last_outage.lock() {
+            *last = Some((outage, Instant::now()));
+        }
+    }
+
+    /// Records the outage `result` reveals, if any, and passes it on.
+    pub fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result
+            && let Some(outage) = e.outage()
+        {
+            self.record_outage(outage);
+        }
+        result
+    }
+
+    /// The outage a request ran into within [`OUTAGE_MEMORY`], with how long ago.
+    pub fn recent_outage(&self) -> Option<(Outage, Duration)> {
+        let last = *self.last_outage.lock().ok()?;
+        let (outage, at) = last?;
+        Some((outage, at.elapsed())).filter(|(_, ago)| *ago < OUTAGE_MEMORY)
     }
 
     /// Which database this is.
@@ -238,9 +290,27 @@ impl Db {
         embed_widget: Option<i64>,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
-            Backend::Postgres => Ok(self.write.begin_with(acting_as(actor_id, embed_widget)).await?),
-            Backend::Sqlite => Ok(self.write.begin().await?),
+            Backend::Postgres => {
+                let begun = self.write.begin_with(acting_as(actor_id, embed_widget)).await;
+                self.note(begun.map_err(StoreError::from))
+            }
+            Backend::Sqlite => self.begin_write().await,
         }
+    }
+
+    /// Starts a write transaction on the writer.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken first (a lock held by another
+    /// process fails here, after the busy timeout, before any work), and sqlx checks with
+    /// SQLite itself that the statement opened a transaction, so a connection that is somehow
+    /// still inside one fails here instead of nesting this write in a savepoint that is never
+    /// committed.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let begun = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        };
+        self.note(begun.map_err(StoreError::from))
     }
 
     /// Closes both pools, waiting for checked-out connections to come back.
@@ -266,8 +336,30 @@ fn acting_as(actor_id: Option<i64>, embed_widget: Option<i64>) -> sqlx::AssertSq
     ))
 }
 
+/// The pools' check before they hand out an idle connection: one that is still inside a
+/// transaction is closed (which rolls that transaction back) and replaced.
+///
+/// This is what keeps a failed write from swallowing the ones after it. When a statement or a
+/// `COMMIT` fails with "disk full" (or an I/O error), SQLite rolls the whole transaction back
+/// by itself; the `ROLLBACK` sqlx then sends fails ("no transaction is active"), and sqlx's own
+/// count of open transactions stays at one. Without this check the next `begin()` would open
+/// a *savepoint*, a later early return would roll back to it and leave SQLite's transaction
+/// open, and from then on every "commit" would only release a savepoint: acknowledged writes
+/// that no other connection sees and that vanish at shutdown (issue #13). sqlx's count is
+/// only ever above zero here after such a failure: every transaction the app opens is closed
+/// (committed or rolled back) before its connection comes back, and the pool flushes a queued
+/// rollback before it takes a connection back.
+fn outside_transaction(conn: &mut sqlx::AnyConnection) -> bool {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a database connection came back inside a transaction (after a failed write); replacing it");
+    }
+    clean
+}
+
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, foreign keys on,
-/// a busy timeout for the rare writer outside this process (the CLI), temporary storage
+/// a busy timeout of one second for the rare writer outside this process (the CLI; beyond
+/// it the request gets a 503 saying the database is locked), temporary storage
 /// (statement journals of multi-row inserts inside a transaction) in memory rather than in
 /// files created and deleted for each statement, and a WAL file cut back to 64 MiB when it
 /// restarts. Checkpoints (copying the WAL into the database
@@ -276,7 +368,7 @@ fn acting_as(actor_id: Option<i64>, embed_widget: Option<i64>) -> sqlx::AssertSq
 /// 16,000 pages (64 MiB), copies only what is left and lets the WAL start over.
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, writer: bool) -> Result<(), sqlx::Error> {
     conn.execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 1000; \
          PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
     )
     .await?;

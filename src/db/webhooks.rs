@@ -193,24 +193,31 @@ pub async fn queue_depth(db: &Db) -> Result<i64, StoreError> {
 }
 
 /// Claims up to `limit` due deliveries for `lease_ms`: counts the attempt and moves
-/// `next_attempt_at` to the end of the lease, in one statement.
-pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+/// `next_attempt_at` to the end of the lease, in one statement. Deliveries to the webhooks in
+/// `busy` (whose receivers are still answering earlier ones) are left for later.
+pub async fn claim_due(
+    db: &Db,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+    busy: &[i64],
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let mut tx = db.writer().begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1
-         WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $2
-                      ORDER BY next_attempt_at, id LIMIT $3{lock})
-         RETURNING id"
-    )))
-    .bind(now + lease_ms)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut claim =
+        super::sql::SqlBuilder::new("UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ");
+    claim
+        .push_bind(now + lease_ms)
+        .push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ")
+        .push_bind(now);
+    if !busy.is_empty() {
+        claim.push(" AND webhook_id NOT IN (").push_bind_list(busy.iter().copied()).push(")");
+    }
+    claim.push(" ORDER BY next_attempt_at, id LIMIT ").push_bind(limit).push(lock).push(") RETURNING id");
+    let mut tx = db.begin_write().await?;
+    let ids: Vec<i64> = claim.build_query_scalar()?.fetch_all(&mut *tx).await?;
     if ids.is_empty() {
         tx.commit().await?;
         return Ok(Vec::new());
@@ -223,6 +230,16 @@ pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<V
     let claimed = qb.build_query_as()?.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// Puts claimed deliveries back, due now, their attempt not counted (the worker claimed more
+/// for one webhook than it sends to it at once).
+pub async fn unclaim(db: &Db, ids: &[i64]) -> Result<(), StoreError> {
+    let mut qb =
+        super::sql::SqlBuilder::new("UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = ");
+    qb.push_bind(now_ms()).push(" WHERE state = 'pending' AND id IN (").push_bind_list(ids.iter().copied()).push(")");
+    qb.build()?.execute(db.writer()).await?;
+    Ok(())
 }
 
 /// What came of one attempt.

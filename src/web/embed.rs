@@ -403,14 +403,20 @@ async fn perform(
         Err(e) if api::is_policy_refusal(&e) => {
             Action::Refused(Field::Widget, "This widget does not take your feedback.".into())
         }
-        Err(e @ StoreError::Unavailable(_)) => {
-            tracing::warn!(error = %e, "embed composer: database unavailable");
-            Action::Failed(Failure::Unavailable)
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "embed composer: creating an annotation");
-            Action::Failed(Failure::Unexpected)
-        }
+        Err(e) => match e.outage() {
+            Some(outage) => {
+                tracing::warn!(error = %e, "embed composer: {}", outage.reason());
+                state.db.record_outage(outage);
+                Action::Failed(Failure::Unavailable(outage))
+            }
+            None => {
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "embed composer: creating an annotation"
+                );
+                Action::Failed(Failure::Unexpected)
+            }
+        },
     }
 }
 
@@ -463,6 +469,7 @@ async fn submit(
             .finish());
     }
     let status = composer.status();
+    let retry_after = composer.retry_after();
     let view = composer_view(&state, url, composer, categories)?;
     let body = if !htmx.partial {
         let thread = load_thread(&state, &widget, &visitor).await?;
@@ -474,7 +481,11 @@ async fn submit(
     } else {
         view.render()?
     };
-    Ok(respond(status, &ancestors, body, Some(&visitor)))
+    let mut response = respond(status, &ancestors, body, Some(&visitor));
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
 }
 
 fn embed_page(

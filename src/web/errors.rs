@@ -7,7 +7,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use askama::Template;
 
+use crate::AppState;
 use crate::error::AppError;
+use crate::web::api::error::ApiError;
 use crate::web::chrome::Chrome;
 use crate::web::render::Htmx;
 
@@ -27,11 +29,25 @@ pub async fn render_errors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
     let htmx = Htmx::from_headers(req.headers());
-    let wants_html = !req.path().starts_with("/api/") && req.path() != "/live";
+    let api = req.path().starts_with("/api/");
+    let wants_json = api || prefers_json(req.headers());
+    let wants_html = !wants_json && req.path() != "/live";
     let res = next.call(req).await?.map_into_boxed_body();
+    note_outage(&res);
     let Some(error) = res.response().error().and_then(|e| e.as_error::<AppError>()) else {
         return Ok(res.map_into_left_body());
     };
+    if wants_json {
+        // An API caller whose request failed before the API's own handler ran (the session
+        // lookup, say): the same JSON shape as the API's errors.
+        let body = serde_json::json!({ "error": json_code(error), "message": error.public_message() }).to_string();
+        let (req, mut response) = res.into_parts();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let response = response.set_body(body).map_into_boxed_body();
+        return Ok(ServiceResponse::new(req, response).map_into_right_body());
+    }
     if !wants_html {
         return Ok(res.map_into_left_body());
     }
@@ -70,6 +86,42 @@ pub async fn render_errors(
     }
     let response = response.set_body(body).map_into_boxed_body();
     Ok(ServiceResponse::new(req, response).map_into_right_body())
+}
+
+/// Whether the caller asked for JSON rather than HTML (`Accept: application/json` without
+/// `text/html`).
+fn prefers_json(headers: &header::HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// The API's machine-readable code for an [`AppError`] (by its status, as the API's own
+/// errors are coded).
+fn json_code(error: &AppError) -> &'static str {
+    match actix_web::ResponseError::status_code(error).as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        413 => "payload_too_large",
+        422 => "invalid",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "internal",
+    }
+}
+
+/// Remembers a database outage an answer reports, for `/readyz`.
+fn note_outage(res: &ServiceResponse<BoxBody>) {
+    let Some(error) = res.response().error() else { return };
+    let outage = match (error.as_error::<AppError>(), error.as_error::<ApiError>()) {
+        (Some(AppError::Unavailable(e)), _) | (_, Some(ApiError::Unavailable(e))) => e.outage(),
+        _ => None,
+    };
+    if let (Some(outage), Some(state)) = (outage, res.request().app_data::<actix_web::web::Data<AppState>>()) {
+        state.db.record_outage(outage);
+    }
 }
 
 /// The answer for routes that do not exist.

@@ -331,9 +331,13 @@ async fn compose(
     }
     let base = widget_path(&hub.slug, &path.1);
     let status = composer.status();
+    let retry_after = composer.retry_after().map(header::HeaderValue::from);
     if htmx.partial {
         let view = composer_view(&state, &base, composer, categories, &chrome.csrf_token)?;
         let mut response = render::html(status, view.render()?);
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
         if created {
             // The author's own thread refreshes at once, whatever the live stream is doing.
             response.headers_mut().insert(
@@ -344,19 +348,22 @@ async fn compose(
         return Ok(response);
     }
     // Without JavaScript: back to the page after a submit, or the page with the composer as it is.
-    match widget.filter(|w| access.can_read_widget(w)) {
+    let mut response = match widget.filter(|w| access.can_read_widget(w)) {
         Some(_) if created => {
-            Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{base}?thanks=1"))).finish())
+            return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{base}?thanks=1"))).finish());
         }
-        Some(widget) => render_widget_page(&state, chrome, htmx, status, (hub, access, widget), Some(composer)).await,
+        Some(widget) => render_widget_page(&state, chrome, htmx, status, (hub, access, widget), Some(composer)).await?,
         None => {
             let view = composer_view(&state, &base, composer, categories, &chrome.csrf_token)?;
-            region::respond(htmx, chrome.titled("Leave feedback"), &view).map(|mut r| {
-                *r.status_mut() = status;
-                r
-            })
+            let mut response = region::respond(htmx, chrome.titled("Leave feedback"), &view)?;
+            *response.status_mut() = status;
+            response
         }
+    };
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds);
     }
+    Ok(response)
 }
 
 /// The annotation `id` of the URL's widget, if the viewer may read it (404 otherwise).

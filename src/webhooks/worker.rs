@@ -3,17 +3,24 @@
 //!
 //! Delivery is at least once: a claim is a lease ([`LEASE_MS`], longer than the request
 //! timeout), so if an instance dies mid-send another one sends again after the lease; within
-//! the lease no other instance touches the row. On shutdown the worker stops claiming,
-//! finishes the batch in flight and records it, then returns.
+//! the lease no other instance touches the row.
+//!
+//! Each delivery is its own task, and one receiver never holds up another: at most
+//! [`PER_ENDPOINT`] deliveries per webhook are in flight, a webhook at that limit is left out
+//! of the next claims, and the worker claims again as soon as any delivery finishes (not when a
+//! whole batch has). A receiver that hangs costs its own deliveries the request timeout, nobody
+//! else's. On shutdown the worker stops claiming, lets the deliveries in flight finish and
+//! record their outcome, then returns.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use tokio::task::JoinSet;
 
 use super::guard::{self, PublicResolver};
 use crate::db::webhooks::{self, ClaimedDelivery, Outcome};
-use crate::db::{Db, now_ms};
+use crate::db::{Db, StoreError, now_ms};
 use crate::lifecycle::ShutdownSignal;
 use crate::metrics::Metrics;
 
@@ -23,8 +30,13 @@ pub const LEASE_MS: i64 = 60_000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep between looks at the queue (triggers enqueue without telling us).
 const POLL: Duration = Duration::from_millis(250);
-/// Deliveries sent concurrently per batch.
-const BATCH: i64 = 16;
+/// Deliveries in flight at once, all webhooks together.
+const MAX_IN_FLIGHT: usize = 32;
+/// Deliveries in flight at once to one webhook.
+pub const PER_ENDPOINT: usize = 2;
+/// Attempts at recording an outcome before the worker gives up on it (the database may be
+/// restarting; the update is idempotent).
+const RECORD_ATTEMPTS: u32 = 4;
 
 /// What the worker needs.
 pub struct Worker {
@@ -52,27 +64,52 @@ impl Worker {
 
     /// Starts the worker as a task that runs until `shutdown` fires.
     pub fn spawn(self, shutdown: ShutdownSignal) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run(shutdown))
+        tokio::spawn(Arc::new(self).run(shutdown))
     }
 
-    async fn run(self, mut shutdown: ShutdownSignal) {
+    async fn run(self: Arc<Self>, mut shutdown: ShutdownSignal) {
+        let mut in_flight: JoinSet<i64> = JoinSet::new();
+        // Deliveries in flight per webhook.
+        let mut per_endpoint: HashMap<i64, usize> = HashMap::new();
         loop {
             if shutdown.is_triggered() {
                 break;
             }
-            let sleep = match self.tick().await {
-                Ok(true) => continue, // a full batch: there may be more
-                Ok(false) => self.until_next_due().await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook worker: cannot read the queue");
-                    Duration::from_secs(2)
+            while let Some(done) = in_flight.try_join_next() {
+                finished(&mut per_endpoint, done);
+            }
+            let room = MAX_IN_FLIGHT - in_flight.len();
+            let sleep = if room == 0 {
+                POLL
+            } else {
+                match self.claim(room, &per_endpoint).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for delivery in claimed {
+                            *per_endpoint.entry(delivery.webhook_id).or_default() += 1;
+                            let worker = Arc::clone(&self);
+                            in_flight.spawn(async move {
+                                let webhook = delivery.webhook_id;
+                                worker.deliver(delivery).await;
+                                webhook
+                            });
+                        }
+                        continue;
+                    }
+                    Ok(_) => self.until_next_due().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook worker: cannot read the queue");
+                        Duration::from_secs(2)
+                    }
                 }
             };
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => finished(&mut per_endpoint, done),
                 () = shutdown.wait() => break,
             }
         }
+        // Stopping: no new claims; what is in flight finishes and records its outcome.
+        while in_flight.join_next().await.is_some() {}
         tracing::debug!("webhook worker stopped");
     }
 
@@ -83,15 +120,31 @@ impl Worker {
         }
     }
 
-    /// Sends one batch of due deliveries; `Ok(true)` when the batch was full.
-    pub async fn tick(&self) -> Result<bool, crate::db::StoreError> {
+    /// Claims up to `room` due deliveries, none to a webhook at [`PER_ENDPOINT`] in flight.
+    async fn claim(&self, room: usize, per_endpoint: &HashMap<i64, usize>) -> Result<Vec<ClaimedDelivery>, StoreError> {
         if !matches!(webhooks::next_due_at(&self.db).await?, Some(at) if at <= now_ms()) {
-            return Ok(false);
+            return Ok(Vec::new());
         }
-        let claimed = webhooks::claim_due(&self.db, now_ms(), LEASE_MS, BATCH).await?;
-        let full = claimed.len() as i64 == BATCH;
-        join_all(claimed.into_iter().map(|delivery| self.deliver(delivery))).await;
-        Ok(full)
+        let busy: Vec<i64> = per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(id, _)| *id).collect();
+        let mut claimed = webhooks::claim_due(&self.db, now_ms(), LEASE_MS, room as i64, &busy).await?;
+        // One claim may hold many deliveries to one webhook: beyond its share they go back to
+        // the queue at once (due now, attempt not counted) instead of waiting in memory.
+        let mut taken: HashMap<i64, usize> = HashMap::new();
+        let mut kept = Vec::with_capacity(claimed.len());
+        let mut returned = Vec::new();
+        for delivery in claimed.drain(..) {
+            let n = taken.entry(delivery.webhook_id).or_default();
+            if per_endpoint.get(&delivery.webhook_id).copied().unwrap_or(0) + *n < PER_ENDPOINT {
+                *n += 1;
+                kept.push(delivery);
+            } else {
+                returned.push(delivery.id);
+            }
+        }
+        if !returned.is_empty() {
+            webhooks::unclaim(&self.db, &returned).await?;
+        }
+        Ok(kept)
     }
 
     async fn deliver(&self, delivery: ClaimedDelivery) {
@@ -110,9 +163,37 @@ impl Worker {
                 "webhook delivery failed"
             );
         }
-        if let Err(e) = webhooks::record(&self.db, delivery.id, &outcome).await {
-            // The lease runs out and the delivery is sent again: at least once.
-            tracing::warn!(error = %e, delivery = delivery.id, "could not record a webhook delivery");
+        self.record(&delivery, &outcome).await;
+    }
+
+    /// Records an outcome, retrying a few times while the database is unavailable (the update
+    /// is idempotent; an error after the commit, as when PostgreSQL stops, is retried too and
+    /// then succeeds, so it is not reported as lost).
+    async fn record(&self, delivery: &ClaimedDelivery, outcome: &Outcome) {
+        let mut wait = Duration::from_millis(250);
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match webhooks::record(&self.db, delivery.id, outcome).await {
+                Ok(()) => {
+                    if attempt > 1 {
+                        tracing::debug!(delivery = delivery.id, attempt, "recorded a webhook delivery after retrying");
+                    }
+                    return;
+                }
+                Err(e) if attempt < RECORD_ATTEMPTS && e.outage().is_some() => {
+                    tracing::debug!(error = %e, delivery = delivery.id, "recording a webhook delivery: retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    // The lease runs out and the delivery is sent again: at least once.
+                    tracing::warn!(
+                        error = %e,
+                        delivery = delivery.id,
+                        "could not record the outcome of a webhook delivery; it will be sent again after its lease"
+                    );
+                    return;
+                }
+            }
         }
     }
 
@@ -150,6 +231,21 @@ impl Worker {
         } else {
             Outcome::Retry { status, error, retry_at }
         }
+    }
+}
+
+/// Counts a finished delivery off its webhook.
+fn finished(per_endpoint: &mut HashMap<i64, usize>, done: Result<i64, tokio::task::JoinError>) {
+    match done {
+        Ok(webhook) => {
+            if let Some(n) = per_endpoint.get_mut(&webhook) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_endpoint.remove(&webhook);
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
     }
 }
 

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::db::StoreError;
+use crate::db::{Outage, StoreError};
 
 /// Everything an API handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("too many open streams; retry in {0} s")]
     Overloaded(u64),
-    #[error("the database is unavailable; retry in a few seconds")]
+    #[error("{}", .0.outage().unwrap_or(Outage::Unreachable).message())]
     Unavailable(#[source] StoreError),
     #[error("unexpected error; it has been logged")]
     Internal(#[from] anyhow::Error),
@@ -76,7 +76,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::Stale => Self::Conflict("it was changed by someone else; fetch it again".into()),
-            StoreError::Unavailable(_) => Self::Unavailable(error),
+            StoreError::Unavailable(_) | StoreError::Outage(_) => Self::Unavailable(error),
             ref e if crate::db::api::is_policy_refusal(e) => {
                 Self::Forbidden("the access policy refused this write".into())
             }
@@ -120,8 +120,9 @@ impl ResponseError for ApiError {
             Self::RateLimited(seconds) | Self::Overloaded(seconds) => {
                 response.insert_header(("Retry-After", seconds.to_string()));
             }
-            Self::Unavailable(_) => {
-                response.insert_header(("Retry-After", "5"));
+            Self::Unavailable(e) => {
+                let wait = e.outage().unwrap_or(Outage::Unreachable).retry_after();
+                response.insert_header(("Retry-After", wait.as_secs().to_string()));
             }
             Self::Unauthorized(_) => {
                 response.insert_header(("WWW-Authenticate", "Bearer realm=\"ihf\""));
