@@ -16,7 +16,7 @@ impl Assets {
     /// Hashes the files under `dir` that the layout links without a version in their name.
     pub fn load(dir: &Path) -> Self {
         let mut bytes = Vec::new();
-        for name in ["app.css", "app.js", "triage.js", "embed.js", "embed-frame.js"] {
+        for name in ["app.css", "app.js", "live.js", "live-worker.js", "triage.js", "embed.js", "embed-frame.js"] {
             if let Ok(content) = std::fs::read(dir.join(name)) {
                 bytes.extend_from_slice(name.as_bytes());
                 bytes.extend_from_slice(&content);
