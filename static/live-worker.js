@@ -29,7 +29,6 @@
     this.flushTimer = null;
     this.idleTimer = null;
     this.retryTimer = null;
-    this.signedOut = false;
   }
 
   Core.prototype.receive = function (msg, post) {
@@ -40,13 +39,9 @@
       this.tabs.set(msg.tab, tab);
     }
     tab.post = post;
-    if (msg.csrf) this.csrf = msg.csrf;
     switch (msg.type) {
       case "register":
       case "resume":
-        // A page loaded anew (after signing in again, say) may open a stream again; one
-        // coming back from the back/forward cache does not undo a sign-out.
-        if (msg.type === "register") this.signedOut = false;
         this.join(msg.tab, tab, msg.keys || [], msg.type === "resume");
         post({ type: "status", state: this.state, text: TEXT[this.state] });
         break;
@@ -107,19 +102,21 @@
     });
   };
 
+  // Tells the tabs with live regions (not those that stopped: signed out, refused).
   Core.prototype.setState = function (state) {
     this.state = state;
     var msg = { type: "status", state: state, text: TEXT[state] };
-    this.tabs.forEach(function (tab) { tab.post(msg); });
+    this.tabs.forEach(function (tab) { if (tab.keys.size > 0) tab.post(msg); });
   };
 
   Core.prototype.connect = function () {
     var self = this;
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
-    if (this.source || this.signedOut || this.regions.size === 0) return;
+    if (this.source || this.regions.size === 0) return;
     if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = null; }
     var source = new EventSource("/live");
     this.source = source;
+    if (this.state !== "reconnecting") this.state = "connecting";
     var onRegion = function (e) {
       var data = e.data;
       var nl = data.indexOf("\n");
@@ -140,6 +137,8 @@
     source.addEventListener("hello", function (e) {
       var hello = JSON.parse(e.data);
       self.stream = hello.stream;
+      // Changes to the stream carry its own session's CSRF token (a tab's may be stale).
+      self.csrf = hello.csrf || "";
       // Each region's updates come as the event its container's sse-swap names.
       (hello.events || []).forEach(function (name) {
         if (!listening[name]) { listening[name] = true; source.addEventListener(name, onRegion); }
@@ -158,10 +157,18 @@
       if (e.data === "changed") {
         // The person's rights changed: a new stream authorizes every region again.
         self.connect();
-      } else {
-        self.signedOut = true;
-        self.setState("signed-out");
+        return;
       }
+      // The session ended: every page open now stops (a page loaded later, signed in again or
+      // not, registers anew and opens a new stream).
+      var msg = { type: "status", state: "signed-out", text: TEXT["signed-out"] };
+      self.tabs.forEach(function (tab) {
+        if (tab.keys.size > 0) tab.post(msg);
+        tab.keys.clear();
+      });
+      self.regions.clear();
+      self.adds.clear();
+      self.removes.clear();
     });
     source.onerror = function () {
       if (self.source !== source) return;

@@ -1,25 +1,20 @@
 // Live regions of this tab. The page names its regions and the feed position it was rendered at
-// in #live's sse-connect (/live?regions=a,b&since=N; htmx's SSE extension is not used here); the browser's one live connection
+// in #live's sse-connect (/live?regions=a,b&since=N; htmx's SSE extension is not used here);
+// the browser's one live connection
 // (static/live-worker.js, a SharedWorker) sends this tab the updates of exactly those regions,
 // which are morphed into the element whose sse-swap names the event, as htmx's swap does.
 // The page releases its regions on pagehide (the back/forward cache keeps no connection) and
-// registers them again on pageshow, catching up; a hidden tab keeps the latest update of each
-// region and applies it the moment it is shown.
+// registers them again on pageshow, catching up; a tab shown again asks for the latest copy of
+// each of its regions that it lacks.
 (function () {
   "use strict";
   var tabId = Math.random().toString(36).slice(2) + Date.now().toString(36);
   var transport = null;
   var page = null; // { url, keys: [], since }
   var have = {}; // key -> hash of the HTML this tab shows
-  var waiting = {}; // key -> frame held while the tab is hidden
   var refused = {};
 
   function liveRoot() { return document.getElementById("live"); }
-
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
 
   function readPage() {
     var root = liveRoot();
@@ -44,7 +39,7 @@
     var keys = page.keys.map(function (key) {
       return { key: key, since: page.since, hash: have[key] || null };
     });
-    transport.post({ type: type, tab: tabId, csrf: csrf(), keys: keys, have: have });
+    transport.post({ type: type, tab: tabId, keys: keys, have: have });
   }
 
   function apply(msg) {
@@ -86,8 +81,7 @@
     if (!msg || (msg.to && msg.to !== tabId)) return;
     switch (msg.type) {
       case "frame":
-        if (document.hidden) waiting[msg.key] = msg;
-        else apply(msg);
+        apply(msg);
         break;
       case "status":
         if (page && page.keys.length > 0 && page.keys.every(function (k) { return refused[k]; })) break;
@@ -194,7 +188,6 @@
     if (next && page && next.url === page.url) return;
     if (transport && page) transport.post({ type: "release", tab: tabId });
     have = {};
-    waiting = {};
     refused = {};
     page = next;
     if (page) {
@@ -215,12 +208,10 @@
     if (page) send("resume");
   });
 
+  // Shown again: anything this tab missed while hidden (a frozen or throttled background tab)
+  // comes from the worker's latest copy at once.
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) return;
-    var held = waiting;
-    waiting = {};
-    Object.keys(held).forEach(function (key) { apply(held[key]); });
-    send("sync");
+    if (!document.hidden) send("sync");
   });
 
   // Remember which live region a "Load more" belongs to (see hold).

@@ -1,9 +1,9 @@
 //! The live stream: `GET /live` opens one SSE stream (one per browser: its tabs share it through
 //! `static/live-worker.js`), `POST /live/{stream}` adds and removes regions while it stays open.
 //!
-//! - The stream starts with a `hello` event, `{"stream": TOKEN, "events": [names]}`: the
-//!   stream's token (by which its browser changes its regions) and the event names regions
-//!   use. Then one event per region update, named as the region's container's `sse-swap`
+//! - The stream starts with a `hello` event, `{"stream": TOKEN, "events": [names], "csrf":
+//!   CSRF}`: the stream's token (by which its browser changes its regions), the event names
+//!   regions use, and the CSRF token of the stream's session (for those changes). Then one event per region update, named as the region's container's `sse-swap`
 //!   (first data line `KEY HASH`, then the HTML), and a `session` event (`ended`, or `changed`
 //!   when the person's rights changed) before it closes because its session no longer allows it.
 //! - `GET /live?regions=a,b&since=N` opens a stream with those regions at once (one page).
@@ -67,6 +67,9 @@ async fn live(
         return Err(AppError::BadRequest(format!("at most {MAX_REGIONS} live regions")));
     }
     let viewer = chrome.viewer;
+    // The stream's own session's token: the browser's changes to the stream carry it, whichever
+    // tab (with whichever page, signed in or not) asked for them.
+    let csrf = chrome.csrf_token;
     let session = req.extensions().get::<Session>().map(|s| s.token_hash.clone());
     let ip = req.peer_addr().map(|a| a.ip());
     let mut admitted = state.live.admit(ip, session).map_err(|refusal| {
@@ -88,7 +91,7 @@ async fn live(
     }
 
     let mut prefix = BytesMut::from(RETRY);
-    let hello = serde_json::json!({ "stream": token, "events": Region::EVENT_NAMES });
+    let hello = serde_json::json!({ "stream": token, "events": Region::EVENT_NAMES, "csrf": csrf });
     prefix.extend_from_slice(&Frame::control("hello", &hello.to_string()).wire);
     let heartbeat = Duration::from_secs(state.config.live_heartbeat_secs.max(1));
     let body = LiveBody {
