@@ -346,7 +346,6 @@ async fn main() {
     let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / opened.max(1) as f64;
     drop(started);
 
-    let load = load;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut md = String::new();
     md.push_str(&format!(
