@@ -40,8 +40,11 @@ pub enum Command {
         force: bool,
     },
     /// Serve a third-party demo page (another origin) that embeds demo widgets of the server.
+    /// It reads the demo widgets (and signs a visitor token with one's embed secret) from the
+    /// server's database, so give it the same DATABASE_URL; `--bind` / IHF_BIND name the IHF
+    /// server it embeds from, not this page.
     DemoHost {
-        /// Where the demo page listens (the demo widgets allow this origin).
+        /// Where the demo page listens; this origin is added to the demo widgets' allowed origins.
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
         /// The IHF server the page embeds from (default: http:// + IHF_BIND).

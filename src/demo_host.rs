@@ -36,10 +36,33 @@ pub fn build(db: Db, listen: SocketAddr, server: String) -> anyhow::Result<(u16,
     Ok((port, server))
 }
 
+/// Lists `origin` among the allowed embed origins of the widgets the demo page embeds (their
+/// `frame-ancestors` and CORS), so the page works on whatever port it was given. Returns the
+/// slugs of the widgets that did not allow it yet.
+pub async fn allow_origin(db: &Db, origin: &str) -> anyhow::Result<Vec<String>> {
+    let mut added = Vec::new();
+    for (hub_slug, slug, _) in EMBEDDED {
+        let hub = hubs::by_slug(db, hub_slug).await.with_context(|| format!("hub {hub_slug}"))?;
+        let widget = widgets::by_slug(db, hub.id, slug).await.with_context(|| format!("widget {slug}"))?;
+        if widgets::add_allowed_origin(db, widget.id, origin).await? {
+            added.push(slug.to_owned());
+        }
+    }
+    Ok(added)
+}
+
 /// Serves the demo host page until stopped.
 pub async fn run(db: Db, listen: SocketAddr, server: String) -> anyhow::Result<()> {
-    let (port, running) = build(db, listen, server.clone())?;
+    let (port, running) = build(db.clone(), listen, server.clone())?;
+    let origin = format!("http://{}", SocketAddr::new(listen.ip(), port));
+    let added = allow_origin(&db, &origin).await.context(
+        "the demo widgets are not in this database: give `ihf demo-host` the server's DATABASE_URL \
+         and run `ihf seed-demo` (or start `ihf serve` once) first",
+    )?;
     println!();
+    if !added.is_empty() {
+        println!("  allowed {origin} on the demo widgets ({})", added.join(", "));
+    }
     println!("  IHF demo host page: http://{}:{port}/", listen.ip());
     println!("  embedding widgets from {server} (start it with `ihf serve`)");
     println!();

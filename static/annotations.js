@@ -21,6 +21,18 @@
     }
   });
 
+  // An inline edit opens with the caret after the text, so typing adds to it instead of being
+  // glued to its start (htmx focuses a swapped-in [autofocus] field with the caret at 0).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var root = event.detail && event.detail.elt;
+    if (!(root instanceof Element)) return;
+    var field = root.matches("form.annotation-edit textarea[autofocus]") ? root : root.querySelector("form.annotation-edit textarea[autofocus]");
+    if (!field) return;
+    var end = field.value.length;
+    field.focus();
+    field.setSelectionRange(end, end);
+  });
+
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (!(target instanceof Element) || target.closest("a, button")) return;

@@ -1,6 +1,6 @@
 // IHF embed loader. On the host page:
 //   <script src="https://ihf.example/embed.js" data-ihf-widget="EMBED_KEY" async></script>
-// Optional: data-ihf-theme="light|dark", data-ihf-token="<HS256 token signed by your server>".
+// Optional: data-ihf-theme="light|dark|auto" (light unless asked; auto follows the visitor's system), data-ihf-token="<HS256 token signed by your server>".
 // It inserts an iframe where the tag stands and sizes it to its content. It injects no inline
 // script or style attribute into the host page, so it works under a strict Content-Security-Policy
 // (allow this origin in script-src and frame-src).

@@ -58,7 +58,15 @@
     var count = document.getElementById("bulk-count");
     if (count) count.textContent = selected.size + " selected";
     var bulk = document.getElementById("triage-bulk");
-    if (bulk) bulk.classList.toggle("has-selection", selected.size > 0);
+    if (bulk) {
+      bulk.classList.toggle("has-selection", selected.size > 0);
+      // With nothing selected a bulk action has nothing to act on: the buttons are really
+      // disabled (not only greyed), and say why.
+      bulk.querySelectorAll("[data-bulk]").forEach(function (b) {
+        b.disabled = selected.size === 0;
+        if (selected.size === 0) b.title = "Select annotations first (x or Space on a row)"; else b.removeAttribute("title");
+      });
+    }
   }
 
   function select(row, on) {
@@ -143,7 +151,9 @@
     }
     if (help() && help().open) return;
     if (typing) {
-      if (e.key === "Escape") { t.blur(); focusRow(currentRow() || rows()[0]); }
+      // Escape leaves the field and keeps what is in it: a search field's native Escape would
+      // clear it (and refilter the queue), so that default is cancelled.
+      if (e.key === "Escape") { e.preventDefault(); t.blur(); focusRow(currentRow() || rows()[0]); }
       return;
     }
     var row = currentRow();
@@ -177,7 +187,12 @@
       var d = dialog();
       if (!d.open) d.showModal();
       var first = body.querySelector("[data-choice], input[type=search], input[name=title]");
-      if (first) first.focus();
+      if (first) {
+        first.focus();
+        // A prefilled title is selected, so what is typed replaces it instead of being glued to
+        // its start (End keeps it and appends).
+        if (first.name === "title" && first.select) first.select();
+      }
     }
   });
   document.addEventListener("htmx:afterSettle", afterSwap);

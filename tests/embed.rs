@@ -102,7 +102,11 @@ dual_test!(an_anonymous_visitor_is_kept_by_cookie_or_carried_token, |app| {
     // The iframe's token, or the cookie, bring the same visitor back.
     let carried = app.get(&format!("/embed/{key}?vt={token}&theme=bogus")).await.text().await.expect("body");
     assert!(carried.contains(&format!("data-visitor-token=\"{token}\"")));
-    assert!(carried.contains("data-fresh-visitor=\"false\"") && carried.contains("data-theme=\"auto\""));
+    // A theme the host did not ask for (or an unknown one) is light, not the visitor's system
+    // preference: a light host page is not given a dark frame; `auto` follows the system.
+    assert!(carried.contains("data-fresh-visitor=\"false\"") && carried.contains("data-theme=\"light\""));
+    let auto = app.get(&format!("/embed/{key}?vt={token}&theme=auto")).await.text().await.expect("body");
+    assert!(auto.contains("data-theme=\"auto\""));
     let by_cookie = app
         .new_client()
         .get(app.url(&format!("/embed/{key}")))
@@ -306,6 +310,28 @@ dual_test!(the_thread_is_live, |app| {
     assert!(update.is_some(), "the new annotation arrived");
 });
 
+// A first-time anonymous visitor gets their actor with their first post, after their stream
+// opened: the live update that follows still marks the post as theirs (it used not to until a
+// reload).
+dual_test!(a_first_post_is_marked_yours_in_the_live_thread, |app| {
+    app.seed_demo().await;
+    let (_, _, key, _) = widget(&app, "cart-summary").await;
+    let visitor = visitor_token(&app, &key).await;
+    let response =
+        app.new_client().get(app.url(&format!("/embed/{key}/live?vt={visitor}"))).send().await.expect("stream");
+    let mut reader = SseReader::new(response);
+    let first = reader.next(LIVE).await.expect("the current thread");
+    assert!(!first.data.contains("<span class=\"badge\">you</span>"), "nothing of theirs yet");
+    let (action, state) = composer(&app, &key, &visitor).await;
+    let fields = [("body", "My very first note here."), ("category", "praise")];
+    assert_eq!(post_composer(&app, &action, &state, &fields, true, &[]).await.status(), 200);
+    let (_, update) = reader.until("thread", LIVE, |e| e.data.contains("My very first note here.")).await;
+    let update = update.expect("the new annotation arrived");
+    let mine = &update.data[..update.data.find("My very first note here.").expect("the post")];
+    let item = &mine[mine.rfind("<li").expect("its item")..];
+    assert!(item.contains("<span class=\"badge\">you</span>"), "marked as the visitor's own: {item}");
+});
+
 dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {
     app.seed_demo().await;
     let (port, server) =
@@ -313,6 +339,13 @@ dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {
             .expect("demo host");
     let handle = server.handle();
     tokio::spawn(server);
+    // On any port: the page's origin becomes one the demo widgets allow (once).
+    let origin = format!("http://127.0.0.1:{port}");
+    assert_eq!(ihf::demo_host::allow_origin(&app.db, &origin).await.expect("allow"), ["cart-summary", "payment-form"]);
+    assert!(ihf::demo_host::allow_origin(&app.db, &origin).await.expect("again").is_empty(), "listed once");
+    let (_, _, public_key, _) = widget(&app, "cart-summary").await;
+    let framed = app.get(&format!("/embed/{public_key}")).await;
+    assert!(header(&framed, "content-security-policy").contains(&origin), "frame-ancestors names the demo host");
     let page = reqwest::get(format!("http://127.0.0.1:{port}/")).await.expect("demo page");
     assert_eq!(page.status(), 200);
     let csp = header(&page, "content-security-policy");
@@ -421,11 +454,7 @@ mod in_a_browser {
                 .expect("demo host");
         tokio::spawn(server);
         let host = format!("http://localhost:{port}");
-        sqlx::query("UPDATE widgets SET allowed_origins = $1 WHERE slug IN ('cart-summary', 'payment-form')")
-            .bind(&host)
-            .execute(app.db.writer())
-            .await
-            .expect("allow the demo host");
+        ihf::demo_host::allow_origin(&app.db, &host).await.expect("allow the demo host");
 
         let browser = browser().await;
         let b = &browser.client;

@@ -78,6 +78,20 @@ pub async fn stats_for_hub(
     Ok(qb.build_query_as()?.fetch_all(db.reader()).await?)
 }
 
+/// Adds `origin` to the allowed embed origins of widget `id` unless it is listed already;
+/// `true` when it was added.
+pub async fn add_allowed_origin(db: &Db, id: i64, origin: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE widgets SET allowed_origins = TRIM(allowed_origins || ' ' || $1)
+          WHERE id = $2 AND (' ' || allowed_origins || ' ') NOT LIKE ('% ' || $1 || ' %')",
+    )
+    .bind(origin)
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The widget `slug` of hub `hub_id`, or [`StoreError::NotFound`].
 pub async fn by_slug(db: &Db, hub_id: i64, slug: &str) -> Result<Widget, StoreError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM widgets WHERE hub_id = $1 AND slug = $2")))

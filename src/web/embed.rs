@@ -26,6 +26,7 @@ use crate::components::{self, Component};
 use crate::db::annotations::{self, NewAnnotation};
 use crate::db::api::{self, ApiAnnotation, Filter, Order};
 use crate::db::categories::{self, Category};
+use crate::db::visitors;
 use crate::db::widgets::{self, Widget};
 use crate::db::{Backend, StoreError, now_ms};
 use crate::error::AppError;
@@ -101,11 +102,12 @@ struct EmbedQuery {
     parent: Option<String>,
 }
 
-/// `light` or `dark`, else `auto` (the visitor's system preference).
+/// `dark` or `auto` (the visitor's system preference) when the host page asks, else `light`:
+/// a host that asked for nothing is not turned dark inside a light page.
 fn theme(raw: Option<&str>) -> String {
     match raw {
-        Some(t @ ("light" | "dark")) => t.to_owned(),
-        _ => "auto".to_owned(),
+        Some(t @ ("dark" | "auto")) => t.to_owned(),
+        _ => "light".to_owned(),
     }
 }
 
@@ -537,7 +539,7 @@ async fn live_thread(
     query: web::Query<TokenQuery>,
 ) -> Result<impl Responder, AppError> {
     let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
-    let visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
+    let mut visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
     let admitted = state.live.admit(req.peer_addr().map(|a| a.ip()), None).map_err(|_| AppError::Overloaded(10))?;
     let mut wake = Wake::new(&state, widget.hub_id, widget.id);
     let (sender, receiver) = mpsc::channel(8);
@@ -547,6 +549,15 @@ async fn live_thread(
         let mut dirty = true;
         while !sender.is_closed() && visitor.is_live() {
             if dirty {
+                // An anonymous visitor gets their actor with their first post, after this stream
+                // opened: look it up, so their own annotations are marked (and, on a members
+                // widget, shown) in the updates that follow.
+                if visitor.actor_id.is_none() {
+                    match visitors::find(&state.db, &visitor.external_ref).await {
+                        Ok(found) => visitor.actor_id = found,
+                        Err(e) => tracing::warn!(error = %e, "embed visitor could not be looked up"),
+                    }
+                }
                 match load_thread(&state, &widget, &visitor).await.and_then(|t| Ok(t.render()?)) {
                     Ok(html) => {
                         dirty = false;

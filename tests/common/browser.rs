@@ -32,6 +32,26 @@ fn free_port() -> u16 {
 
 /// Starts chromedriver on a free port and opens a headless Chromium session with a new profile.
 pub async fn browser() -> Browser {
+    browser_with(serde_json::Map::new(), &[]).await
+}
+
+/// A browser whose system setting is dark mode (`prefers-color-scheme: dark` matches).
+pub async fn dark() -> Browser {
+    browser_with(serde_json::Map::new(), &["--force-dark-mode"]).await
+}
+
+/// A browser that emulates a phone `width` CSS pixels wide (headless windows cannot be that narrow).
+pub async fn phone(width: u32) -> Browser {
+    let mut options = serde_json::Map::new();
+    options.insert(
+        "mobileEmulation".into(),
+        serde_json::json!({ "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 1 } }),
+    );
+    browser_with(options, &[]).await
+}
+
+/// A browser session with extra `goog:chromeOptions` entries.
+async fn browser_with(extra: serde_json::Map<String, serde_json::Value>, extra_args: &[&str]) -> Browser {
     let port = free_port();
     let mut driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -41,18 +61,22 @@ pub async fn browser() -> Browser {
         .expect("chromedriver must be installed (Debian: chromium-driver)");
     let profile = std::env::temp_dir().join(format!("ihf-chromium-{}-{port}", std::process::id()));
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                "--disable-sync", "--disable-quic", "--window-size=1400,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
+    let mut options = serde_json::json!({
+        "binary": "/usr/bin/chromium",
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            "--disable-sync", "--disable-quic", "--window-size=1400,1000",
+            format!("--user-data-dir={}", profile.display()),
+        ]
+    });
+    if let Some(args) = options.get_mut("args").and_then(|a| a.as_array_mut()) {
+        args.extend(extra_args.iter().map(|a| serde_json::Value::from(*a)));
+    }
+    if let Some(map) = options.as_object_mut() {
+        map.extend(extra);
+    }
+    capabilities.insert("goog:chromeOptions".into(), options);
     let url = format!("http://127.0.0.1:{port}");
     let mut last_error = None;
     for _ in 0..50 {
