@@ -52,7 +52,9 @@
       hold(region, msg.html);
       return;
     }
-    htmx.swap(region, msg.html, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" });
+    // contextElement: htmx finds the swap extension (morph) from it; without it htmx.swap
+    // falls back to a plain innerHTML swap that replaces every node (focus, typing, open edits).
+    htmx.swap(region, msg.html, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
     // What htmx's SSE extension announced after a swap (static/triage.js listens).
     htmx.trigger(region, "htmx:sseMessage", { type: msg.event });
   }
@@ -71,7 +73,7 @@
     button.addEventListener("click", function () {
       region.removeAttribute("data-extended");
       button.remove();
-      htmx.swap(region, region.heldUpdate, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" });
+      htmx.swap(region, region.heldUpdate, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
       region.heldUpdate = null;
     });
     region.parentNode.insertBefore(button, region);
