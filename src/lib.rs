@@ -155,6 +155,7 @@ impl Application {
             shutdown: shutdown.clone(),
             test_hooks,
         });
+        tokio::spawn(live::LiveHub::follow_sessions(state.clone(), shutdown_rx.clone()));
         tokio::spawn(live::LiveHub::run(state.clone(), feed.subscribe(), shutdown_rx));
         let server = HttpServer::new(move || {
             App::new()
@@ -256,6 +257,11 @@ pub struct Stopper {
 }
 
 impl Stopper {
+    /// The live hub (open streams, counters), for tests and benchmarks.
+    pub fn live(&self) -> &Arc<live::LiveHub> {
+        &self.live
+    }
+
     /// Closes live streams, then stops the server gracefully (`graceful = false`: at once).
     pub async fn stop(&self, graceful: bool) {
         self.live.close_all();

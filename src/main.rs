@@ -158,7 +158,9 @@ async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
             let password = read_password()?;
             let hash = auth::password::hash(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
             actors::set_password_hash(db, actor.id, &hash).await?;
-            println!("password of {handle} changed");
+            // A new password ends every session of the person (their live streams follow).
+            let ended = ihf::db::sessions::revoke_all(db, actor.id, ihf::db::now_ms()).await?;
+            println!("password of {handle} changed; {ended} session(s) signed out");
         }
         UserCommand::Grant { handle, hub_slug, role } => {
             if !auth::policy::ROLES.contains(&role.as_str()) {

@@ -85,6 +85,39 @@ async fn dashboard_stream(app: &TestApp, client: &reqwest::Client, slug: &str) -
     stream
 }
 
+/// The first event within `timeout` that `wanted` accepts.
+async fn until(
+    stream: &mut SseClient,
+    timeout: Duration,
+    wanted: impl Fn(&common::SseEvent) -> bool,
+) -> Option<common::SseEvent> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = stream.next_event(left).await?;
+        if wanted(&event) {
+            return Some(event);
+        }
+    }
+}
+
+/// Whether the stream ends (or says its session ended) within `timeout`.
+async fn ends_within(stream: &mut SseClient, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match stream.next_event(left).await {
+            Some(event) if event.event == "session" => return true,
+            Some(_) => {}
+            // Ended (or timed out: then `left` is zero next time round).
+            None => return tokio::time::Instant::now() < deadline,
+        }
+    }
+}
+
 fn names(events: &[common::SseEvent]) -> Vec<&str> {
     let mut names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     names.sort_unstable();
@@ -119,7 +152,11 @@ dual_test!(writes_elsewhere_or_without_visible_change_send_nothing, |app| {
     event(&app, &onboarding, "click").await;
     assert!(stream.events_within(QUIET).await.is_empty(), "a write in another hub produces nothing");
 
-    // A write that changes no HTML: the regions re-render, compare equal, and nothing is sent.
+    // A write that changes no HTML: the regions re-render, compare equal, and nothing is sent
+    // (once the client holds HTML whose hash the server knows: after its first update).
+    let checkout = hub(&app, "checkout").await;
+    annotate(&app, &checkout, "A visible change first").await;
+    assert!(!stream.events_within(Duration::from_millis(1500)).await.is_empty());
     sqlx::query(
         "UPDATE annotations SET version = version WHERE hub_id = (SELECT id FROM hubs WHERE slug = 'checkout')",
     )
@@ -129,20 +166,15 @@ dual_test!(writes_elsewhere_or_without_visible_change_send_nothing, |app| {
     assert!(stream.events_within(QUIET).await.is_empty(), "unchanged HTML is not sent");
 });
 
-dual_test!(a_burst_is_coalesced, |app| {
-    let logins = app.seed_demo().await;
-    let olga = app.signed_in("olga", &logins["olga"]).await;
-    let checkout = hub(&app, "checkout").await;
-    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
-
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for task in 0..10 {
+/// Inserts `n` annotations from each of `tasks` concurrent writers.
+async fn burst(app: &TestApp, hub: &Hub, tasks: usize, n: usize) {
+    let mut handles = Vec::new();
+    for task in 0..tasks {
         let db = app.db.clone();
-        let (hub_id, widget_id, category_id) = (checkout.id, checkout.widget, checkout.category);
-        tasks.push(tokio::spawn(async move {
-            for n in 0..100 {
-                let body = format!("burst {task}-{n}");
+        let (hub_id, widget_id, category_id) = (hub.id, hub.widget, hub.category);
+        handles.push(tokio::spawn(async move {
+            for i in 0..n {
+                let body = format!("burst {task}-{i}");
                 ihf::db::annotations::create(
                     &db,
                     &NewAnnotation {
@@ -161,21 +193,60 @@ dual_test!(a_burst_is_coalesced, |app| {
             }
         }));
     }
-    for task in tasks {
-        task.await.expect("task");
+    for handle in handles {
+        handle.await.expect("task");
     }
-    let burst = started.elapsed();
-    let events = stream.events_within(Duration::from_millis(1500)).await;
-    // The bound: one render per region per coalescing window (50 ms in tests) while the burst
-    // lasts, plus the flush after it, plus the poll interval's slack.
-    let windows = (burst.as_millis() / 50) as usize + 3;
+}
+
+// The window is long here (2 s) so that the bound is tight and independent of how fast the
+// machine is: at most one render per region per window, plus the first at once.
+dual_test!(a_burst_is_coalesced, |config: &mut ihf::Config| config.live_window_ms = 2000, |app| {
+    let logins = app.seed_demo().await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let checkout = hub(&app, "checkout").await;
+    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+
+    let started = std::time::Instant::now();
+    burst(&app, &checkout, 10, 100).await;
+    let lasted = started.elapsed();
+    // The trailing render comes at most one window after the burst.
+    let events = stream.events_within(Duration::from_millis(3000)).await;
+    let windows = (lasted.as_millis() / 2000) as usize + 2;
     let feed_events = events.iter().filter(|e| e.event == "feed").count();
     assert!(feed_events >= 1, "the burst shows up");
-    assert!(feed_events <= windows, "{feed_events} feed renders for 1,000 inserts in {burst:?} (bound {windows})");
+    assert!(feed_events <= windows, "{feed_events} feed renders for 1,000 inserts in {lasted:?} (bound {windows})");
     assert!(events.len() <= 2 * windows, "{} events in all", events.len());
     let last_feed = events.iter().rev().find(|e| e.event == "feed").expect("feed");
     assert!(last_feed.data.contains("burst "), "last state wins");
+    let newest: String = sqlx::query_scalar("SELECT body FROM annotations ORDER BY id DESC LIMIT 1")
+        .fetch_one(app.db.reader())
+        .await
+        .expect("newest");
+    assert!(last_feed.data.contains(&newest), "the trailing render has the last insert ({newest})");
 });
+
+// With a 5 s window, an isolated change still arrives at once: the leading edge renders it.
+dual_test!(
+    an_isolated_change_does_not_wait_for_the_window,
+    |config: &mut ihf::Config| config.live_window_ms = 5000,
+    |app| {
+        let logins = app.seed_demo().await;
+        let olga = app.signed_in("olga", &logins["olga"]).await;
+        let checkout = hub(&app, "checkout").await;
+        let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+        annotate(&app, &checkout, "Alone after a quiet period").await;
+        let first = until(&mut stream, Duration::from_millis(2500), |e| {
+            e.event == "feed" && e.data.contains("Alone after a quiet period")
+        })
+        .await;
+        assert!(first.is_some(), "sent well before the 5 s window");
+        // A second change within the window waits for it, then arrives (the trailing render).
+        annotate(&app, &checkout, "Second, inside the window").await;
+        let second = |e: &common::SseEvent| e.event == "feed" && e.data.contains("Second, inside the window");
+        assert!(until(&mut stream, Duration::from_millis(1000), second).await.is_none(), "held for the window");
+        assert!(until(&mut stream, Duration::from_millis(6000), second).await.is_some(), "then sent");
+    }
+);
 
 dual_test!(reconnecting_with_last_event_id_gets_the_current_state, |app| {
     let logins = app.seed_demo().await;
@@ -252,6 +323,179 @@ dual_test!(stream_limits_answer_503_with_retry_after, |app| {
     assert_eq!(status, 200, "a closed stream gives its slot back");
 });
 
+/// Opens a stream with no regions and returns it with its token (from the `hello` event).
+async fn empty_stream(app: &TestApp, client: &reqwest::Client) -> (SseClient, String) {
+    let mut stream = SseClient::open(app, client, "/live", None).await;
+    let _ = stream.next_event(Duration::from_millis(300)).await;
+    let hello: serde_json::Value = serde_json::from_str(stream.hello.as_deref().expect("hello")).expect("json");
+    let token = hello["stream"].as_str().expect("token").to_owned();
+    assert!(hello["events"].as_array().is_some_and(|names| names.iter().any(|n| n == "feed")));
+    (stream, token)
+}
+
+/// `POST /live/{token}` as the shared worker does; returns the status and the refused keys.
+async fn change_regions(
+    app: &TestApp,
+    client: &reqwest::Client,
+    csrf: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, Vec<String>) {
+    let response = client
+        .post(app.url(&format!("/live/{token}")))
+        .header("X-CSRF-Token", csrf)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    let refused = match response.json::<serde_json::Value>().await {
+        Ok(answer) => answer["refused"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    (status, refused)
+}
+
+dual_test!(one_stream_adds_and_removes_regions_while_open, |app| {
+    let logins = app.seed_demo().await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let csrf = app.csrf(&olga, "/").await;
+    let checkout = hub(&app, "checkout").await;
+    let onboarding = hub(&app, "onboarding").await;
+    let (mut stream, token) = empty_stream(&app, &olga).await;
+
+    // Two tabs' regions on one stream; the keys carry no page position: the current HTML comes.
+    let feed = format!("feed:{}", checkout.id);
+    let (status, refused) =
+        change_regions(&app, &olga, &csrf, &token, serde_json::json!({ "add": [{ "key": feed }] })).await;
+    assert_eq!((status, refused.len()), (200, 0));
+    let first = until(&mut stream, WAIT, |e| e.event == "feed").await.expect("the current feed");
+    let (key, hash) = first.data.lines().next().and_then(|l| l.split_once(' ')).expect("KEY HASH");
+    assert_eq!(key, feed);
+    assert_eq!(hash.len(), 16);
+
+    // Added again with the hash it has (a tab coming back): nothing to send.
+    let (other_tab, _) = change_regions(
+        &app,
+        &olga,
+        &csrf,
+        &token,
+        serde_json::json!({ "remove": [feed], "add": [{ "key": feed, "hash": hash }, { "key": format!("signals:{}", checkout.id), "hash": "0" }] }),
+    )
+    .await;
+    assert_eq!(other_tab, 200);
+    let events = stream.events_within(QUIET).await;
+    assert_eq!(names(&events), ["signals"], "only the region whose HTML the client lacks: {events:?}");
+
+    annotate(&app, &checkout, "Reaches the shared stream").await;
+    assert!(until(&mut stream, WAIT, |e| e.data.contains("Reaches the shared stream")).await.is_some());
+
+    // Removed: its updates stop.
+    let (status, _) = change_regions(&app, &olga, &csrf, &token, serde_json::json!({ "remove": [feed] })).await;
+    assert_eq!(status, 200);
+    annotate(&app, &checkout, "After the tab left").await;
+    let events = stream.events_within(QUIET).await;
+    assert!(events.iter().all(|e| e.event != "feed"), "{events:?}");
+
+    // Access is checked for every region added: a hub Anna may not read is refused, alone.
+    let anna = app.signed_in("anna", &logins["anna"]).await;
+    let anna_csrf = app.csrf(&anna, "/").await;
+    let (mut anna_stream, anna_token) = empty_stream(&app, &anna).await;
+    let mine = format!("feed:{}", checkout.id);
+    let theirs = format!("feed:{}", onboarding.id);
+    let (status, refused) = change_regions(
+        &app,
+        &anna,
+        &anna_csrf,
+        &anna_token,
+        serde_json::json!({ "add": [{ "key": mine }, { "key": theirs }, { "key": "nonsense:1" }] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(refused, [theirs.clone(), "nonsense:1".to_owned()]);
+    annotate(&app, &onboarding, "Onboarding only").await;
+    let events = anna_stream.events_within(QUIET).await;
+    assert!(events.iter().all(|e| !e.data.contains("Onboarding only")), "{events:?}");
+
+    // Another session cannot change Olga's stream; an unknown stream is 404.
+    let (status, _) =
+        change_regions(&app, &anna, &anna_csrf, &token, serde_json::json!({ "add": [{ "key": mine }] })).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        change_regions(&app, &olga, &csrf, "no-such-stream", serde_json::json!({ "add": [{ "key": mine }] })).await;
+    assert_eq!(status, 404);
+});
+
+dual_test!(signing_out_or_a_revoked_session_ends_the_stream, |app| {
+    let logins = app.seed_demo().await;
+    // Sign-out through the form: this instance ends the stream at once.
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+    let csrf = app.csrf(&olga, "/").await;
+    let out = olga.post(app.url("/logout")).form(&[("csrf_token", csrf.as_str())]).send().await.expect("logout");
+    assert_eq!(out.status(), 303);
+    assert!(ends_within(&mut stream, WAIT).await, "signing out ends the stream");
+
+    // Revoked in the database (another instance's sign-out, an operator, an expiry): within 5 s.
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL")
+        .bind(ihf::db::now_ms())
+        .execute(app.db.writer())
+        .await
+        .expect("revoke");
+    assert!(ends_within(&mut stream, WAIT).await, "a revoked session's stream ends");
+
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+    sqlx::query("UPDATE sessions SET expires_at = $1 WHERE revoked_at IS NULL")
+        .bind(ihf::db::now_ms() - 1)
+        .execute(app.db.writer())
+        .await
+        .expect("expire");
+    assert!(ends_within(&mut stream, WAIT).await, "an expired session's stream ends");
+
+    // A new password signs the person out everywhere (what `ihf user set-password` does).
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let mut stream = dashboard_stream(&app, &olga, "checkout").await;
+    let olga_id = app.scalar("SELECT id FROM actors WHERE handle = 'olga'").await;
+    ihf::db::sessions::revoke_all(&app.db, olga_id, ihf::db::now_ms()).await.expect("revoke all");
+    assert!(ends_within(&mut stream, WAIT).await, "a password change's revocation ends the stream");
+});
+
+dual_test!(a_revoked_admin_stops_receiving_other_hubs_regions, |app| {
+    let logins = app.seed_demo().await;
+    let root: i64 = app.person("root", &[]).await;
+    sqlx::query("UPDATE actors SET is_admin = 1 WHERE id = $1")
+        .bind(root)
+        .execute(app.db.writer())
+        .await
+        .expect("admin");
+    let admin = app.signed_in("root", common::PASSWORD).await;
+    let _ = logins;
+    let checkout = hub(&app, "checkout").await;
+    // An administrator sees every hub, members or not.
+    let mut stream = dashboard_stream(&app, &admin, "checkout").await;
+    annotate(&app, &checkout, "Seen by the admin").await;
+    assert!(until(&mut stream, WAIT, |e| e.data.contains("Seen by the admin")).await.is_some());
+
+    sqlx::query("UPDATE actors SET is_admin = 0 WHERE id = $1")
+        .bind(root)
+        .execute(app.db.writer())
+        .await
+        .expect("demote");
+    assert!(ends_within(&mut stream, WAIT).await, "the stream opened with admin rights ends");
+    annotate(&app, &checkout, "Not for the former admin").await;
+    let events = stream.events_within(QUIET).await;
+    assert!(events.iter().all(|e| !e.data.contains("Not for the former admin")), "{events:?}");
+    // Reconnecting with the new rights: the hub's regions are refused.
+    let refused = admin.get(app.url(&format!("/live?regions=feed:{}", checkout.id))).send().await.expect("GET");
+    assert_eq!(refused.status(), 403);
+});
+
 mod postgres_only {
     use super::*;
     use ihf::db::Backend;
@@ -306,5 +550,52 @@ mod postgres_only {
             seen = events.iter().any(|e| e.data.contains("Written while the listener was down"));
         }
         assert!(seen, "the client caught up after the listener reconnected");
+    }
+
+    /// Two writers commit out of sequence order around a page render: A takes its sequence
+    /// number first but commits after B and after the page was rendered (at B's position). The
+    /// page's stream must still get A's annotation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_committed_out_of_sequence_order_is_not_missed() {
+        if !common::pg_enabled() {
+            return;
+        }
+        let app = common::spawn_app(Backend::Postgres).await;
+        let logins = app.seed_demo().await;
+        let olga = app.signed_in("olga", &logins["olga"]).await;
+        let checkout = hub(&app, "checkout").await;
+        let insert = "INSERT INTO annotations (hub_id, widget_id, actor_id, body, category_id, created_at, updated_at)
+                      VALUES ($1, $2, 1, $3, $4, $5, $5)";
+        let mut a = app.db.writer().begin().await.expect("A begins");
+        sqlx::query(insert)
+            .bind(checkout.id)
+            .bind(checkout.widget)
+            .bind("Writer A, first in sequence, last to commit")
+            .bind(checkout.category)
+            .bind(ihf::db::now_ms())
+            .execute(&mut *a)
+            .await
+            .expect("A inserts");
+        sqlx::query(insert)
+            .bind(checkout.id)
+            .bind(checkout.widget)
+            .bind("Writer B, committed first")
+            .bind(checkout.category)
+            .bind(ihf::db::now_ms())
+            .execute(app.db.writer())
+            .await
+            .expect("B commits");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The page: B's change is in, A's is not.
+        let page = olga.get(app.url("/hubs/checkout")).send().await.expect("page").text().await.expect("body");
+        assert!(page.contains("Writer B, committed first") && !page.contains("Writer A, first in sequence"));
+        let url = common::text_attr(&page, "sse-connect=\"").expect("live").replace("&#38;", "&");
+        a.commit().await.expect("A commits");
+        // A's notification arrives and is dispatched before the stream opens: nobody watched.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut stream = SseClient::open(&app, &olga, &url, None).await;
+        let caught_up =
+            until(&mut stream, WAIT, |e| e.event == "feed" && e.data.contains("Writer A, first in sequence")).await;
+        assert!(caught_up.is_some(), "the page's stream brings A's change");
     }
 }

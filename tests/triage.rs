@@ -952,11 +952,13 @@ dual_test!(other_triagers_boards_update_live, |app| {
         common::text_after(&counts.data, "data-status=\"triaged\"><span>triaged</span> <span class=\"n\">"),
         Some(triaged.to_string().as_str())
     );
-    // A board with other filters gets its own rendering of them.
+    // A board with other filters gets its own rendering of them. (Its first update after the
+    // page may repeat what the page shows: a stream joining by page position does not know the
+    // hash of the page's HTML, so the latest of each region is what counts.)
     let events = filtered.events_within(std::time::Duration::from_millis(1500)).await;
-    let counts = events.iter().find(|e| e.event == "triage-counts").expect("the filtered board's counts");
+    let counts = events.iter().rev().find(|e| e.event == "triage-counts").expect("the filtered board's counts");
     assert!(counts.data.contains("aria-current=\"true\" data-status=\"triaged\""), "with its own filters");
-    let queue = events.iter().find(|e| e.event == "triage-queue").expect("the filtered board's queue");
+    let queue = events.iter().rev().find(|e| e.event == "triage-queue").expect("the filtered board's queue");
     assert!(queue.data.contains(&format!("id=\"row-{id}\"")), "the newly triaged row joins the triaged queue");
 
     // Another hub's board hears nothing, and cannot listen in on this hub.

@@ -80,3 +80,19 @@ pub async fn revoke_all(db: &Db, actor_id: i64, now: i64) -> Result<u64, StoreEr
         .await?
         .rows_affected())
 }
+
+/// Of the sessions with these token hashes, those neither revoked nor expired at `now`, each
+/// with whether its person is a site administrator (what live streams re-check).
+pub async fn rights_of_live(db: &Db, token_hashes: &[String], now: i64) -> Result<Vec<(String, bool)>, StoreError> {
+    let mut live = Vec::with_capacity(token_hashes.len());
+    for chunk in token_hashes.chunks(500) {
+        let mut sql = super::sql::SqlBuilder::new(
+            "SELECT s.token_hash, a.is_admin FROM sessions s JOIN actors a ON a.id = s.actor_id
+             WHERE s.revoked_at IS NULL AND s.expires_at > ",
+        );
+        sql.push_bind(now).push(" AND s.token_hash IN (").push_bind_list(chunk.iter().cloned()).push(")");
+        let rows: Vec<(String, i64)> = sql.build_query_as()?.fetch_all(db.reader()).await?;
+        live.extend(rows.into_iter().map(|(hash, admin)| (hash, admin == 1)));
+    }
+    Ok(live)
+}

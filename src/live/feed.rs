@@ -37,6 +37,12 @@ pub enum FeedMessage {
 pub struct ChangeFeed {
     sender: broadcast::Sender<FeedMessage>,
     last_seq: Arc<AtomicI64>,
+    /// How many messages this instance has published, from a random start: a page records it
+    /// before rendering, and its stream, finding it unchanged, knows that every change the page
+    /// does not show is still to come through the feed. A count of *arrivals*, not a change
+    /// sequence: PostgreSQL's sequence is taken at insert, not at commit, so a change can commit
+    /// after one with a higher number (migration 0003), but notifications arrive in commit order.
+    position: Arc<AtomicI64>,
 }
 
 /// Broadcast capacity: a receiver that falls this far behind gets `Lagged` and resyncs.
@@ -51,7 +57,9 @@ impl ChangeFeed {
     /// A feed with no source yet (tests can [`publish`](Self::publish) into it).
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
-        Self { sender, last_seq: Arc::new(AtomicI64::new(0)) }
+        // Another instance's positions start elsewhere, so a page rendered there never matches.
+        let start = i64::from(rand::random::<u32>()) << 30;
+        Self { sender, last_seq: Arc::new(AtomicI64::new(0)), position: Arc::new(AtomicI64::new(start)) }
     }
 
     /// Starts the feed's source for `db`: the SQLite tailer or the PostgreSQL listener. It runs
@@ -82,8 +90,14 @@ impl ChangeFeed {
         self.sender.subscribe()
     }
 
-    /// The highest change sequence seen so far.
+    /// The feed's position, for a page's `since`: read it *before* loading what the page shows.
+    /// When a stream finds the position unchanged, nothing has arrived since (see `position`).
     pub fn current_seq(&self) -> i64 {
+        self.position.load(Ordering::SeqCst)
+    }
+
+    /// The highest change sequence seen so far (the `id:` of events).
+    pub fn last_seq(&self) -> i64 {
         self.last_seq.load(Ordering::Relaxed)
     }
 
@@ -94,6 +108,7 @@ impl ChangeFeed {
             FeedMessage::Resync { seq } => *seq,
         };
         self.last_seq.fetch_max(seq, Ordering::Relaxed);
+        self.position.fetch_add(1, Ordering::SeqCst);
         // No receivers is fine: nobody is watching.
         let _ = self.sender.send(message);
     }
@@ -109,7 +124,7 @@ impl Default for ChangeFeed {
 pub const CHANNEL: &str = "ihf_changes";
 
 async fn tail_sqlite(db: Db, feed: ChangeFeed, mut shutdown: watch::Receiver<bool>) {
-    let mut last = feed.current_seq();
+    let mut last = feed.last_seq();
     let mut polls: u64 = 0;
     loop {
         tokio::select! {
@@ -169,12 +184,12 @@ async fn listen_postgres(
                 // The connection was lost; the next try_recv reconnects. Notifications sent
                 // meanwhile are gone, so every region must resync.
                 tracing::warn!("change listener lost its connection; reconnecting and resyncing");
-                feed.publish(FeedMessage::Resync { seq: feed.current_seq() });
+                feed.publish(FeedMessage::Resync { seq: feed.last_seq() });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "change listener failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                feed.publish(FeedMessage::Resync { seq: feed.current_seq() });
+                feed.publish(FeedMessage::Resync { seq: feed.last_seq() });
             }
         }
     }

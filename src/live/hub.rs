@@ -1,7 +1,10 @@
-//! The dispatcher: coalesces changes, renders each affected (region, viewer) topic once, and
-//! fans the HTML out to that topic's clients through bounded queues.
+//! The dispatcher: marks the topics a change affects, renders each dirty (region, viewer) topic
+//! at once when it has been quiet for a window and otherwise once at the end of the window
+//! (leading edge, then one trailing render: last state wins), and fans the HTML out to that
+//! topic's clients through bounded queues. Also: streams whose regions change while they are
+//! open (one stream per browser, shared by its tabs), and streams that follow their session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -12,8 +15,9 @@ use actix_web::web;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
 
-use super::feed::{ChangeEvent, FeedMessage};
+use super::feed::FeedMessage;
 use super::region::Region;
 use crate::AppState;
 use crate::auth::Viewer;
@@ -21,27 +25,40 @@ use crate::auth::Viewer;
 /// One region's HTML on its way to clients, encoded once as an SSE event for all of them.
 #[derive(Debug)]
 pub struct Frame {
-    pub event: &'static str,
     pub hash: u64,
     /// `event:`, `id:` and `data:` lines, ready for the wire.
     pub wire: Bytes,
 }
 
 impl Frame {
-    /// Encodes `html` as the SSE event `event` with id `seq`.
-    pub fn new(event: &'static str, seq: i64, html: &str) -> Self {
-        Self { event, hash: html_hash(html), wire: encode_event(event, seq, html) }
+    /// Encodes `html` of `region` as the region's event (its `sse-swap` name) with id `seq`. The
+    /// first data line is `KEY HASH` (the region's key, the HTML's hash in hex: what a client
+    /// sends back to say what it has); the HTML follows.
+    pub fn new(region: &Region, seq: i64, html: &str) -> Self {
+        let hash = html_hash(html);
+        let head = format!("{} {hash:016x}\n", region.key());
+        let mut data = String::with_capacity(head.len() + html.len());
+        data.push_str(&head);
+        data.push_str(html);
+        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data) }
+    }
+
+    /// A control event (`hello`, `session`) that no region dedupe applies to.
+    pub fn control(event: &str, data: &str) -> Self {
+        Self { hash: 0, wire: encode_event(event, None, data) }
     }
 }
 
 /// An SSE event: the `event:` and `id:` lines, then one `data:` line per line of `data` (CR,
 /// LF and CRLF all end a line in SSE, so each becomes a line break of the data).
-pub fn encode_event(event: &str, seq: i64, data: &str) -> Bytes {
+pub fn encode_event(event: &str, seq: Option<i64>, data: &str) -> Bytes {
     let mut wire = BytesMut::with_capacity(data.len() + data.len() / 16 + 48);
     wire.extend_from_slice(b"event: ");
     wire.extend_from_slice(event.as_bytes());
-    wire.extend_from_slice(b"\nid: ");
-    wire.extend_from_slice(seq.to_string().as_bytes());
+    if let Some(seq) = seq {
+        wire.extend_from_slice(b"\nid: ");
+        wire.extend_from_slice(seq.to_string().as_bytes());
+    }
     let mut rest = data;
     loop {
         wire.extend_from_slice(b"\ndata: ");
@@ -73,7 +90,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { total: 20_000, per_ip: 500, per_session: 16, queue: 32 }
+        Self { total: 20_000, per_ip: 500, per_session: 16, queue: 160 }
     }
 }
 
@@ -84,24 +101,114 @@ pub struct LiveStats {
     pub change_events: AtomicU64,
     pub flushes: AtomicU64,
     pub renders: AtomicU64,
-    /// Changes that did not cause a render of their own because a burst was coalesced.
+    /// Changes that did not cause a render of their own: the topic was already waiting for one.
     pub renders_coalesced: AtomicU64,
     pub frames_sent: AtomicU64,
     pub slow_clients_dropped: AtomicU64,
+    /// Streams ended because their session ended or its rights changed.
+    pub streams_ended_by_session: AtomicU64,
 }
 
+/// A topic is a region as seen by one person with one set of site-wide rights: two sessions of
+/// the same person share it only while both are (or both are not) administrators. Hub roles are
+/// read again at every render.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TopicKey {
     region: Region,
     actor: Option<i64>,
+    admin: bool,
+}
+
+impl TopicKey {
+    fn new(region: &Region, viewer: &Viewer) -> Self {
+        Self { region: region.clone(), actor: viewer.actor_id, admin: viewer.is_admin }
+    }
 }
 
 #[derive(Debug)]
 struct Topic {
     viewer: Viewer,
-    clients: HashMap<u64, mpsc::Sender<Arc<Frame>>>,
-    /// The hash of the topic's latest render, a baseline for clients that join later.
-    last_hash: Option<u64>,
+    /// Client id → the hash of the HTML that client has (`None`: unknown, send the next one).
+    clients: HashMap<u64, Option<u64>>,
+    /// The latest frame fanned out (or rendered for a joining client): what a client joining
+    /// later is brought up to.
+    last: Option<Arc<Frame>>,
+    /// Fan-outs so far: a joining client's own render is dropped when one happened meanwhile.
+    generation: u64,
+    /// A change arrived that this topic has not rendered yet.
+    dirty: bool,
+    /// The highest change sequence among those that made it dirty.
+    seq: i64,
+    /// When its latest render started: the next may start one window later.
+    rendered_at: Option<Instant>,
+}
+
+impl Topic {
+    fn new(viewer: &Viewer) -> Self {
+        Self {
+            viewer: viewer.clone(),
+            clients: HashMap::new(),
+            last: None,
+            generation: 0,
+            dirty: false,
+            seq: 0,
+            rendered_at: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Client {
+    sender: mpsc::Sender<Arc<Frame>>,
+    session: Option<String>,
+    viewer: Viewer,
+    regions: Vec<Region>,
+    token: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    topics: HashMap<TopicKey, Topic>,
+    clients: HashMap<u64, Client>,
+    /// Stream token (given to the browser in the `hello` event) → client id.
+    tokens: HashMap<String, u64>,
+}
+
+impl Inner {
+    /// Removes a client from everything; its queue's sender is dropped, so its stream ends
+    /// once it has sent what is queued.
+    fn drop_client(&mut self, id: u64) {
+        let Some(client) = self.clients.remove(&id) else { return };
+        self.tokens.remove(&client.token);
+        for region in &client.regions {
+            let key = TopicKey::new(region, &client.viewer);
+            if let Some(topic) = self.topics.get_mut(&key) {
+                topic.clients.remove(&id);
+                if topic.clients.is_empty() {
+                    self.topics.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Sends `frame` to `client` unless it has exactly that HTML; false when the client must
+    /// be dropped (too slow, or gone).
+    fn send(&self, stats: &LiveStats, id: u64, frame: &Arc<Frame>) -> bool {
+        let Some(client) = self.clients.get(&id) else { return true };
+        match client.sender.try_send(Arc::clone(frame)) {
+            Ok(()) => {
+                stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Too slow to keep up: drop it rather than slow anyone else down. Its
+                // stream ends; the browser reconnects and gets the current state.
+                stats.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +221,7 @@ struct Admission {
 /// Live streams and their topics; one per instance, in `AppState`.
 #[derive(Debug)]
 pub struct LiveHub {
-    topics: Mutex<HashMap<TopicKey, Topic>>,
+    inner: Mutex<Inner>,
     admission: Mutex<Admission>,
     next_client: AtomicU64,
     window: Duration,
@@ -131,6 +238,33 @@ pub enum Refusal {
     TooManyForSession,
 }
 
+/// What a client joining a region already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// The region as its page rendered it at this feed position (`since`).
+    Since(i64),
+    /// The HTML of this hash, from an earlier event (a tab coming back, a reconnect).
+    Hash(u64),
+    /// Nothing known: send the current state.
+    Nothing,
+}
+
+/// What joining a region needs next (see [`LiveHub::join`]).
+#[derive(Debug)]
+pub enum Join {
+    /// The client is up to date or will be by the next fan-out; only access is to be checked.
+    Authorize,
+    /// The topic's current frame is to be sent once access is checked ([`LiveHub::catch_up`]).
+    CatchUp,
+    /// Nobody knows the current state: render, then [`LiveHub::joined_with`] (`generation`
+    /// tells whether a fan-out overtook the render).
+    Render { generation: u64 },
+    /// The stream is gone.
+    Gone,
+    /// The stream already has this region.
+    Duplicate,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -142,11 +276,14 @@ pub fn html_hash(html: &str) -> u64 {
     hasher.finish()
 }
 
+/// How often the sessions behind open streams are checked (revoked, expired, rights changed).
+pub const SESSION_CHECK: Duration = Duration::from_secs(2);
+
 impl LiveHub {
-    /// A hub coalescing changes for `window`.
+    /// A hub whose topics render at most once per `window`.
     pub fn new(window: Duration, limits: Limits) -> Self {
         Self {
-            topics: Mutex::default(),
+            inner: Mutex::default(),
             admission: Mutex::default(),
             next_client: AtomicU64::new(1),
             window,
@@ -183,43 +320,121 @@ impl LiveHub {
         Ok(Admitted { hub: Arc::clone(self), ip, session, client: None })
     }
 
-    /// Subscribes an admitted stream to its regions as `viewer`; frames arrive on the receiver.
-    /// Also returns, per region, the hash of the topic's latest render when there is one (so a
-    /// client joining an existing topic needs no render of its own to know what it has).
-    pub fn subscribe(
-        &self,
-        admitted: &mut Admitted,
-        regions: &[Region],
-        viewer: &Viewer,
-    ) -> (mpsc::Receiver<Arc<Frame>>, Vec<Option<u64>>) {
-        let (sender, receiver) = mpsc::channel(self.limits.queue.max(regions.len() * 2));
+    /// Registers an admitted stream as `viewer`, with no regions yet; frames arrive on the
+    /// receiver. Returns the client id and the stream's token (its name for later requests
+    /// that change its regions).
+    pub fn open(&self, admitted: &mut Admitted, viewer: &Viewer) -> (mpsc::Receiver<Arc<Frame>>, u64, String) {
+        let (sender, receiver) = mpsc::channel(self.limits.queue.max(4));
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        let mut topics = lock(&self.topics);
+        let token = crate::crypto::random_token(18);
+        let mut inner = lock(&self.inner);
         if *self.closed.borrow() {
             // Shutting down: the sender is dropped here, so the stream ends at once.
-            return (receiver, vec![None; regions.len()]);
+            return (receiver, id, token);
         }
-        let mut known = Vec::with_capacity(regions.len());
-        for region in regions {
-            let key = TopicKey { region: region.clone(), actor: viewer.actor_id };
-            let topic = topics.entry(key).or_insert_with(|| Topic {
-                viewer: viewer.clone(),
-                clients: HashMap::new(),
-                last_hash: None,
-            });
-            topic.clients.insert(id, sender.clone());
-            known.push(topic.last_hash);
-        }
-        admitted.client = Some((id, regions.to_vec(), viewer.actor_id));
-        (receiver, known)
+        let client =
+            Client { sender, session: admitted.session.clone(), viewer: viewer.clone(), regions: Vec::new(), token };
+        let token = client.token.clone();
+        inner.tokens.insert(token.clone(), id);
+        inner.clients.insert(id, client);
+        admitted.client = Some(id);
+        (receiver, id, token)
     }
 
-    /// Records a client's baseline render as the topic's latest hash when the topic has none
-    /// yet, so the next clients of the topic need not render.
-    pub fn remember_hash(&self, region: &Region, actor: Option<i64>, hash: u64) {
-        let key = TopicKey { region: region.clone(), actor };
-        if let Some(topic) = lock(&self.topics).get_mut(&key) {
-            topic.last_hash.get_or_insert(hash);
+    /// The client behind a stream token, with its session and viewer.
+    pub fn client_by_token(&self, token: &str) -> Option<(u64, Option<String>, Viewer, usize)> {
+        let inner = lock(&self.inner);
+        let id = *inner.tokens.get(token)?;
+        let client = inner.clients.get(&id)?;
+        Some((id, client.session.clone(), client.viewer.clone(), client.regions.len()))
+    }
+
+    /// Adds `region` to client `id`'s stream, which already has `baseline`, and says what is
+    /// needed to bring it up to date. `position` reads the feed's position; it is read after
+    /// the client joined the topic, so a change arriving later reaches it through the topic.
+    pub fn join(&self, id: u64, region: &Region, baseline: Baseline, position: impl FnOnce() -> i64) -> Join {
+        let mut inner = lock(&self.inner);
+        let position = position();
+        let Some(client) = inner.clients.get_mut(&id) else { return Join::Gone };
+        if client.regions.contains(region) {
+            return Join::Duplicate;
+        }
+        client.regions.push(region.clone());
+        let viewer = client.viewer.clone();
+        let topic = inner.topics.entry(TopicKey::new(region, &viewer)).or_insert_with(|| Topic::new(&viewer));
+        let last = topic.last.as_ref().map(|frame| frame.hash);
+        let (have, next) = match baseline {
+            // The page is current but its HTML's hash unknown (the topic's latest frame may hold a
+            // change the page lacks whose notification is yet to come): the next fan-out is sent.
+            Baseline::Since(since) if since == position => (None, Join::Authorize),
+            Baseline::Hash(hash) if last == Some(hash) => (Some(hash), Join::Authorize),
+            Baseline::Hash(hash) => (Some(hash), Self::current(topic)),
+            Baseline::Since(_) | Baseline::Nothing => (None, Self::current(topic)),
+        };
+        topic.clients.insert(id, have);
+        next
+    }
+
+    fn current(topic: &Topic) -> Join {
+        match topic.last {
+            Some(_) => Join::CatchUp,
+            None => Join::Render { generation: topic.generation },
+        }
+    }
+
+    /// Sends the topic's latest frame to client `id` unless it has it (after [`Join::CatchUp`]).
+    pub fn catch_up(&self, id: u64, region: &Region) {
+        let mut inner = lock(&self.inner);
+        let Some(viewer) = inner.clients.get(&id).map(|c| c.viewer.clone()) else { return };
+        let key = TopicKey::new(region, &viewer);
+        let Some(topic) = inner.topics.get_mut(&key) else { return };
+        let Some(frame) = topic.last.clone() else { return };
+        let Some(have) = topic.clients.get_mut(&id) else { return };
+        if *have == Some(frame.hash) {
+            return;
+        }
+        *have = Some(frame.hash);
+        if !inner.send(&self.stats, id, &frame) {
+            inner.drop_client(id);
+        }
+    }
+
+    /// Completes [`Join::Render`] with the client's own render: sent (and kept as the topic's
+    /// latest) unless a fan-out happened since the client joined, which brought it newer HTML.
+    pub fn joined_with(&self, id: u64, region: &Region, generation: u64, frame: Frame) {
+        let frame = Arc::new(frame);
+        let mut inner = lock(&self.inner);
+        let Some(viewer) = inner.clients.get(&id).map(|c| c.viewer.clone()) else { return };
+        let Some(topic) = inner.topics.get_mut(&TopicKey::new(region, &viewer)) else { return };
+        if topic.generation != generation {
+            return;
+        }
+        topic.last = Some(Arc::clone(&frame));
+        let Some(have) = topic.clients.get_mut(&id) else { return };
+        if *have == Some(frame.hash) {
+            return;
+        }
+        *have = Some(frame.hash);
+        if !inner.send(&self.stats, id, &frame) {
+            inner.drop_client(id);
+        }
+    }
+
+    /// Takes `region` off client `id`'s stream.
+    pub fn leave(&self, id: u64, region: &Region) {
+        let mut inner = lock(&self.inner);
+        let Some(client) = inner.clients.get_mut(&id) else { return };
+        let before = client.regions.len();
+        client.regions.retain(|r| r != region);
+        if client.regions.len() == before {
+            return;
+        }
+        let key = TopicKey::new(region, &client.viewer);
+        if let Some(topic) = inner.topics.get_mut(&key) {
+            topic.clients.remove(&id);
+            if topic.clients.is_empty() {
+                inner.topics.remove(&key);
+            }
         }
     }
 
@@ -228,13 +443,20 @@ impl LiveHub {
         lock(&self.admission).total
     }
 
-    /// Closes every stream (graceful shutdown): dropping the topics drops every client's queue,
-    /// so clients see their stream end and reconnect, to this instance after a restart or to
-    /// another one.
+    /// Number of topics (distinct region and viewer pairs) being watched.
+    pub fn topics(&self) -> usize {
+        lock(&self.inner).topics.len()
+    }
+
+    /// Closes every stream (graceful shutdown): dropping the clients drops every client's
+    /// queue, so clients see their stream end and reconnect, to this instance after a restart
+    /// or to another one.
     pub fn close_all(&self) {
-        let mut topics = lock(&self.topics);
+        let mut inner = lock(&self.inner);
         let _ = self.closed.send(true);
-        topics.clear();
+        inner.topics.clear();
+        inner.clients.clear();
+        inner.tokens.clear();
     }
 
     /// A receiver that turns true when [`close_all`](Self::close_all) runs.
@@ -242,15 +464,78 @@ impl LiveHub {
         self.closed.subscribe()
     }
 
-    fn unsubscribe(&self, id: u64, regions: &[Region], actor: Option<i64>) {
-        let mut topics = lock(&self.topics);
-        for region in regions {
-            let key = TopicKey { region: region.clone(), actor };
-            if let Some(topic) = topics.get_mut(&key) {
-                topic.clients.remove(&id);
-                if topic.clients.is_empty() {
-                    topics.remove(&key);
+    /// Ends the streams of a session that ended (sign-out, revocation, expiry): each gets a
+    /// `session` event saying `ended`, then its stream closes.
+    pub fn end_session(&self, token_hash: &str) {
+        self.end_where("ended", |client| client.session.as_deref() == Some(token_hash));
+    }
+
+    /// Ends streams whose session is in `sessions`, telling each why (`reason`: `ended`, or
+    /// `changed` when the person's rights changed and the browser should reconnect).
+    fn end_where(&self, reason: &str, matches: impl Fn(&Client) -> bool) -> usize {
+        let mut inner = lock(&self.inner);
+        let ids: Vec<u64> = inner.clients.iter().filter(|(_, c)| matches(c)).map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        let frame = Arc::new(Frame::control("session", reason));
+        for id in &ids {
+            // A full queue is ended all the same.
+            inner.send(&self.stats, *id, &frame);
+            inner.drop_client(*id);
+        }
+        self.stats.streams_ended_by_session.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        ids.len()
+    }
+
+    /// The sessions behind open streams, each with the site-wide rights its streams were
+    /// opened with.
+    fn watched_sessions(&self) -> HashMap<String, bool> {
+        let inner = lock(&self.inner);
+        inner.clients.values().filter_map(|c| Some((c.session.clone()?, c.viewer.is_admin))).collect()
+    }
+
+    /// Checks the sessions behind open streams every [`SESSION_CHECK`] until `shutdown`: a
+    /// session revoked or expired ends its streams; one whose person's admin flag changed ends
+    /// them with `changed`, and the browser reconnects with its new rights (each region is
+    /// authorized again).
+    pub async fn follow_sessions(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+        let hub = Arc::clone(&state.live);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SESSION_CHECK) => {}
+                _ = shutdown.changed() => return,
+            }
+            let watched = hub.watched_sessions();
+            if watched.is_empty() {
+                continue;
+            }
+            let hashes: Vec<String> = watched.keys().cloned().collect();
+            let live = match crate::db::sessions::rights_of_live(&state.db, &hashes, crate::db::now_ms()).await {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::warn!(error = %e, "checking the sessions of live streams failed; retrying");
+                    continue;
                 }
+            };
+            let live: HashMap<String, bool> = live.into_iter().collect();
+            let ended: HashSet<&String> = watched.keys().filter(|h| !live.contains_key(*h)).collect();
+            let changed: HashSet<&String> = watched
+                .iter()
+                .filter(|(h, admin)| live.get(*h).is_some_and(|now| now != *admin))
+                .map(|(h, _)| h)
+                .collect();
+            if !ended.is_empty() {
+                let n = hub.end_where("ended", |c| c.session.as_ref().is_some_and(|s| ended.contains(s)));
+                tracing::info!(streams = n, "ended the live streams of sessions that ended");
+            }
+            if !changed.is_empty() {
+                let n = hub.end_where("changed", |c| {
+                    c.session.as_ref().is_some_and(|s| {
+                        changed.contains(s) && live.get(s.as_str()).is_some_and(|admin| *admin != c.viewer.is_admin)
+                    })
+                });
+                tracing::info!(streams = n, "ended the live streams of people whose rights changed");
             }
         }
     }
@@ -263,47 +548,103 @@ impl LiveHub {
     ) {
         let hub = Arc::clone(&state.live);
         loop {
-            let first = tokio::select! {
-                message = feed.recv() => message,
+            let due = hub.next_due();
+            let message = tokio::select! {
+                message = feed.recv() => Some(message),
+                () = sleep_until(due) => None,
                 _ = shutdown.changed() => return,
             };
-            let mut batch = Batch::default();
-            if !batch.take(first) {
-                return;
-            }
-            // Coalesce: whatever else arrives within the window joins this flush.
-            let deadline = tokio::time::Instant::now() + hub.window;
-            loop {
-                tokio::select! {
-                    message = feed.recv() => if !batch.take(message) { return },
-                    _ = tokio::time::sleep_until(deadline) => break,
+            if let Some(message) = message {
+                if !hub.mark(message) {
+                    return;
+                }
+                // Whatever else is already waiting joins this round.
+                loop {
+                    match feed.try_recv() {
+                        Ok(message) => {
+                            if !hub.mark(Ok(message)) {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            hub.mark(Err(broadcast::error::RecvError::Lagged(n)));
+                        }
+                        Err(broadcast::error::TryRecvError::Closed) => return,
+                    }
                 }
             }
-            hub.flush(&state, batch).await;
+            hub.flush(&state).await;
         }
     }
 
-    async fn flush(&self, state: &web::Data<AppState>, batch: Batch) {
-        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        self.stats.change_events.fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
-        let dirty: Vec<(TopicKey, Viewer)> = lock(&self.topics)
-            .iter()
-            .filter(|(key, _)| batch.resync || batch.changes.iter().any(|c| key.region.affected_by(c)))
-            .map(|(key, topic)| (key.clone(), topic.viewer.clone()))
-            .collect();
-        if dirty.is_empty() {
+    /// Marks the topics a message affects as dirty; false when the feed is closed.
+    fn mark(&self, message: Result<FeedMessage, broadcast::error::RecvError>) -> bool {
+        let mut inner = lock(&self.inner);
+        let (change, seq) = match message {
+            Ok(FeedMessage::Change(change)) => {
+                let seq = change.seq;
+                (Some(change), seq)
+            }
+            Ok(FeedMessage::Resync { seq }) => (None, seq),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "live dispatcher lagged; resyncing every region");
+                (None, 0)
+            }
+            Err(broadcast::error::RecvError::Closed) => return false,
+        };
+        self.stats.change_events.fetch_add(1, Ordering::Relaxed);
+        for (key, topic) in inner.topics.iter_mut() {
+            if change.as_ref().is_none_or(|c| key.region.affected_by(c)) {
+                if topic.dirty {
+                    self.stats.renders_coalesced.fetch_add(1, Ordering::Relaxed);
+                }
+                topic.dirty = true;
+                topic.seq = topic.seq.max(seq);
+            }
+        }
+        true
+    }
+
+    /// When the next dirty topic may render (`None`: none is waiting).
+    fn next_due(&self) -> Option<Instant> {
+        let inner = lock(&self.inner);
+        inner
+            .topics
+            .values()
+            .filter(|t| t.dirty)
+            .map(|t| t.rendered_at.map_or_else(Instant::now, |at| at + self.window))
+            .min()
+    }
+
+    /// Renders every dirty topic whose window has passed and fans the HTML out. Topics that
+    /// rendered less than a window ago stay dirty for their trailing render.
+    async fn flush(&self, state: &web::Data<AppState>) {
+        let now = Instant::now();
+        let due: Vec<(TopicKey, Viewer, i64)> = {
+            let mut inner = lock(&self.inner);
+            inner
+                .topics
+                .iter_mut()
+                .filter(|(_, t)| t.dirty && t.rendered_at.is_none_or(|at| at + self.window <= now))
+                .map(|(key, topic)| {
+                    topic.dirty = false;
+                    topic.rendered_at = Some(now);
+                    (key.clone(), topic.viewer.clone(), topic.seq)
+                })
+                .collect()
+        };
+        if due.is_empty() {
             return;
         }
-        let coalesced = (batch.changes.len() as u64).saturating_sub(1);
-        self.stats.renders_coalesced.fetch_add(coalesced, Ordering::Relaxed);
-        let seq = batch.seq;
-        let mut renders = futures_util::stream::iter(dirty)
-            .map(|(key, viewer)| async move {
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut renders = futures_util::stream::iter(due)
+            .map(|(key, viewer, seq)| async move {
                 let html = key.region.render(state, &viewer).await;
-                (key, html)
+                (key, seq, html)
             })
             .buffer_unordered(4);
-        while let Some((key, html)) = renders.next().await {
+        while let Some((key, seq, html)) = renders.next().await {
             self.stats.renders.fetch_add(1, Ordering::Relaxed);
             let html = match html {
                 Ok(html) => html,
@@ -314,70 +655,52 @@ impl LiveHub {
                     continue;
                 }
             };
-            let frame = Arc::new(Frame::new(key.region.event_name(), seq, &html));
-            let mut topics = lock(&self.topics);
-            let Some(topic) = topics.get_mut(&key) else { continue };
-            topic.last_hash = Some(frame.hash);
-            topic.clients.retain(|_, sender| match sender.try_send(Arc::clone(&frame)) {
-                Ok(()) => {
-                    self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // Too slow to keep up: drop it rather than slow anyone else down. Its
-                    // stream ends; the browser reconnects and gets the current state.
-                    self.stats.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+            let frame = Arc::new(Frame::new(&key.region, seq, &html));
+            self.fan_out(&key, &frame);
+        }
+    }
+
+    fn fan_out(&self, key: &TopicKey, frame: &Arc<Frame>) {
+        let mut inner = lock(&self.inner);
+        let Some(topic) = inner.topics.get_mut(key) else { return };
+        topic.generation += 1;
+        topic.last = Some(Arc::clone(frame));
+        let targets: Vec<u64> = topic
+            .clients
+            .iter_mut()
+            .filter(|(_, have)| **have != Some(frame.hash))
+            .map(|(id, have)| {
+                *have = Some(frame.hash);
+                *id
+            })
+            .collect();
+        let dropped: Vec<u64> = targets.into_iter().filter(|id| !inner.send(&self.stats, *id, frame)).collect();
+        for id in dropped {
+            inner.drop_client(id);
         }
     }
 }
 
-/// The changes of one coalesced flush.
-#[derive(Default)]
-struct Batch {
-    changes: Vec<Arc<ChangeEvent>>,
-    resync: bool,
-    seq: i64,
-}
-
-impl Batch {
-    /// Adds a received message; false when the feed is closed.
-    fn take(&mut self, message: Result<FeedMessage, broadcast::error::RecvError>) -> bool {
-        match message {
-            Ok(FeedMessage::Change(change)) => {
-                self.seq = self.seq.max(change.seq);
-                self.changes.push(change);
-            }
-            Ok(FeedMessage::Resync { seq }) => {
-                self.seq = self.seq.max(seq);
-                self.resync = true;
-            }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "live dispatcher lagged; resyncing every region");
-                self.resync = true;
-            }
-            Err(broadcast::error::RecvError::Closed) => return false,
-        }
-        true
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
-/// An admitted stream's slot and subscriptions, released when dropped (client gone).
+/// An admitted stream's slot and client, released when dropped (client gone).
 #[derive(Debug)]
 pub struct Admitted {
     hub: Arc<LiveHub>,
     ip: Option<IpAddr>,
     session: Option<String>,
-    client: Option<(u64, Vec<Region>, Option<i64>)>,
+    client: Option<u64>,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if let Some((id, regions, actor)) = self.client.take() {
-            self.hub.unsubscribe(id, &regions, actor);
+        if let Some(id) = self.client.take() {
+            lock(&self.hub.inner).drop_client(id);
         }
         let mut admission = lock(&self.hub.admission);
         admission.total = admission.total.saturating_sub(1);
@@ -407,16 +730,96 @@ mod tests {
 
     #[test]
     fn encodes_an_event_with_a_data_line_per_line() {
-        let wire = encode_event("feed", 42, "<ul>\n<li>a\r\nb\rc</li>\n</ul>");
+        let wire = encode_event("feed", Some(42), "<ul>\n<li>a\r\nb\rc</li>\n</ul>");
         assert_eq!(&wire[..], b"event: feed\nid: 42\ndata: <ul>\ndata: <li>a\ndata: b\ndata: c</li>\ndata: </ul>\n\n");
-        assert_eq!(&encode_event("signals", 7, "")[..], b"event: signals\nid: 7\ndata: \n\n");
-        assert_eq!(&encode_event("signals", 7, "x\n")[..], b"event: signals\nid: 7\ndata: x\ndata: \n\n");
+        assert_eq!(&encode_event("signals", Some(7), "")[..], b"event: signals\nid: 7\ndata: \n\n");
+        assert_eq!(&encode_event("signals", Some(7), "x\n")[..], b"event: signals\nid: 7\ndata: x\ndata: \n\n");
+        assert_eq!(&encode_event("hello", None, "t")[..], b"event: hello\ndata: t\n\n");
     }
 
     #[test]
-    fn equal_html_gives_equal_frames() {
-        let (a, b) = (Frame::new("feed", 1, "<p>same</p>"), Frame::new("feed", 2, "<p>same</p>"));
+    fn a_region_frame_names_its_region_and_hash() {
+        let region = Region::Feed { hub_id: 3 };
+        let (a, b) = (Frame::new(&region, 1, "<p>same</p>"), Frame::new(&region, 2, "<p>same</p>"));
         assert_eq!(a.hash, b.hash);
-        assert_ne!(a.hash, Frame::new("feed", 1, "<p>other</p>").hash);
+        assert_ne!(a.hash, Frame::new(&region, 1, "<p>other</p>").hash);
+        let wire = String::from_utf8(a.wire.to_vec()).expect("utf-8");
+        assert_eq!(wire, format!("event: feed\nid: 1\ndata: feed:3 {:016x}\ndata: <p>same</p>\n\n", a.hash));
+    }
+
+    fn viewer(actor: i64) -> Viewer {
+        Viewer { actor_id: Some(actor), handle: None, display_name: String::new(), is_admin: false }
+    }
+
+    fn change(seq: i64, hub_id: i64) -> FeedMessage {
+        FeedMessage::Change(Arc::new(super::super::ChangeEvent {
+            seq,
+            table: "annotations".into(),
+            op: "insert".into(),
+            hub_id: Some(hub_id),
+            widget_id: None,
+            row_id: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_first_change_is_due_at_once_and_a_burst_waits_for_the_window() {
+        let hub = Arc::new(LiveHub::new(Duration::from_secs(60), Limits::default()));
+        let mut admitted = hub.admit(None, None).expect("admitted");
+        let (_frames, id, _) = hub.open(&mut admitted, &viewer(1));
+        let feed = Region::Feed { hub_id: 1 };
+        assert!(matches!(hub.join(id, &feed, Baseline::Nothing, || 0), Join::Render { .. }));
+        assert_eq!(hub.next_due(), None, "nothing waits");
+        assert!(hub.mark(Ok(change(1, 2))));
+        assert_eq!(hub.next_due(), None, "another hub's change marks nothing");
+        assert!(hub.mark(Ok(change(2, 1))));
+        let due = hub.next_due().expect("due");
+        assert!(due <= Instant::now(), "the first change renders at once");
+        // As if it rendered now: the next change waits for the window, and folds with others.
+        {
+            let mut inner = lock(&hub.inner);
+            for topic in inner.topics.values_mut() {
+                topic.dirty = false;
+                topic.rendered_at = Some(Instant::now());
+            }
+        }
+        for seq in 3..10 {
+            assert!(hub.mark(Ok(change(seq, 1))));
+        }
+        let due = hub.next_due().expect("due");
+        assert!(due > Instant::now() + Duration::from_secs(50), "a burst waits for the window");
+        assert_eq!(hub.stats.renders_coalesced.load(Ordering::Relaxed), 6, "seven changes, one render");
+    }
+
+    #[test]
+    fn a_client_that_has_the_current_html_gets_nothing_and_others_get_it_once() {
+        let hub = Arc::new(LiveHub::new(Duration::from_millis(10), Limits::default()));
+        let region = Region::Feed { hub_id: 1 };
+        let mut a = hub.admit(None, None).expect("a");
+        let (mut frames_a, id_a, _) = hub.open(&mut a, &viewer(1));
+        let mut b = hub.admit(None, None).expect("b");
+        let (mut frames_b, id_b, _) = hub.open(&mut b, &viewer(1));
+        let Join::Render { generation } = hub.join(id_a, &region, Baseline::Nothing, || 0) else {
+            panic!("nobody had rendered it")
+        };
+        hub.joined_with(id_a, &region, generation, Frame::new(&region, 1, "<p>one</p>"));
+        assert!(frames_a.try_recv().is_ok(), "a gets its render");
+        let hash = html_hash("<p>one</p>");
+        assert!(matches!(hub.join(id_b, &region, Baseline::Hash(hash), || 0), Join::Authorize));
+        let key = TopicKey::new(&region, &viewer(1));
+        hub.fan_out(&key, &Arc::new(Frame::new(&region, 2, "<p>one</p>")));
+        assert!(frames_a.try_recv().is_err() && frames_b.try_recv().is_err(), "same HTML: nothing sent");
+        hub.fan_out(&key, &Arc::new(Frame::new(&region, 3, "<p>two</p>")));
+        assert!(frames_a.try_recv().is_ok() && frames_b.try_recv().is_ok());
+        // A render that a fan-out overtook is dropped: the client already has newer HTML.
+        let mut c = hub.admit(None, None).expect("c");
+        let (mut frames_c, id_c, _) = hub.open(&mut c, &viewer(2));
+        let Join::Render { generation } = hub.join(id_c, &region, Baseline::Nothing, || 0) else { panic!("render") };
+        let key_c = TopicKey::new(&region, &viewer(2));
+        hub.fan_out(&key_c, &Arc::new(Frame::new(&region, 5, "<p>newer</p>")));
+        hub.joined_with(id_c, &region, generation, Frame::new(&region, 4, "<p>older</p>"));
+        let got = frames_c.try_recv().expect("the fan-out");
+        assert_eq!(got.hash, html_hash("<p>newer</p>"));
+        assert!(frames_c.try_recv().is_err(), "the overtaken render is not sent");
     }
 }

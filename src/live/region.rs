@@ -2,7 +2,8 @@
 //!
 //! To make a fragment live: add a variant here, say in [`Region::affected_by`] which tables and
 //! scope it reads, render it in [`Region::render`] with the loader its page already uses, and
-//! give its container `sse-swap="<event name>"` on the page (see `pages/dashboard.html`).
+//! give its container `sse-swap="<event name>"` on the page (see `pages/dashboard.html`) and
+//! list the name in [`Region::EVENT_NAMES`].
 
 use askama::Template;
 use base64::Engine;
@@ -102,6 +103,22 @@ impl Region {
             }
         }
     }
+
+    /// Every event name of [`event_name`](Self::event_name) (the stream's `hello` lists them).
+    pub const EVENT_NAMES: &'static [&'static str] = &[
+        "hubs",
+        "widgets",
+        "signals",
+        "feed",
+        "thread",
+        "inbox",
+        "ledger",
+        "candidate-head",
+        "candidate-evidence",
+        "candidate-history",
+        "triage-queue",
+        "triage-counts",
+    ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
     pub fn event_name(&self) -> &'static str {

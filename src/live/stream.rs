@@ -1,4 +1,17 @@
-//! `GET /live?regions=…&since=…`: one SSE stream per page, one named event per region.
+//! The live stream: `GET /live` opens one SSE stream (one per browser: its tabs share it through
+//! `static/live-worker.js`), `POST /live/{stream}` adds and removes regions while it stays open.
+//!
+//! - The stream starts with a `hello` event, `{"stream": TOKEN, "events": [names], "csrf":
+//!   CSRF}`: the stream's token (by which its browser changes its regions), the event names
+//!   regions use, and the CSRF token of the stream's session (for those changes). Then one event per region update, named as the region's container's `sse-swap`
+//!   (first data line `KEY HASH`, then the HTML), and a `session` event (`ended`, or `changed`
+//!   when the person's rights changed) before it closes because its session no longer allows it.
+//! - `GET /live?regions=a,b&since=N` opens a stream with those regions at once (one page).
+//! - A region joins with what the client has: `since`, the feed position its page was rendered
+//!   at, or `hash`, the hash of the HTML it last received. Nothing is sent when that is current;
+//!   otherwise the current HTML is, rendered after the client joined its topic, so a change is
+//!   never missed whatever the order its transaction committed in. Access is checked for every
+//!   region joined.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -9,26 +22,34 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header::{self, ContentEncoding};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
-use serde::Deserialize;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time;
 
-use super::hub::{Admitted, Frame, Refusal};
+use super::hub::{Admitted, Baseline, Frame, Join, Refusal};
 use super::region::Region;
 use crate::AppState;
-use crate::auth::Session;
+use crate::auth::{Session, Viewer};
 use crate::error::AppError;
 use crate::web::chrome::Chrome;
 
-/// Most regions one stream may carry.
-const MAX_REGIONS: usize = 16;
+/// Most regions one stream may carry (a browser's tabs together).
+pub const MAX_REGIONS: usize = 64;
 
 #[derive(Deserialize)]
 struct LiveQuery {
-    regions: String,
-    /// The change sequence the page was rendered at: nothing to send at once if unchanged.
+    regions: Option<String>,
+    /// The feed position the page was rendered at: nothing to send at once if unchanged.
     since: Option<i64>,
+}
+
+fn parse_regions(keys: &str) -> Result<Vec<Region>, AppError> {
+    keys.split(',')
+        .filter(|k| !k.is_empty())
+        .map(Region::parse)
+        .collect::<Option<_>>()
+        .ok_or_else(|| AppError::BadRequest("unknown live region".into()))
 }
 
 #[get("/live")]
@@ -38,17 +59,17 @@ async fn live(
     query: web::Query<LiveQuery>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let regions: Vec<Region> = query
-        .regions
-        .split(',')
-        .filter(|k| !k.is_empty())
-        .map(Region::parse)
-        .collect::<Option<_>>()
-        .ok_or_else(|| AppError::BadRequest("unknown live region".into()))?;
-    if regions.is_empty() || regions.len() > MAX_REGIONS {
-        return Err(AppError::BadRequest(format!("between 1 and {MAX_REGIONS} live regions")));
+    let regions = match &query.regions {
+        Some(keys) => parse_regions(keys)?,
+        None => Vec::new(),
+    };
+    if regions.len() > MAX_REGIONS {
+        return Err(AppError::BadRequest(format!("at most {MAX_REGIONS} live regions")));
     }
     let viewer = chrome.viewer;
+    // The stream's own session's token: the browser's changes to the stream carry it, whichever
+    // tab (with whichever page, signed in or not) asked for them.
+    let csrf = chrome.csrf_token;
     let session = req.extensions().get::<Session>().map(|s| s.token_hash.clone());
     let ip = req.peer_addr().map(|a| a.ip());
     let mut admitted = state.live.admit(ip, session).map_err(|refusal| {
@@ -58,44 +79,24 @@ async fn live(
             Refusal::TooManyFromIp | Refusal::TooManyForSession => 30,
         })
     })?;
-
-    // Subscribe before rendering, so a change between the two is not missed.
-    let (receiver, known) = state.live.subscribe(&mut admitted, &regions, &viewer);
-    let seq = state.feed.current_seq();
+    let (receiver, id, token) = state.live.open(&mut admitted, &viewer);
     let resumed = req.headers().contains_key("Last-Event-ID");
-    let stale = query.since.is_none_or(|since| since < seq);
-    let mut initial = Vec::new();
-    let mut last_sent = Vec::with_capacity(regions.len());
-    for (region, known) in regions.iter().zip(known) {
-        match known {
-            // Nothing changed since the page was rendered and others watch the same topic: the
-            // topic's latest hash is what this client has; only check access.
-            Some(hash) if !resumed && !stale => {
-                region.authorize(&state, &viewer).await?;
-                last_sent.push((region.event_name(), hash));
-            }
-            _ => {
-                // Renders as the viewer: a region they may not read refuses the whole stream.
-                let html = region.render(&state, &viewer).await?;
-                let frame = Frame::new(region.event_name(), seq, &html);
-                state.live.remember_hash(region, viewer.actor_id, frame.hash);
-                last_sent.push((region.event_name(), frame.hash));
-                if resumed || stale {
-                    initial.push(frame);
-                }
-            }
-        }
+    let baseline = match query.since {
+        Some(since) if !resumed => Baseline::Since(since),
+        _ => Baseline::Nothing,
+    };
+    for region in &regions {
+        // A region they may not read refuses the whole stream.
+        bring_up_to_date(&state, id, &viewer, region, baseline).await?;
     }
 
     let mut prefix = BytesMut::from(RETRY);
-    for frame in initial {
-        prefix.extend_from_slice(&frame.wire);
-    }
+    let hello = serde_json::json!({ "stream": token, "events": Region::EVENT_NAMES, "csrf": csrf });
+    prefix.extend_from_slice(&Frame::control("hello", &hello.to_string()).wire);
     let heartbeat = Duration::from_secs(state.config.live_heartbeat_secs.max(1));
     let body = LiveBody {
         prefix: Some(prefix.freeze()),
         frames: receiver,
-        last_sent,
         heartbeat: time::interval_at(time::Instant::now() + heartbeat, heartbeat),
         _admitted: admitted,
     };
@@ -107,6 +108,108 @@ async fn live(
         .body(body))
 }
 
+/// Joins `region` for client `id` and sends it what it lacks; an error (no access) leaves the
+/// region joined: the caller takes it off again or drops the stream.
+async fn bring_up_to_date(
+    state: &AppState,
+    id: u64,
+    viewer: &Viewer,
+    region: &Region,
+    baseline: Baseline,
+) -> Result<(), AppError> {
+    match state.live.join(id, region, baseline, || state.feed.current_seq()) {
+        Join::Authorize => region.authorize(state, viewer).await,
+        Join::CatchUp => {
+            region.authorize(state, viewer).await?;
+            state.live.catch_up(id, region);
+            Ok(())
+        }
+        Join::Render { generation } => {
+            let seq = state.feed.last_seq();
+            let html = region.render(state, viewer).await?;
+            state.live.joined_with(id, region, generation, Frame::new(region, seq, &html));
+            Ok(())
+        }
+        Join::Gone => Err(AppError::NotFound("live stream")),
+        Join::Duplicate => Ok(()),
+    }
+}
+
+/// One region a browser adds, with what it has of it.
+#[derive(Deserialize)]
+struct Add {
+    key: String,
+    /// The feed position its page was rendered at.
+    since: Option<i64>,
+    /// The hash (hex, from the event's first line) of the HTML it last received.
+    hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    #[serde(default)]
+    add: Vec<Add>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Changed {
+    /// Keys not added: unknown, too many, or not readable by this viewer.
+    refused: Vec<String>,
+}
+
+/// `POST /live/{stream}` with `{"add": [{"key", "since" | "hash"}], "remove": [key]}`: changes
+/// the regions of an open stream of the same session. Answers `{"refused": [key]}`; 404 when the
+/// stream is gone (the browser opens a new one).
+#[post("/live/{stream}")]
+async fn change(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Change>,
+) -> Result<HttpResponse, AppError> {
+    let (id, session, viewer, mut count) =
+        state.live.client_by_token(&path).ok_or(AppError::NotFound("live stream"))?;
+    let caller = req.extensions().get::<Session>().map(|s| s.token_hash.clone());
+    if caller != session {
+        return Err(AppError::Forbidden);
+    }
+    let body = body.into_inner();
+    for key in &body.remove {
+        if let Some(region) = Region::parse(key) {
+            state.live.leave(id, &region);
+            count = count.saturating_sub(1);
+        }
+    }
+    let mut refused = Vec::new();
+    for add in body.add {
+        let Some(region) = Region::parse(&add.key) else {
+            refused.push(add.key);
+            continue;
+        };
+        if count >= MAX_REGIONS {
+            refused.push(add.key);
+            continue;
+        }
+        let baseline = match (add.hash.as_deref().and_then(|h| u64::from_str_radix(h, 16).ok()), add.since) {
+            (Some(hash), _) => Baseline::Hash(hash),
+            (None, Some(since)) => Baseline::Since(since),
+            (None, None) => Baseline::Nothing,
+        };
+        match bring_up_to_date(&state, id, &viewer, &region, baseline).await {
+            Ok(()) => count += 1,
+            Err(AppError::NotFound("live stream")) => return Err(AppError::NotFound("live stream")),
+            Err(e) => {
+                tracing::debug!(region = %add.key, error = %e, "live region refused");
+                state.live.leave(id, &region);
+                refused.push(add.key);
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(Changed { refused }))
+}
+
 /// How soon the browser reconnects after the stream drops.
 const RETRY: &[u8] = b"retry: 2000\n\n";
 
@@ -114,35 +217,16 @@ const RETRY: &[u8] = b"retry: 2000\n\n";
 /// client that went away (a write fails).
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
-/// The body of one live stream: the `retry:` line and any initial frames, then the frames the
-/// hub fans out (pre-encoded, shared by every client of a topic), each only when its HTML
-/// differs from what this client last received, and a heartbeat when nothing else was sent.
-/// It ends when the hub drops the client's queue (shutdown, or too slow to keep up).
+/// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
+/// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
+/// HTML it does not have), and a heartbeat when nothing else was sent. It ends when the hub
+/// drops the client (shutdown, session ended, too slow to keep up).
 struct LiveBody {
     prefix: Option<Bytes>,
     frames: mpsc::Receiver<Arc<Frame>>,
-    /// Per region (event name), the hash of the HTML this client last received.
-    last_sent: Vec<(&'static str, u64)>,
     heartbeat: time::Interval,
     /// The stream's slot and subscriptions, released when the body is dropped (client gone).
     _admitted: Admitted,
-}
-
-impl LiveBody {
-    /// Records `frame` as sent; false when this client already has exactly that HTML.
-    fn changes(&mut self, frame: &Frame) -> bool {
-        match self.last_sent.iter_mut().find(|(event, _)| *event == frame.event) {
-            Some((_, hash)) if *hash == frame.hash => false,
-            Some((_, hash)) => {
-                *hash = frame.hash;
-                true
-            }
-            None => {
-                self.last_sent.push((frame.event, frame.hash));
-                true
-            }
-        }
-    }
 }
 
 impl MessageBody for LiveBody {
@@ -157,12 +241,10 @@ impl MessageBody for LiveBody {
         if let Some(prefix) = this.prefix.take() {
             return Poll::Ready(Some(Ok(prefix)));
         }
-        while let Poll::Ready(frame) = this.frames.poll_recv(cx) {
+        if let Poll::Ready(frame) = this.frames.poll_recv(cx) {
             let Some(frame) = frame else { return Poll::Ready(None) };
-            if this.changes(&frame) {
-                this.heartbeat.reset();
-                return Poll::Ready(Some(Ok(frame.wire.clone())));
-            }
+            this.heartbeat.reset();
+            return Poll::Ready(Some(Ok(frame.wire.clone())));
         }
         if this.heartbeat.poll_tick(cx).is_ready() {
             return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
@@ -173,5 +255,5 @@ impl MessageBody for LiveBody {
 
 /// Mounts the live stream.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(live);
+    cfg.service(live).service(change);
 }

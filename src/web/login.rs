@@ -117,6 +117,7 @@ async fn login(
     let now = now_ms();
     if let Some(old) = previous {
         sessions::revoke(&state.db, &old, now).await?;
+        state.live.end_session(&old);
     }
     let token = crypto::random_token(32);
     sessions::create(
@@ -138,6 +139,9 @@ async fn logout(req: HttpRequest, state: web::Data<AppState>, htmx: Htmx) -> Res
     let session = req.extensions().get::<Session>().cloned();
     if let Some(session) = session {
         sessions::revoke(&state.db, &session.token_hash, now_ms()).await?;
+        // This instance's streams of the session end now; other instances' within
+        // `live::hub::SESSION_CHECK`.
+        state.live.end_session(&session.token_hash);
     }
     Ok(redirect(htmx, "/").cookie(removal_cookie(state.config.secure_cookies)).finish())
 }

@@ -350,6 +350,8 @@ pub struct SseEvent {
 pub struct SseClient {
     response: reqwest::Response,
     buffer: String,
+    /// The data of the stream's `hello` event (its token), which `next_event` skips.
+    pub hello: Option<String>,
 }
 
 impl SseClient {
@@ -362,7 +364,7 @@ impl SseClient {
         let response = request.send().await.expect("open stream");
         assert_eq!(response.status(), 200, "live stream refused");
         assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"),);
-        Self { response, buffer: String::new() }
+        Self { response, buffer: String::new(), hello: None }
     }
 
     /// The next data event within `timeout` (comments and `retry:` lines skipped).
@@ -386,7 +388,9 @@ impl SseClient {
                         has_data = true;
                     }
                 }
-                if has_data {
+                if has_data && event.event == "hello" {
+                    self.hello = Some(event.data);
+                } else if has_data {
                     return Some(event);
                 }
             }

@@ -1,0 +1,329 @@
+//! Live regions across many tabs in real headless Chromium: one live connection per browser
+//! (a SharedWorker) shared by all its tabs, pages that release their regions on the way into
+//! the back/forward cache and catch up when they come back, hidden tabs, and sign-out. Runs
+//! when `IHF_TEST_BROWSER` is set (as `tests/browser.rs`), on PostgreSQL when `IHF_TEST_PG` is
+//! set too; without it it returns at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use common::browser::{browser, enabled, sign_in};
+use fantoccini::Client;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::wd::WindowHandle;
+use ihf::db::Backend;
+use ihf::db::annotations::NewAnnotation;
+
+async fn app() -> (TestApp, std::collections::HashMap<String, String>) {
+    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+    let app = common::spawn_app(backend).await;
+    let logins = app.seed_demo().await;
+    (app, logins)
+}
+
+struct Checkout {
+    hub: i64,
+    widget: i64,
+    widget_slug: String,
+    category: i64,
+    candidate: i64,
+}
+
+async fn checkout(app: &TestApp) -> Checkout {
+    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let (widget, widget_slug): (i64, String) =
+        sqlx::query_as("SELECT id, slug FROM widgets WHERE hub_id = $1 ORDER BY id LIMIT 1")
+            .bind(hub)
+            .fetch_one(app.db.reader())
+            .await
+            .expect("widget");
+    let category: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
+        .bind(hub)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("category");
+    let candidate: i64 = sqlx::query_scalar("SELECT MIN(id) FROM requirement_candidates WHERE hub_id = $1")
+        .bind(hub)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("a candidate in the demo");
+    Checkout { hub, widget, widget_slug, category, candidate }
+}
+
+/// An annotation written elsewhere (through the store, as another person's request would).
+async fn annotate(app: &TestApp, at: &Checkout, body: &str) {
+    ihf::db::annotations::create(
+        &app.db,
+        &NewAnnotation {
+            hub_id: at.hub,
+            widget_id: at.widget,
+            actor_id: 1,
+            body,
+            category_id: at.category,
+            status: "new",
+            created_at: ihf::db::now_ms(),
+            idempotency_key: None,
+        },
+    )
+    .await
+    .expect("annotation");
+}
+
+fn now_ms() -> i64 {
+    ihf::db::now_ms()
+}
+
+/// Polls a script returning a boolean until it is true (8 s at most).
+async fn wait_until(browser: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const LIVE_OPEN: &str = "return document.getElementById('live').dataset.liveStatus === 'open'";
+
+/// Makes the current page note (in `window.__seen`, browser clock) when `text` first appears.
+async fn watch_for(browser: &Client, text: &str) {
+    let script = "var text = arguments[0]; window.__seen = null; \
+        var check = function () { if (!window.__seen && document.body.textContent.includes(text)) window.__seen = Date.now(); }; \
+        check(); new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true }); \
+        return true;";
+    browser.execute(script, vec![serde_json::Value::String(text.into())]).await.expect("observer");
+}
+
+async fn seen_at(browser: &Client) -> Option<i64> {
+    browser.execute("return window.__seen", Vec::new()).await.expect("seen").as_i64()
+}
+
+async fn press(browser: &Client, keys: &str) {
+    let mut actions = KeyActions::new("keyboard".into());
+    for key in keys.chars() {
+        actions = actions.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    }
+    browser.perform_actions(actions).await.expect("keys");
+}
+
+/// Opens `url` in a new tab of the browser's window and waits for its live regions.
+async fn open_tab(b: &Client, url: &str) -> WindowHandle {
+    let tab = b.new_window(true).await.expect("new tab").handle;
+    b.switch_to_window(tab.clone()).await.expect("switch");
+    b.goto(url).await.expect("page");
+    wait_until(b, &format!("{url} to go live"), LIVE_OPEN).await;
+    tab
+}
+
+/// How many live connections the server holds (its `/metrics` would say the same).
+fn streams(app: &TestApp) -> usize {
+    app.handle.live().open_streams()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_tabs_share_one_connection() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    let widget = format!("/hubs/checkout/widgets/{}", at.widget_slug);
+    let pages = [
+        ("/hubs/checkout".to_owned(), "annotation"),
+        ("/hubs/checkout".to_owned(), "annotation"),
+        ("/hubs/checkout".to_owned(), "annotation"),
+        // Filtered to the write (the queue's first page holds the oldest 50 new ones).
+        ("/hubs/checkout/triage?q=Twelve".to_owned(), "annotation"),
+        ("/hubs/checkout/triage?q=Twelve".to_owned(), "annotation"),
+        ("/hubs/checkout/triage?q=tabs".to_owned(), "annotation"),
+        (widget.clone(), "annotation"),
+        (widget.clone(), "annotation"),
+        (format!("{widget}/inbox"), "annotation"),
+        (format!("{widget}/inbox"), "annotation"),
+        ("/hubs/checkout/ledger".to_owned(), "candidate"),
+        ("/hubs/checkout/ledger".to_owned(), "candidate"),
+    ];
+    let first = b.window().await.expect("first tab");
+    let mut tabs = Vec::new();
+    for (i, (path, _)) in pages.iter().enumerate() {
+        let tab = if i == 0 {
+            b.goto(&app.url(path)).await.expect("page");
+            wait_until(b, "the first tab to go live", LIVE_OPEN).await;
+            first.clone()
+        } else {
+            open_tab(b, &app.url(path)).await
+        };
+        tabs.push(tab);
+    }
+    assert_eq!(streams(&app), 1, "twelve tabs, one live connection");
+
+    // A write made elsewhere reaches every tab within 1 s.
+    let (note, title) = ("Twelve tabs, one stream", "Renamed while twelve tabs watch");
+    for (tab, (_, kind)) in tabs.iter().zip(&pages) {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        watch_for(b, if *kind == "annotation" { note } else { title }).await;
+    }
+    let wrote_note = now_ms();
+    annotate(&app, &at, note).await;
+    let wrote_title = now_ms();
+    sqlx::query("UPDATE requirement_candidates SET title = $1 WHERE id = $2")
+        .bind(title)
+        .bind(at.candidate)
+        .execute(app.db.writer())
+        .await
+        .expect("rename");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut delays = Vec::new();
+    for (tab, (path, kind)) in tabs.iter().zip(&pages) {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        let seen = seen_at(b).await.unwrap_or_else(|| panic!("{path} never showed the write"));
+        let wrote = if *kind == "annotation" { wrote_note } else { wrote_title };
+        delays.push((path.as_str(), seen - wrote));
+    }
+    assert!(delays.iter().all(|(_, ms)| *ms <= 1000), "every tab within 1 s of the write: {delays:?}");
+
+    // A triage key in one of the tabs is applied within 1 s, and the other boards follow.
+    b.switch_to_window(tabs[3].clone()).await.expect("switch");
+    let row = b
+        .execute("return document.querySelector('#region-triage-queue [id^=row-]').id", Vec::new())
+        .await
+        .expect("a row");
+    let row = row.as_str().expect("id").to_owned();
+    press(b, "j").await;
+    let started = Instant::now();
+    press(b, "t").await;
+    wait_until(b, "the row to leave the queue", &format!("return !document.getElementById('{row}')")).await;
+    let took = started.elapsed();
+    assert!(took <= Duration::from_secs(1), "the triage key took {took:?}");
+    b.switch_to_window(tabs[4].clone()).await.expect("switch");
+    wait_until(b, "the other board to follow", &format!("return !document.getElementById('{row}')")).await;
+
+    // A 13th tab loads within 2 s.
+    let started = Instant::now();
+    let thirteenth = open_tab(b, &app.url("/hubs/onboarding")).await;
+    let took = started.elapsed();
+    assert!(took <= Duration::from_secs(2), "the 13th tab took {took:?}");
+    assert_eq!(streams(&app), 1, "still one connection");
+
+    // Signing out in one tab ends live updates in every tab of the session.
+    b.switch_to_window(tabs[0].clone()).await.expect("switch");
+    b.find(fantoccini::Locator::Css("form[action='/logout'] button"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("click");
+    wait_until(b, "signed out", "return document.body.textContent.includes('Sign in')").await;
+    let after = "Written after signing out";
+    for tab in tabs.iter().skip(1).chain(std::iter::once(&thirteenth)) {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        wait_until(
+            b,
+            "the indicator to say live updates stopped",
+            "return document.getElementById('live').dataset.liveStatus !== 'open'",
+        )
+        .await;
+        watch_for(b, after).await;
+    }
+    annotate(&app, &at, after).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for tab in tabs.iter().skip(1) {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        assert_eq!(seen_at(b).await, None, "no live update after signing out");
+    }
+    let _ = b.clone().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_and_forward_through_ten_live_pages() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    let widget = format!("/hubs/checkout/widgets/{}", at.widget_slug);
+    let pages = [
+        "/".to_owned(),
+        "/hubs/checkout".to_owned(),
+        widget.clone(),
+        format!("{widget}/inbox"),
+        // Filtered to the write (the queue's first page holds the oldest 50 new ones).
+        "/hubs/checkout/triage?q=Written".to_owned(),
+        "/hubs/checkout/ledger".to_owned(),
+        "/hubs/onboarding".to_owned(),
+        format!("/hubs/checkout/candidates/{}", at.candidate),
+        "/hubs/onboarding/triage".to_owned(),
+        "/hubs/checkout".to_owned(),
+    ];
+    for path in &pages {
+        b.goto(&app.url(path)).await.expect("page");
+        wait_until(b, &format!("{path} to go live"), LIVE_OPEN).await;
+    }
+    // Written while the pages that show it are in the back/forward cache (or gone).
+    let note = "Written while you were on another page";
+    annotate(&app, &at, note).await;
+    let shows_note =
+        |path: &str| path.starts_with("/hubs/checkout") && !path.contains("ledger") && !path.contains("candidates");
+    let check = |path: &str| {
+        if shows_note(path) {
+            format!(
+                "return document.getElementById('live').dataset.liveStatus === 'open' && document.body.textContent.includes({note:?})"
+            )
+        } else {
+            LIVE_OPEN.to_owned()
+        }
+    };
+    for path in pages.iter().rev().skip(1) {
+        let started = Instant::now();
+        b.back().await.expect("back");
+        wait_until(b, &format!("{path} to be current again"), &check(path)).await;
+        assert!(started.elapsed() <= Duration::from_secs(1), "back to {path} took {:?}", started.elapsed());
+    }
+    for path in pages.iter().skip(1) {
+        let started = Instant::now();
+        b.forward().await.expect("forward");
+        wait_until(b, &format!("{path} to be current again"), &check(path)).await;
+        assert!(started.elapsed() <= Duration::from_secs(1), "forward to {path} took {:?}", started.elapsed());
+    }
+    let _ = b.clone().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_tab_is_current_when_shown() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_until(b, "the dashboard to go live", LIVE_OPEN).await;
+    let dashboard = b.window().await.expect("tab");
+    // Another tab in front: the dashboard is hidden while the writes happen.
+    let _other = open_tab(b, &app.url("/hubs/onboarding")).await;
+    let hidden = b.execute("return document.visibilityState", Vec::new()).await.expect("state");
+    for n in 0..5 {
+        annotate(&app, &at, &format!("Written while hidden {n}")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    b.switch_to_window(dashboard).await.expect("back to the dashboard");
+    wait_until(b, "the latest write", "return document.body.textContent.includes('Written while hidden 4')").await;
+    assert!(started.elapsed() <= Duration::from_secs(1), "shown after {:?} ({hidden:?} before)", started.elapsed());
+    let _ = b.clone().close().await;
+}
