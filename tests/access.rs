@@ -307,7 +307,10 @@ dual_test!(the_user_cli_adds_grants_and_revokes, |app| {
     assert_eq!(status(&client, &app, "/hubs/checkout").await, 200);
     let out = ihf(url, &["user", "set-password", "casey"], "a brand new password\n");
     assert!(out.status.success());
+    // A password change ends the person's sessions (#15): the old one is signed out.
+    assert_eq!(status(&client, &app, "/hubs/checkout").await, 401);
     assert_eq!(app.try_login(&app.new_client(), "casey", "a brand new password").await.status(), 303);
+    let client = app.signed_in("casey", "a brand new password").await;
     let out = ihf(url, &["user", "revoke", "casey", "checkout"], "");
     assert!(out.status.success());
     assert_eq!(status(&client, &app, "/hubs/checkout").await, 403);
