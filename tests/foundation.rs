@@ -230,7 +230,9 @@ dual_test!(static_assets_are_cached_and_versioned, |app| {
     assert_eq!(response.status(), 200);
     let cache = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     assert!(cache.contains("max-age=31536000") && cache.contains("immutable"), "{cache}");
-    for vendored in ["htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js", "idiomorph-ext-0.8.0.min.js"] {
+    // The live stream is live.js's (one per browser, #15); htmx's SSE extension is no longer linked.
+    assert!(page.contains(&format!("/static/live.js?v={css}")));
+    for vendored in ["htmx-2.0.11.min.js", "idiomorph-ext-0.8.0.min.js"] {
         assert!(page.contains(vendored));
         assert_eq!(app.get(&format!("/static/vendor/{vendored}")).await.status(), 200);
     }
