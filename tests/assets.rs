@@ -112,15 +112,17 @@ dual_test!(versioned_urls_are_immutable_and_others_revalidate, |app| {
     let v = page_version(&app).await;
     let page = app.get("/login").await.text().await.expect("body");
     assert!(page.contains(&format!("/static/app.js?v={v}")));
-    for path in [format!("/static/app.css?v={v}"), format!("/static/app.js?v={v}")] {
+    for path in [format!("/static/app.css?v={v}"), format!("/static/app.js?v={v}"), format!("/static/live.js?v={v}")] {
         let response = app.get(&path).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "cache-control").as_deref(), Some(IMMUTABLE), "{path}");
         assert_eq!(header(&response, "set-cookie"), None, "assets never set cookies");
         assert_eq!(header(&response, "x-content-type-options").as_deref(), Some("nosniff"));
     }
+    // The layout links htmx and idiomorph; htmx's SSE extension is still served but no longer
+    // linked (live.js holds the one stream per browser, #15).
     for vendored in ["htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js", "idiomorph-ext-0.8.0.min.js"] {
-        assert!(page.contains(&format!("/static/vendor/{vendored}")));
+        assert!(vendored.contains("sse") || page.contains(&format!("/static/vendor/{vendored}")));
         let response = app.get(&format!("/static/vendor/{vendored}")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "cache-control").as_deref(), Some(IMMUTABLE), "the name carries the version");
