@@ -40,6 +40,11 @@ bench-live:
     cargo build --release --bin ihf
     cargo run --release --example bench_live
 
+# Live fan-out against polling (distinct viewers, own sessions) into BENCHMARKS.md (#16).
+bench-fanout:
+    cargo build --release --bin ihf
+    cargo run --release --example bench_fanout
+
 # Triage board benchmark (demo, then 10,000 more annotations); add IHF_BENCH_PG=… for PostgreSQL.
 bench-triage:
     cargo run --release --example bench_triage

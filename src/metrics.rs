@@ -158,6 +158,18 @@ impl Metrics {
         );
         single("ihf_live_frames_sent_total", "counter", "Region updates sent to live clients.", get(&live.frames_sent));
         single(
+            "ihf_live_row_updates_sent_total",
+            "counter",
+            "Region updates sent as the rows that changed rather than the whole region.",
+            get(&live.deltas_sent),
+        );
+        single(
+            "ihf_live_audiences_changed_total",
+            "counter",
+            "Live viewers moved to another audience or out of a region after a membership change.",
+            get(&live.audiences_changed),
+        );
+        single(
             "ihf_live_slow_clients_dropped_total",
             "counter",
             "Live clients dropped because they could not keep up.",

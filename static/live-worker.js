@@ -17,8 +17,14 @@
   var IDLE_CLOSE_MS = 10000;
   var RETRY_MS = 3000;
 
+  // Row-level updates kept after a region's last whole HTML, for tabs that catch up; beyond
+  // this many, a tab that needs the region asks the server for the whole again.
+  var MAX_DELTAS = 64;
+
   function Core() {
-    this.regions = new Map(); // key -> { tabs: Set<tabId>, hash, since, event, html }
+    // key -> { tabs: Set<tabId>, hash, since, event, html (the last whole HTML, of hash
+    // fullHash), deltas: [{ base, hash, html }] (row updates since) }
+    this.regions = new Map();
     this.tabs = new Map(); // tabId -> { post, keys: Set }
     this.source = null;
     this.stream = null;
@@ -52,6 +58,12 @@
       case "sync":
         this.sync(tab, msg.have || {});
         break;
+      case "resync":
+        // A tab could not apply rows: it gets the whole region (then the rows after it).
+        var have = {};
+        have[msg.key] = null;
+        this.sync(tab, have, msg.key);
+        break;
     }
   };
 
@@ -63,7 +75,7 @@
       have[k.key] = k.hash;
       var region = this.regions.get(k.key);
       if (!region) {
-        region = { tabs: new Set(), hash: k.hash || null, since: k.since, event: null, html: null };
+        region = { tabs: new Set(), hash: k.hash || null, since: k.since, event: null, html: null, fullHash: null, deltas: [] };
         this.regions.set(k.key, region);
         this.removes.delete(k.key);
         this.adds.set(k.key, { key: k.key, since: k.since, hash: k.hash || null });
@@ -91,14 +103,27 @@
     this.schedule();
   };
 
-  // Sends a tab the latest HTML of each of its regions that it does not have.
-  Core.prototype.sync = function (tab, have) {
+  // Sends a tab the latest HTML of each of its regions (or only `only`) that it does not have:
+  // the last whole HTML and the row updates since; when the worker has no whole HTML of it, the
+  // server is asked for it (the region is taken off the stream and added again knowing nothing).
+  Core.prototype.sync = function (tab, have, only) {
     var self = this;
     tab.keys.forEach(function (key) {
+      if (only && key !== only) return;
       var region = self.regions.get(key);
-      if (region && region.html !== null && region.hash !== have[key]) {
-        tab.post({ type: "frame", key: key, event: region.event, hash: region.hash, html: region.html });
+      if (!region || region.hash === have[key]) return;
+      if (region.html === null) {
+        if (region.hash === null && !only) return; // nothing known yet: the stream sends it
+        region.hash = null;
+        self.removes.add(key);
+        self.adds.set(key, { key: key, since: null, hash: null });
+        self.schedule();
+        return;
       }
+      tab.post({ type: "frame", key: key, event: region.event, hash: region.fullHash, html: region.html });
+      region.deltas.forEach(function (d) {
+        tab.post({ type: "frame", key: key, event: region.event, hash: d.hash, base: d.base, html: d.html });
+      });
     });
   };
 
@@ -125,9 +150,23 @@
       var region = self.regions.get(head[0]);
       if (!region) return;
       region.event = e.type;
+      var base = head[2] || null;
+      if (base) {
+        // Rows since `base`: kept after the whole HTML they apply to, while they chain.
+        if (region.html !== null && region.hash === base && region.deltas.length < MAX_DELTAS) {
+          region.deltas.push({ base: base, hash: head[1], html: html });
+        } else {
+          region.html = null;
+          region.fullHash = null;
+          region.deltas = [];
+        }
+      } else {
+        region.html = html;
+        region.fullHash = head[1];
+        region.deltas = [];
+      }
       region.hash = head[1];
-      region.html = html;
-      var msg = { type: "frame", key: head[0], event: e.type, hash: head[1], html: html };
+      var msg = { type: "frame", key: head[0], event: e.type, hash: head[1], base: base, html: html };
       region.tabs.forEach(function (tabId) {
         var tab = self.tabs.get(tabId);
         if (tab) tab.post(msg);
@@ -151,6 +190,17 @@
       });
       self.setState("open");
       self.flush();
+    });
+    // The server took a region off the stream (its viewer lost access to it).
+    source.addEventListener("refused", function (e) {
+      var key = e.data;
+      var region = self.regions.get(key);
+      if (!region) return;
+      self.regions.delete(key);
+      region.tabs.forEach(function (tabId) {
+        var tab = self.tabs.get(tabId);
+        if (tab) { tab.keys.delete(key); tab.post({ type: "refused", key: key }); }
+      });
     });
     source.addEventListener("session", function (e) {
       self.close();

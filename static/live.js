@@ -16,6 +16,16 @@
 
   function liveRoot() { return document.getElementById("live"); }
 
+  // A region shared by many viewers comes with everyone's own-row buttons hidden; this page
+  // shows them on its viewer's own rows (data-author).
+  function showOwn(root) {
+    var me = document.querySelector('meta[name="ihf-viewer"]');
+    if (!me || !root) return;
+    root.querySelectorAll('[data-author="' + me.getAttribute("content") + '"] .own-actions[hidden]').forEach(function (el) {
+      el.removeAttribute("hidden");
+    });
+  }
+
   function readPage() {
     var root = liveRoot();
     var url = root && root.getAttribute("sse-connect");
@@ -23,7 +33,16 @@
     var parsed = new URL(url, location.href);
     var keys = (parsed.searchParams.get("regions") || "").split(",").filter(Boolean);
     var since = parseInt(parsed.searchParams.get("since") || "", 10);
-    return { url: url, keys: keys, since: isNaN(since) ? null : since };
+    var hashes = (parsed.searchParams.get("hashes") || "").split(",");
+    return { url: url, keys: keys, since: isNaN(since) ? null : since, hashes: hashes };
+  }
+
+  // What the page shows of each region, as rendered (its stream's first update can then be
+  // the rows that changed).
+  function pageHashes(p) {
+    var known = {};
+    p.keys.forEach(function (key, i) { if (p.hashes[i]) known[key] = p.hashes[i]; });
+    return known;
   }
 
   function setLive(state, text) {
@@ -47,6 +66,21 @@
     if (!root || !page || page.keys.indexOf(msg.key) < 0) return;
     var region = root.querySelector('[sse-swap="' + msg.event + '"]');
     if (!region) return;
+    region.setAttribute("data-live-key", msg.key);
+    if (msg.base) {
+      // Only the rows that changed since the HTML of hash msg.base: applied when this tab has
+      // exactly that, else (and when a "Load more" extended the region) the whole is asked for.
+      if (have[msg.key] !== msg.base || region.hasAttribute("data-extended") || !applyRows(region, msg.html)) {
+        if (region.hasAttribute("data-extended")) hold(region, null);
+        have[msg.key] = null;
+        if (!region.hasAttribute("data-extended")) resync(msg.key);
+        return;
+      }
+      have[msg.key] = msg.hash;
+      showOwn(region);
+      htmx.trigger(region, "htmx:sseMessage", { type: msg.event, rows: true });
+      return;
+    }
     have[msg.key] = msg.hash;
     if (region.hasAttribute("data-extended")) {
       hold(region, msg.html);
@@ -55,14 +89,70 @@
     // contextElement: htmx finds the swap extension (morph) from it; without it htmx.swap
     // falls back to a plain innerHTML swap that replaces every node (focus, typing, open edits).
     htmx.swap(region, msg.html, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
+    showOwn(region);
     // What htmx's SSE extension announced after a swap (static/triage.js listens).
     htmx.trigger(region, "htmx:sseMessage", { type: msg.event });
+  }
+
+  // Applies a row-level update (see src/live/delta.rs): each <template> removes rows of a list,
+  // or puts one row (new or changed: its HTML inside; else only moved) right after another.
+  // False when the page's list does not match (the whole region is asked for then).
+  function applyRows(region, html) {
+    var steps = document.createElement("template");
+    steps.innerHTML = html;
+    var ops = steps.content.children;
+    var fresh = [];
+    for (var i = 0; i < ops.length; i++) {
+      var op = ops[i];
+      var list = region.querySelector('[data-live-list][id="' + op.getAttribute("data-list") + '"]');
+      if (!list) return false;
+      var removed = op.getAttribute("data-remove");
+      if (removed !== null) {
+        removed.split(" ").forEach(function (id) {
+          var gone = childById(list, id);
+          // The viewer's own just-deleted row (its Undo) is theirs alone: it stays.
+          if (gone && !gone.classList.contains("deleted")) gone.remove();
+        });
+        continue;
+      }
+      var id = op.getAttribute("data-id");
+      var after = op.getAttribute("data-after");
+      var row = childById(list, id);
+      var next = op.content.firstElementChild;
+      if (next && row) {
+        // Morphed in place: focus, typing and open details survive, as in a whole swap.
+        htmx.swap(row, next.outerHTML, { swapStyle: "morph:outerHTML" }, { contextElement: region });
+        row = childById(list, id);
+      } else if (next) {
+        row = document.importNode(next, true);
+        fresh.push(row);
+      }
+      if (!row) return false;
+      var previous = after ? childById(list, after) : null;
+      if (after && !previous) return false;
+      var place = previous ? previous.nextElementSibling : list.firstElementChild;
+      if (place !== row) list.insertBefore(row, place);
+    }
+    fresh.forEach(function (row) { htmx.process(row); });
+    return true;
+  }
+
+  function childById(list, id) {
+    for (var child = list.firstElementChild; child; child = child.nextElementSibling) {
+      if (child.id === id) return child;
+    }
+    return null;
+  }
+
+  function resync(key) {
+    if (transport) transport.post({ type: "resync", tab: tabId, key: key });
   }
 
   // A live region holds more than its first page once someone used "Load more" in it. A live
   // update (always the first page) would take those rows away, so it is held instead: the
   // latest one waits behind a "Show latest" button placed before the region.
   function hold(region, html) {
+    // null: only rows came, so the whole region is fetched when the button is pressed.
     region.heldUpdate = html;
     var button = region.previousElementSibling;
     if (button && button.classList.contains("live-held")) return;
@@ -73,7 +163,14 @@
     button.addEventListener("click", function () {
       region.removeAttribute("data-extended");
       button.remove();
+      var key = region.getAttribute("data-live-key");
+      if (region.heldUpdate === null && key) {
+        have[key] = null;
+        resync(key);
+        return;
+      }
       htmx.swap(region, region.heldUpdate, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
+      showOwn(region);
       region.heldUpdate = null;
     });
     region.parentNode.insertBefore(button, region);
@@ -176,6 +273,7 @@
   function start() {
     page = readPage();
     if (!page) return;
+    have = pageHashes(page);
     if (!transport) transport = connect();
     send("register");
   }
@@ -189,7 +287,7 @@
     if (!next && !page) return;
     if (next && page && next.url === page.url) return;
     if (transport && page) transport.post({ type: "release", tab: tabId });
-    have = {};
+    have = next ? pageHashes(next) : {};
     refused = {};
     page = next;
     if (page) {

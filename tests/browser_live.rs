@@ -327,3 +327,68 @@ async fn a_hidden_tab_is_current_when_shown() {
     assert!(started.elapsed() <= Duration::from_secs(1), "shown after {:?} ({hidden:?} before)", started.elapsed());
     let _ = b.clone().close().await;
 }
+
+/// The ids and outer HTML of the rows of every live list (`[data-live-list]`) of the page's
+/// regions, and the same of a fresh GET of each region's fragment.
+const ROWS_NOW_AND_FRESH: &str = "var done = arguments[0]; \
+    var rows = function (root) { var out = {}; root.querySelectorAll('[data-live-list]').forEach(function (list) { \
+      out[list.id] = Array.prototype.map.call(list.children, function (c) { return c.outerHTML; }); }); return out; }; \
+    var shown = {}; ['region-feed', 'region-widgets'].forEach(function (id) { Object.assign(shown, rows(document.getElementById(id))); }); \
+    Promise.all(['/hubs/checkout/feed', '/hubs/checkout/widgets-panel'].map(function (url) { \
+      return fetch(url, { headers: { 'HX-Request': 'true' } }).then(function (r) { return r.text(); }); })) \
+    .then(function (texts) { var fresh = {}; texts.forEach(function (html) { var t = document.createElement('template'); \
+      t.innerHTML = html; var holder = document.createElement('div'); holder.appendChild(t.content); Object.assign(fresh, rows(holder)); }); \
+      done({ shown: shown, fresh: fresh, rows: window.__rows || 0 }); });";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_updates_converge_to_the_full_render() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_until(b, "the dashboard to go live", LIVE_OPEN).await;
+    b.execute(
+        "window.__rows = 0; document.body.addEventListener('htmx:sseMessage', function (e) { if (e.detail && e.detail.rows) window.__rows++; }); return true;",
+        Vec::new(),
+    )
+    .await
+    .expect("count row updates");
+    // New rows on top (the oldest falls off the first page, the load-more link moves on), a
+    // changed status, a deleted row (another comes back at the bottom), a changed count.
+    for n in 0..3 {
+        annotate(&app, &at, &format!("Converging row {n}")).await;
+        wait_until(b, "the new row", &format!("return document.body.textContent.includes('Converging row {n}')")).await;
+    }
+    let first: i64 = sqlx::query_scalar("SELECT id FROM annotations WHERE body = 'Converging row 0'")
+        .fetch_one(app.db.reader())
+        .await
+        .expect("row");
+    sqlx::query("UPDATE annotations SET status = 'triaged', version = version + 1 WHERE id = $1")
+        .bind(first)
+        .execute(app.db.writer())
+        .await
+        .expect("status");
+    wait_until(
+        b,
+        "the changed status",
+        &format!("var r = document.getElementById('annotation-{first}'); return !!r && r.classList.contains('status-triaged')"),
+    )
+    .await;
+    sqlx::query("UPDATE annotations SET deleted_at = $1 WHERE body = 'Converging row 1'")
+        .bind(now_ms())
+        .execute(app.db.writer())
+        .await
+        .expect("delete");
+    wait_until(b, "the deleted row to go", "return !document.body.textContent.includes('Converging row 1')").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let got = b.execute_async(ROWS_NOW_AND_FRESH, Vec::new()).await.expect("rows");
+    assert!(got["rows"].as_i64().unwrap_or(0) >= 4, "the updates came as rows: {}", got["rows"]);
+    assert!(got["fresh"]["feed-list"].as_array().is_some_and(|rows| rows.len() > 3), "{}", got["fresh"]);
+    assert_eq!(got["shown"], got["fresh"], "the merged page equals a fresh render");
+    let _ = b.clone().close().await;
+}

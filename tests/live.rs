@@ -599,3 +599,109 @@ mod postgres_only {
         assert!(caught_up.is_some(), "the page's stream brings A's change");
     }
 }
+
+/// A person's id by handle.
+async fn actor(app: &TestApp, handle: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM actors WHERE handle = $1")
+        .bind(handle)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("actor")
+}
+
+/// An annotation by `author` on the widget `widget_slug` of `hub`.
+async fn annotate_as(app: &TestApp, hub: &Hub, widget_slug: &str, author: i64, body: &str) -> i64 {
+    let widget: i64 = sqlx::query_scalar("SELECT id FROM widgets WHERE hub_id = $1 AND slug = $2")
+        .bind(hub.id)
+        .bind(widget_slug)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("widget");
+    ihf::db::annotations::create(
+        &app.db,
+        &NewAnnotation {
+            hub_id: hub.id,
+            widget_id: widget,
+            actor_id: author,
+            body,
+            category_id: hub.category,
+            status: "new",
+            created_at: ihf::db::now_ms(),
+            idempotency_key: None,
+        },
+    )
+    .await
+    .expect("annotation")
+}
+
+/// Whether a region event is the rows that changed (`KEY HASH BASE` first line), not the whole.
+fn is_rows(event: &common::SseEvent) -> bool {
+    event.data.lines().next().is_some_and(|head| head.split(' ').count() == 3)
+}
+
+dual_test!(staff_share_one_render_and_a_private_annotation_reaches_only_its_author_and_staff, |app| {
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let mut streams = Vec::new();
+    for handle in ["olga", "tomas", "wendy", "anna"] {
+        let client = app.signed_in(handle, &logins[handle]).await;
+        streams.push((handle, dashboard_stream(&app, &client, "checkout").await, client));
+    }
+    // Wendy (an annotator) writes on a private widget: she, the operator and the triager may read it.
+    let wendy = actor(&app, "wendy").await;
+    let body = "The fraud review queue shows my card number";
+    annotate_as(&app, &checkout, "fraud-review", wendy, body).await;
+    for (handle, stream, _) in &mut streams {
+        let got = until(stream, if *handle == "anna" { Duration::from_millis(1500) } else { WAIT }, |e| {
+            e.event == "feed" && e.data.contains(body)
+        })
+        .await;
+        if *handle == "anna" {
+            assert!(got.is_none(), "anna may not read a private widget's annotation: {got:?}");
+        } else {
+            let feed = got.unwrap_or_else(|| panic!("{handle} sees the new annotation"));
+            // One new row: the rows that changed, not the whole feed (~13 KB).
+            assert!(is_rows(&feed), "{handle}: {}", feed.data);
+            assert!(feed.data.len() < 1200, "{handle}: {} bytes", feed.data.len());
+            assert!(feed.data.matches("<li ").count() <= 2, "{handle}: the new row (and the load-more row): {}", feed.data);
+        }
+    }
+    // Staff share one render, so the HTML is the same for both; Wendy's is her own.
+    let page = |client: &reqwest::Client| {
+        let url = app.url("/hubs/checkout/feed");
+        let client = client.clone();
+        async move { client.get(url).header("HX-Request", "true").send().await.expect("feed").text().await.expect("body") }
+    };
+    let (olga, tomas) = (page(&streams[0].2).await, page(&streams[1].2).await);
+    assert_eq!(olga, tomas, "the staff audience sees the same feed");
+    assert!(page(&streams[2].2).await.contains(body) && !page(&streams[3].2).await.contains(body));
+});
+
+dual_test!(a_member_removed_from_the_hub_stops_receiving_within_one_window, |app| {
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let tomas = app.signed_in("tomas", &logins["tomas"]).await;
+    let mut olga_stream = dashboard_stream(&app, &olga, "checkout").await;
+    let mut tomas_stream = dashboard_stream(&app, &tomas, "checkout").await;
+    let tomas_id = actor(&app, "tomas").await;
+    sqlx::query("DELETE FROM hub_members WHERE hub_id = $1 AND actor_id = $2")
+        .bind(checkout.id)
+        .bind(tomas_id)
+        .execute(app.db.writer())
+        .await
+        .expect("remove tomas");
+    annotate(&app, &checkout, "Written after the triager left").await;
+    assert!(
+        until(&mut olga_stream, WAIT, |e| e.event == "feed" && e.data.contains("Written after the triager left"))
+            .await
+            .is_some(),
+        "the operator still receives"
+    );
+    let events = tomas_stream.events_within(Duration::from_millis(1500)).await;
+    assert!(
+        !events.iter().any(|e| e.data.contains("Written after the triager left")),
+        "a removed member receives nothing more: {events:?}"
+    );
+    assert!(events.iter().any(|e| e.event == "refused" && e.data.starts_with("feed:")), "told so: {events:?}");
+});

@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
+use super::delta::{self, Split};
 use super::feed::FeedMessage;
-use super::region::Region;
+use super::region::{Audience, Region};
 use crate::AppState;
 use crate::auth::Viewer;
 
@@ -40,6 +41,17 @@ impl Frame {
         let mut data = String::with_capacity(head.len() + html.len());
         data.push_str(&head);
         data.push_str(html);
+        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data) }
+    }
+
+    /// Rows of `region` that changed since the HTML of hash `base`, as steps (see
+    /// [`delta`](super::delta)) that bring a page from `base` to the HTML of hash `hash`. The
+    /// first data line is `KEY HASH BASE`; a page that does not have `base` asks for the whole.
+    pub fn delta(region: &Region, seq: i64, base: u64, hash: u64, steps: &str) -> Self {
+        let head = format!("{} {hash:016x} {base:016x}\n", region.key());
+        let mut data = String::with_capacity(head.len() + steps.len());
+        data.push_str(&head);
+        data.push_str(steps);
         Self { hash, wire: encode_event(region.event_name(), Some(seq), &data) }
     }
 
@@ -107,27 +119,33 @@ pub struct LiveStats {
     pub slow_clients_dropped: AtomicU64,
     /// Streams ended because their session ended or its rights changed.
     pub streams_ended_by_session: AtomicU64,
+    /// Region updates sent as the rows that changed rather than the whole region.
+    pub deltas_sent: AtomicU64,
+    /// Viewers moved to another audience or dropped from a region after a membership change.
+    pub audiences_changed: AtomicU64,
 }
 
-/// A topic is a region as seen by one person with one set of site-wide rights: two sessions of
-/// the same person share it only while both are (or both are not) administrators. Hub roles are
-/// read again at every render.
+/// A topic is a region as one audience sees it ([`Region::admit`]): rendered once for all of
+/// them, as any one of them. A person's own audience is keyed by their site-wide rights too:
+/// two sessions of the same person share it only while both are (or both are not)
+/// administrators. Hub roles are read again at every render; a membership change checks the
+/// viewers of shared audiences again ([`LiveHub::recheck`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TopicKey {
     region: Region,
-    actor: Option<i64>,
-    admin: bool,
+    audience: Audience,
 }
 
 impl TopicKey {
-    fn new(region: &Region, viewer: &Viewer) -> Self {
-        Self { region: region.clone(), actor: viewer.actor_id, admin: viewer.is_admin }
+    fn new(region: &Region, audience: &Audience) -> Self {
+        Self { region: region.clone(), audience: audience.clone() }
     }
 }
 
 #[derive(Debug)]
 struct Topic {
-    viewer: Viewer,
+    /// The latest frame's HTML cut at its lists: what the next render is compared with.
+    split: Option<Arc<Split>>,
     /// Client id → the hash of the HTML that client has (`None`: unknown, send the next one).
     clients: HashMap<u64, Option<u64>>,
     /// The latest frame fanned out (or rendered for a joining client): what a client joining
@@ -144,9 +162,9 @@ struct Topic {
 }
 
 impl Topic {
-    fn new(viewer: &Viewer) -> Self {
+    fn new() -> Self {
         Self {
-            viewer: viewer.clone(),
+            split: None,
             clients: HashMap::new(),
             last: None,
             generation: 0,
@@ -162,13 +180,17 @@ struct Client {
     sender: mpsc::Sender<Arc<Frame>>,
     session: Option<String>,
     viewer: Viewer,
-    regions: Vec<Region>,
+    /// Each region with the audience the client joined it in.
+    regions: Vec<(Region, Audience)>,
     token: String,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     topics: HashMap<TopicKey, Topic>,
+    /// (client, region) pairs in shared audiences of a hub whose memberships changed: to be
+    /// admitted again before the next render is sent.
+    recheck: Vec<(u64, Region)>,
     clients: HashMap<u64, Client>,
     /// Stream token (given to the browser in the `hello` event) → client id.
     tokens: HashMap<String, u64>,
@@ -180,8 +202,8 @@ impl Inner {
     fn drop_client(&mut self, id: u64) {
         let Some(client) = self.clients.remove(&id) else { return };
         self.tokens.remove(&client.token);
-        for region in &client.regions {
-            let key = TopicKey::new(region, &client.viewer);
+        for (region, audience) in &client.regions {
+            let key = TopicKey::new(region, audience);
             if let Some(topic) = self.topics.get_mut(&key) {
                 topic.clients.remove(&id);
                 if topic.clients.is_empty() {
@@ -352,16 +374,22 @@ impl LiveHub {
     /// Adds `region` to client `id`'s stream, which already has `baseline`, and says what is
     /// needed to bring it up to date. `position` reads the feed's position; it is read after
     /// the client joined the topic, so a change arriving later reaches it through the topic.
-    pub fn join(&self, id: u64, region: &Region, baseline: Baseline, position: impl FnOnce() -> i64) -> Join {
+    pub fn join(
+        &self,
+        id: u64,
+        region: &Region,
+        audience: &Audience,
+        baseline: Baseline,
+        position: impl FnOnce() -> i64,
+    ) -> Join {
         let mut inner = lock(&self.inner);
         let position = position();
         let Some(client) = inner.clients.get_mut(&id) else { return Join::Gone };
-        if client.regions.contains(region) {
+        if client.regions.iter().any(|(r, _)| r == region) {
             return Join::Duplicate;
         }
-        client.regions.push(region.clone());
-        let viewer = client.viewer.clone();
-        let topic = inner.topics.entry(TopicKey::new(region, &viewer)).or_insert_with(|| Topic::new(&viewer));
+        client.regions.push((region.clone(), audience.clone()));
+        let topic = inner.topics.entry(TopicKey::new(region, audience)).or_insert_with(Topic::new);
         let last = topic.last.as_ref().map(|frame| frame.hash);
         let (have, next) = match baseline {
             // The page is current but its HTML's hash unknown (the topic's latest frame may hold a
@@ -382,11 +410,17 @@ impl LiveHub {
         }
     }
 
+    /// The topic of client `id`'s `region`.
+    fn key_of(inner: &Inner, id: u64, region: &Region) -> Option<TopicKey> {
+        let client = inner.clients.get(&id)?;
+        let (_, audience) = client.regions.iter().find(|(r, _)| r == region)?;
+        Some(TopicKey::new(region, audience))
+    }
+
     /// Sends the topic's latest frame to client `id` unless it has it (after [`Join::CatchUp`]).
     pub fn catch_up(&self, id: u64, region: &Region) {
         let mut inner = lock(&self.inner);
-        let Some(viewer) = inner.clients.get(&id).map(|c| c.viewer.clone()) else { return };
-        let key = TopicKey::new(region, &viewer);
+        let Some(key) = Self::key_of(&inner, id, region) else { return };
         let Some(topic) = inner.topics.get_mut(&key) else { return };
         let Some(frame) = topic.last.clone() else { return };
         let Some(have) = topic.clients.get_mut(&id) else { return };
@@ -401,15 +435,16 @@ impl LiveHub {
 
     /// Completes [`Join::Render`] with the client's own render: sent (and kept as the topic's
     /// latest) unless a fan-out happened since the client joined, which brought it newer HTML.
-    pub fn joined_with(&self, id: u64, region: &Region, generation: u64, frame: Frame) {
+    pub fn joined_with(&self, id: u64, region: &Region, generation: u64, frame: Frame, split: Option<Split>) {
         let frame = Arc::new(frame);
         let mut inner = lock(&self.inner);
-        let Some(viewer) = inner.clients.get(&id).map(|c| c.viewer.clone()) else { return };
-        let Some(topic) = inner.topics.get_mut(&TopicKey::new(region, &viewer)) else { return };
+        let Some(key) = Self::key_of(&inner, id, region) else { return };
+        let Some(topic) = inner.topics.get_mut(&key) else { return };
         if topic.generation != generation {
             return;
         }
         topic.last = Some(Arc::clone(&frame));
+        topic.split = split.map(Arc::new);
         let Some(have) = topic.clients.get_mut(&id) else { return };
         if *have == Some(frame.hash) {
             return;
@@ -424,12 +459,9 @@ impl LiveHub {
     pub fn leave(&self, id: u64, region: &Region) {
         let mut inner = lock(&self.inner);
         let Some(client) = inner.clients.get_mut(&id) else { return };
-        let before = client.regions.len();
-        client.regions.retain(|r| r != region);
-        if client.regions.len() == before {
-            return;
-        }
-        let key = TopicKey::new(region, &client.viewer);
+        let Some(at) = client.regions.iter().position(|(r, _)| r == region) else { return };
+        let (_, audience) = client.regions.remove(at);
+        let key = TopicKey::new(region, &audience);
         if let Some(topic) = inner.topics.get_mut(&key) {
             topic.clients.remove(&id);
             if topic.clients.is_empty() {
@@ -443,7 +475,7 @@ impl LiveHub {
         lock(&self.admission).total
     }
 
-    /// Number of topics (distinct region and viewer pairs) being watched.
+    /// Number of topics (distinct region and audience pairs) being watched.
     pub fn topics(&self) -> usize {
         lock(&self.inner).topics.len()
     }
@@ -574,7 +606,67 @@ impl LiveHub {
                     }
                 }
             }
+            hub.recheck(&state).await;
             hub.flush(&state).await;
+        }
+    }
+
+    /// Admits again the viewers of shared audiences whose hub's memberships changed, before
+    /// anything more is sent to them: one whose role changed moves to their new audience (and
+    /// is sent its HTML), one who lost access leaves the region (and is told so with a
+    /// `refused` event naming it).
+    async fn recheck(&self, state: &web::Data<AppState>) {
+        let pending: Vec<(u64, Region, Audience, Viewer)> = {
+            let mut inner = lock(&self.inner);
+            let pending = std::mem::take(&mut inner.recheck);
+            pending
+                .into_iter()
+                .filter_map(|(id, region)| {
+                    let client = inner.clients.get(&id)?;
+                    let (_, audience) = client.regions.iter().find(|(r, _)| *r == region)?;
+                    Some((id, region, audience.clone(), client.viewer.clone()))
+                })
+                .collect()
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let mut checks = futures_util::stream::iter(pending)
+            .map(|(id, region, audience, viewer)| async move {
+                let now = region.admit(state, &viewer).await;
+                (id, region, audience, now)
+            })
+            .buffer_unordered(8);
+        while let Some((id, region, audience, now)) = checks.next().await {
+            match now {
+                Ok(now) if now == audience => {}
+                Ok(now) => {
+                    self.stats.audiences_changed.fetch_add(1, Ordering::Relaxed);
+                    self.leave(id, &region);
+                    match self.join(id, &region, &now, Baseline::Nothing, || 0) {
+                        Join::CatchUp => self.catch_up(id, &region),
+                        Join::Render { .. } => {
+                            let mut inner = lock(&self.inner);
+                            if let Some(topic) = inner.topics.get_mut(&TopicKey::new(&region, &now)) {
+                                topic.dirty = true;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Err(crate::error::AppError::Unavailable(_) | crate::error::AppError::Unexpected(_)) => {
+                    tracing::warn!(region = %region.key(), "could not check a live viewer again; keeping them");
+                }
+                Err(_) => {
+                    self.stats.audiences_changed.fetch_add(1, Ordering::Relaxed);
+                    self.leave(id, &region);
+                    let frame = Arc::new(Frame::control("refused", &region.key()));
+                    let mut inner = lock(&self.inner);
+                    if !inner.send(&self.stats, id, &frame) {
+                        inner.drop_client(id);
+                    }
+                }
+            }
         }
     }
 
@@ -594,6 +686,19 @@ impl LiveHub {
             Err(broadcast::error::RecvError::Closed) => return false,
         };
         self.stats.change_events.fetch_add(1, Ordering::Relaxed);
+        // A membership change (its row is the person's id): that person's streams in the hub's
+        // shared audiences are admitted again.
+        if let Some(change) = change.as_ref().filter(|c| c.table == "hub_members") {
+            let inner = &mut *inner;
+            let person = |id: &u64| {
+                change.row_id.is_none() || inner.clients.get(id).is_some_and(|c| c.viewer.actor_id == change.row_id)
+            };
+            for (key, topic) in &inner.topics {
+                if key.region.shares_renders() && key.region.hub_id() == change.hub_id {
+                    inner.recheck.extend(topic.clients.keys().filter(|id| person(id)).map(|id| (*id, key.region.clone())));
+                }
+            }
+        }
         for (key, topic) in inner.topics.iter_mut() {
             if change.as_ref().is_none_or(|c| key.region.affected_by(c)) {
                 if topic.dirty {
@@ -623,14 +728,18 @@ impl LiveHub {
         let now = Instant::now();
         let due: Vec<(TopicKey, Viewer, i64)> = {
             let mut inner = lock(&self.inner);
+            let inner = &mut *inner;
+            let clients = &inner.clients;
             inner
                 .topics
                 .iter_mut()
                 .filter(|(_, t)| t.dirty && t.rendered_at.is_none_or(|at| at + self.window <= now))
-                .map(|(key, topic)| {
+                .filter_map(|(key, topic)| {
                     topic.dirty = false;
                     topic.rendered_at = Some(now);
-                    (key.clone(), topic.viewer.clone(), topic.seq)
+                    // Rendered as any one of its audience (all of them see the same).
+                    let viewer = topic.clients.keys().find_map(|id| clients.get(id))?.viewer.clone();
+                    Some((key.clone(), viewer, topic.seq))
                 })
                 .collect()
         };
@@ -640,7 +749,7 @@ impl LiveHub {
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         let mut renders = futures_util::stream::iter(due)
             .map(|(key, viewer, seq)| async move {
-                let html = key.region.render(state, &viewer).await;
+                let html = key.region.render_for(state, &viewer, &key.audience).await;
                 (key, seq, html)
             })
             .buffer_unordered(4);
@@ -656,25 +765,49 @@ impl LiveHub {
                 }
             };
             let frame = Arc::new(Frame::new(&key.region, seq, &html));
-            self.fan_out(&key, &frame);
+            let split = delta::split(&html);
+            self.fan_out(&key, seq, &frame, split);
         }
     }
 
-    fn fan_out(&self, key: &TopicKey, frame: &Arc<Frame>) {
+    /// Sends a topic's new render to its clients: as the rows that changed to those that have
+    /// the previous render, whole to the others (and to none that have it already).
+    fn fan_out(&self, key: &TopicKey, seq: i64, frame: &Arc<Frame>, split: Option<Split>) {
         let mut inner = lock(&self.inner);
         let Some(topic) = inner.topics.get_mut(key) else { return };
+        let split = split.map(Arc::new);
+        let delta = match (&topic.last, &topic.split, &split) {
+            (Some(last), Some(old), Some(new)) if last.hash != frame.hash => delta::delta(old, new)
+                .filter(|steps| steps.len() < frame.wire.len())
+                .map(|steps| (last.hash, Arc::new(Frame::delta(&key.region, seq, last.hash, frame.hash, &steps)))),
+            _ => None,
+        };
         topic.generation += 1;
         topic.last = Some(Arc::clone(frame));
-        let targets: Vec<u64> = topic
+        topic.split = split;
+        let targets: Vec<(u64, bool)> = topic
             .clients
             .iter_mut()
             .filter(|(_, have)| **have != Some(frame.hash))
             .map(|(id, have)| {
+                let rows = delta.as_ref().is_some_and(|(base, _)| *have == Some(*base));
                 *have = Some(frame.hash);
-                *id
+                (*id, rows)
             })
             .collect();
-        let dropped: Vec<u64> = targets.into_iter().filter(|id| !inner.send(&self.stats, *id, frame)).collect();
+        let mut dropped = Vec::new();
+        for (id, rows) in targets {
+            let sent = match (&delta, rows) {
+                (Some((_, steps)), true) => {
+                    self.stats.deltas_sent.fetch_add(1, Ordering::Relaxed);
+                    inner.send(&self.stats, id, steps)
+                }
+                _ => inner.send(&self.stats, id, frame),
+            };
+            if !sent {
+                dropped.push(id);
+            }
+        }
         for id in dropped {
             inner.drop_client(id);
         }
@@ -751,6 +884,10 @@ mod tests {
         Viewer { actor_id: Some(actor), handle: None, display_name: String::new(), is_admin: false }
     }
 
+    fn person(actor: i64) -> Audience {
+        Audience::Person { actor: Some(actor), admin: false }
+    }
+
     fn change(seq: i64, hub_id: i64) -> FeedMessage {
         FeedMessage::Change(Arc::new(super::super::ChangeEvent {
             seq,
@@ -768,7 +905,7 @@ mod tests {
         let mut admitted = hub.admit(None, None).expect("admitted");
         let (_frames, id, _) = hub.open(&mut admitted, &viewer(1));
         let feed = Region::Feed { hub_id: 1 };
-        assert!(matches!(hub.join(id, &feed, Baseline::Nothing, || 0), Join::Render { .. }));
+        assert!(matches!(hub.join(id, &feed, &person(1), Baseline::Nothing, || 0), Join::Render { .. }));
         assert_eq!(hub.next_due(), None, "nothing waits");
         assert!(hub.mark(Ok(change(1, 2))));
         assert_eq!(hub.next_due(), None, "another hub's change marks nothing");
@@ -799,27 +936,69 @@ mod tests {
         let (mut frames_a, id_a, _) = hub.open(&mut a, &viewer(1));
         let mut b = hub.admit(None, None).expect("b");
         let (mut frames_b, id_b, _) = hub.open(&mut b, &viewer(1));
-        let Join::Render { generation } = hub.join(id_a, &region, Baseline::Nothing, || 0) else {
+        let Join::Render { generation } = hub.join(id_a, &region, &person(1), Baseline::Nothing, || 0) else {
             panic!("nobody had rendered it")
         };
-        hub.joined_with(id_a, &region, generation, Frame::new(&region, 1, "<p>one</p>"));
+        hub.joined_with(id_a, &region, generation, Frame::new(&region, 1, "<p>one</p>"), None);
         assert!(frames_a.try_recv().is_ok(), "a gets its render");
         let hash = html_hash("<p>one</p>");
-        assert!(matches!(hub.join(id_b, &region, Baseline::Hash(hash), || 0), Join::Authorize));
-        let key = TopicKey::new(&region, &viewer(1));
-        hub.fan_out(&key, &Arc::new(Frame::new(&region, 2, "<p>one</p>")));
+        assert!(matches!(hub.join(id_b, &region, &person(1), Baseline::Hash(hash), || 0), Join::Authorize));
+        let key = TopicKey::new(&region, &person(1));
+        hub.fan_out(&key, 2, &Arc::new(Frame::new(&region, 2, "<p>one</p>")), None);
         assert!(frames_a.try_recv().is_err() && frames_b.try_recv().is_err(), "same HTML: nothing sent");
-        hub.fan_out(&key, &Arc::new(Frame::new(&region, 3, "<p>two</p>")));
+        hub.fan_out(&key, 3, &Arc::new(Frame::new(&region, 3, "<p>two</p>")), None);
         assert!(frames_a.try_recv().is_ok() && frames_b.try_recv().is_ok());
         // A render that a fan-out overtook is dropped: the client already has newer HTML.
         let mut c = hub.admit(None, None).expect("c");
         let (mut frames_c, id_c, _) = hub.open(&mut c, &viewer(2));
-        let Join::Render { generation } = hub.join(id_c, &region, Baseline::Nothing, || 0) else { panic!("render") };
-        let key_c = TopicKey::new(&region, &viewer(2));
-        hub.fan_out(&key_c, &Arc::new(Frame::new(&region, 5, "<p>newer</p>")));
-        hub.joined_with(id_c, &region, generation, Frame::new(&region, 4, "<p>older</p>"));
+        let Join::Render { generation } = hub.join(id_c, &region, &person(2), Baseline::Nothing, || 0) else { panic!("render") };
+        let key_c = TopicKey::new(&region, &person(2));
+        hub.fan_out(&key_c, 5, &Arc::new(Frame::new(&region, 5, "<p>newer</p>")), None);
+        hub.joined_with(id_c, &region, generation, Frame::new(&region, 4, "<p>older</p>"), None);
         let got = frames_c.try_recv().expect("the fan-out");
         assert_eq!(got.hash, html_hash("<p>newer</p>"));
         assert!(frames_c.try_recv().is_err(), "the overtaken render is not sent");
+    }
+
+    fn list(rows: &[&str]) -> String {
+        let rows: String = rows.iter().map(|r| format!("<li id=\"r{r}\">{r}</li>\n")).collect();
+        format!("<ol id=\"l\" data-live-list>\n{rows}</ol>")
+    }
+
+    #[test]
+    fn one_render_reaches_an_audience_and_those_with_the_last_get_only_the_rows() {
+        let hub = Arc::new(LiveHub::new(Duration::from_millis(10), Limits::default()));
+        let region = Region::Feed { hub_id: 1 };
+        let first = list(&["a", "b"]);
+        let (mut a, mut b, mut c) =
+            (hub.admit(None, None).expect("a"), hub.admit(None, None).expect("b"), hub.admit(None, None).expect("c"));
+        let (mut frames_a, id_a, _) = hub.open(&mut a, &viewer(1));
+        let (mut frames_b, id_b, _) = hub.open(&mut b, &viewer(2));
+        let (mut frames_c, id_c, _) = hub.open(&mut c, &viewer(3));
+        let Join::Render { generation } = hub.join(id_a, &region, &Audience::Staff, Baseline::Nothing, || 0) else {
+            panic!("render")
+        };
+        hub.joined_with(id_a, &region, generation, Frame::new(&region, 1, &first), delta::split(&first));
+        assert!(frames_a.try_recv().is_ok());
+        // Two more people of the same audience: one topic, nothing rendered for them.
+        assert!(matches!(
+            hub.join(id_b, &region, &Audience::Staff, Baseline::Hash(html_hash(&first)), || 0),
+            Join::Authorize
+        ));
+        assert!(matches!(hub.join(id_c, &region, &Audience::Staff, Baseline::Nothing, || 0), Join::CatchUp));
+        hub.catch_up(id_c, &region);
+        assert!(frames_c.try_recv().is_ok(), "c gets the whole region");
+        assert_eq!(hub.topics(), 1, "one topic for the three of them");
+        let next = list(&["n", "a", "b"]);
+        let key = TopicKey::new(&region, &Audience::Staff);
+        hub.fan_out(&key, 2, &Arc::new(Frame::new(&region, 2, &next)), delta::split(&next));
+        for frames in [&mut frames_a, &mut frames_b, &mut frames_c] {
+            let frame = frames.try_recv().expect("the update");
+            let wire = String::from_utf8(frame.wire.to_vec()).expect("utf-8");
+            assert!(wire.contains("data-id=\"rn\""), "only the new row: {wire}");
+            assert!(!wire.contains(">a<"), "not the unchanged rows: {wire}");
+            assert_eq!(frame.hash, html_hash(&next));
+        }
+        assert_eq!(hub.stats.deltas_sent.load(Ordering::Relaxed), 3);
     }
 }

@@ -13,6 +13,7 @@
 //!   that client last received, resumable with `Last-Event-ID`.
 
 pub mod feed;
+pub mod delta;
 pub mod hub;
 pub mod region;
 pub mod stream;

@@ -18,6 +18,17 @@ use crate::live::ChangeEvent;
 use crate::web::ledger::{self, CandidatePart};
 use crate::web::{access, dashboard, hubs as hubs_page, inbox, triage, widgets};
 
+/// Who is sent the same render of a region (see [`Region::admit`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Everyone admitted to the region: its scope alone decides its HTML.
+    Everyone,
+    /// The staff of the region's hub.
+    Staff,
+    /// One person (or an anonymous viewer) with one set of site-wide rights.
+    Person { actor: Option<i64>, admin: bool },
+}
+
 /// A live region and its scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Region {
@@ -188,6 +199,63 @@ impl Region {
         }
     }
 
+    /// The hub whose data this region shows (`None`: the hubs index).
+    pub fn hub_id(&self) -> Option<i64> {
+        match self {
+            Self::Hubs => None,
+            Self::Widgets { hub_id }
+            | Self::Signals { hub_id }
+            | Self::Feed { hub_id }
+            | Self::Thread { hub_id, .. }
+            | Self::Inbox { hub_id, .. }
+            | Self::Ledger { hub_id, .. }
+            | Self::CandidateHead { hub_id, .. }
+            | Self::CandidateEvidence { hub_id, .. }
+            | Self::CandidateHistory { hub_id, .. }
+            | Self::TriageQueue { hub_id, .. }
+            | Self::TriageCounts { hub_id, .. } => Some(*hub_id),
+        }
+    }
+
+    /// Whether this region's audiences can change with the hub's memberships (a member's role
+    /// decides whether they are staff); the dispatcher checks its viewers again on such a change.
+    pub fn shares_renders(&self) -> bool {
+        matches!(self, Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. })
+    }
+
+    /// Applies the access policy to `viewer` for this region and says which audience they
+    /// join: everyone in an audience is sent the same render, made for any one of them.
+    ///
+    /// - The dashboard's feed and widget panel: the hub's staff (triagers, operators and
+    ///   administrators read every annotation and widget of the hub) share one render; other
+    ///   members see what their own annotations and widgets add, so each has their own.
+    /// - The signals: the same for every member.
+    /// - A widget's thread: everyone who may read the widget reads all its annotations, so they
+    ///   share one render; what is personal (one's own edit and delete buttons) is in every row,
+    ///   hidden, and the page shows it on its viewer's own rows.
+    /// - Everything else: one render per person and set of site-wide rights.
+    pub async fn admit(&self, state: &AppState, viewer: &Viewer) -> Result<Audience, AppError> {
+        let person = Audience::Person { actor: viewer.actor_id, admin: viewer.is_admin };
+        match self {
+            Self::Widgets { hub_id } | Self::Feed { hub_id } => {
+                let (_, access) = access::member_hub_by_id(state, *hub_id, viewer).await?;
+                Ok(if access.can_triage() { Audience::Staff } else { person })
+            }
+            Self::Signals { hub_id } => {
+                member_hub(state, *hub_id, viewer).await?;
+                Ok(Audience::Everyone)
+            }
+            Self::Thread { hub_id, widget_id } => {
+                widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
+                Ok(Audience::Everyone)
+            }
+            _ => {
+                self.authorize(state, viewer).await?;
+                Ok(person)
+            }
+        }
+    }
+
     /// Checks that `viewer` may receive this region, without rendering it where a cheaper check
     /// says the same (a hub membership); other regions are rendered and the HTML dropped.
     pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
@@ -201,6 +269,16 @@ impl Region {
             | Self::CandidateEvidence { hub_id, .. }
             | Self::CandidateHistory { hub_id, .. } => member_hub(state, *hub_id, viewer).await.map(|_| ()),
             _ => self.render(state, viewer).await.map(|_| ()),
+        }
+    }
+
+    /// Renders the region for `audience` as `viewer` (one of them), applying the access policy.
+    pub async fn render_for(&self, state: &AppState, viewer: &Viewer, audience: &Audience) -> Result<String, AppError> {
+        match (self, audience) {
+            (Self::Thread { hub_id, widget_id }, Audience::Everyone) => {
+                widgets::render_live_thread(state, *hub_id, *widget_id, viewer, true).await
+            }
+            _ => self.render(state, viewer).await,
         }
     }
 
@@ -220,7 +298,9 @@ impl Region {
                 let hub = member_hub(state, *hub_id, viewer).await?;
                 Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
             }
-            Self::Thread { hub_id, widget_id } => widgets::render_live_thread(state, *hub_id, *widget_id, viewer).await,
+            Self::Thread { hub_id, widget_id } => {
+                widgets::render_live_thread(state, *hub_id, *widget_id, viewer, false).await
+            }
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 inbox::render_live_inbox(state, *hub_id, *widget_id, *category_id, *status, viewer).await
             }
@@ -309,6 +389,15 @@ fn parse_ledger(key: &str) -> Option<Region> {
 pub fn stream_url(regions: &[Region], since: i64) -> String {
     let keys: Vec<String> = regions.iter().map(Region::key).collect();
     format!("/live?regions={}&since={since}", keys.join(","))
+}
+
+/// The `/live` URL for a page showing `regions` with the HTML it shows of each (in order),
+/// rendered at change sequence `since`: the stream knows what the page has, so its first
+/// update can be the rows that changed.
+pub fn stream_url_with(regions: &[(Region, &str)], since: i64) -> String {
+    let keys: Vec<String> = regions.iter().map(|(r, _)| r.key()).collect();
+    let hashes: Vec<String> = regions.iter().map(|(_, html)| format!("{:016x}", super::hub::html_hash(html))).collect();
+    format!("/live?regions={}&since={since}&hashes={}", keys.join(","), hashes.join(","))
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ struct LiveQuery {
     regions: Option<String>,
     /// The feed position the page was rendered at: nothing to send at once if unchanged.
     since: Option<i64>,
+    /// The hashes (hex) of the regions' HTML as the page shows them, in `regions`' order: the
+    /// first update can then be the rows that changed.
+    hashes: Option<String>,
 }
 
 fn parse_regions(keys: &str) -> Result<Vec<Region>, AppError> {
@@ -81,11 +84,20 @@ async fn live(
     })?;
     let (receiver, id, token) = state.live.open(&mut admitted, &viewer);
     let resumed = req.headers().contains_key("Last-Event-ID");
-    let baseline = match query.since {
-        Some(since) if !resumed => Baseline::Since(since),
-        _ => Baseline::Nothing,
-    };
-    for region in &regions {
+    let hashes: Vec<Option<u64>> = query
+        .hashes
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| u64::from_str_radix(h, 16).ok())
+        .collect();
+    for (i, region) in regions.iter().enumerate() {
+        let baseline = match (query.since, hashes.get(i).copied().flatten()) {
+            _ if resumed => Baseline::Nothing,
+            (_, Some(hash)) => Baseline::Hash(hash),
+            (Some(since), None) => Baseline::Since(since),
+            (None, None) => Baseline::Nothing,
+        };
         // A region they may not read refuses the whole stream.
         bring_up_to_date(&state, id, &viewer, region, baseline).await?;
     }
@@ -117,17 +129,19 @@ async fn bring_up_to_date(
     region: &Region,
     baseline: Baseline,
 ) -> Result<(), AppError> {
-    match state.live.join(id, region, baseline, || state.feed.current_seq()) {
-        Join::Authorize => region.authorize(state, viewer).await,
+    // The access policy first: it also says which audience (shared render) they join.
+    let audience = region.admit(state, viewer).await?;
+    match state.live.join(id, region, &audience, baseline, || state.feed.current_seq()) {
+        Join::Authorize => Ok(()),
         Join::CatchUp => {
-            region.authorize(state, viewer).await?;
             state.live.catch_up(id, region);
             Ok(())
         }
         Join::Render { generation } => {
             let seq = state.feed.last_seq();
-            let html = region.render(state, viewer).await?;
-            state.live.joined_with(id, region, generation, Frame::new(region, seq, &html));
+            let html = region.render_for(state, viewer, &audience).await?;
+            let split = super::delta::split(&html);
+            state.live.joined_with(id, region, generation, Frame::new(region, seq, &html), split);
             Ok(())
         }
         Join::Gone => Err(AppError::NotFound("live stream")),

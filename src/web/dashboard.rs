@@ -63,9 +63,9 @@ struct DashboardPage {
     hub: Hub,
     can_triage: bool,
     can_manage: bool,
-    widgets: WidgetsPanel,
-    signals: SignalsPanel,
-    feed: FeedPanel,
+    widgets: String,
+    signals: String,
+    feed: String,
 }
 
 /// Loads the widgets region of a hub.
@@ -117,9 +117,14 @@ async fn dashboard(
         load_signals(&state, &hub),
         load_feed(&state, &hub, &chrome.viewer)
     )?;
-    let regions =
-        [Region::Widgets { hub_id: hub.id }, Region::Signals { hub_id: hub.id }, Region::Feed { hub_id: hub.id }];
-    let chrome = chrome.titled(hub.name.clone()).live(live::region::stream_url(&regions, since));
+    // Rendered before the page so that its stream knows the HTML the page shows of each.
+    let (widgets, signals, feed) = (widgets.render()?, signals.render()?, feed.render()?);
+    let regions = [
+        (Region::Widgets { hub_id: hub.id }, widgets.as_str()),
+        (Region::Signals { hub_id: hub.id }, signals.as_str()),
+        (Region::Feed { hub_id: hub.id }, feed.as_str()),
+    ];
+    let chrome = chrome.titled(hub.name.clone()).live(live::region::stream_url_with(&regions, since));
     let page = DashboardPage {
         chrome,
         hub,

@@ -80,17 +80,28 @@ pub async fn widget_by_ids(
     Ok((hub, access, widget))
 }
 
-/// Renders the thread region for the live stream, as `viewer` may read it now.
+/// Checks that `viewer` may read the thread of widget `widget_id` of hub `hub_id`.
+pub async fn may_read_thread(state: &AppState, hub_id: i64, widget_id: i64, viewer: &Viewer) -> Result<(), AppError> {
+    let (_, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
+    access::require(access.can_read_widget(&widget), viewer)
+}
+
+/// Renders the thread region for the live stream, as `viewer` may read it now. `shared`: the
+/// render every reader of the widget is sent (they all read all of its annotations): nobody's
+/// own deleted rows, and every row's edit and delete buttons hidden (`static/live.js` shows
+/// them on the viewer's own rows, marked `data-author`).
 pub async fn render_live_thread(
     state: &AppState,
     hub_id: i64,
     widget_id: i64,
     viewer: &Viewer,
+    shared: bool,
 ) -> Result<String, AppError> {
     let (hub, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
     access::require(access.can_read_widget(&widget), viewer)?;
     let base = widget_path(&hub.slug, &widget.slug);
-    Ok(load_thread(state, &base, &widget, viewer).await?.render()?)
+    let page = load_thread_page_as(state, &base, &widget, viewer, None, shared).await?;
+    Ok(ThreadPanel { first: page }.render()?)
 }
 
 /// One annotation of the thread (also answered alone after an edit, delete or undo).
@@ -161,23 +172,30 @@ pub async fn load_thread_page(
     viewer: &Viewer,
     before: Option<Cursor>,
 ) -> Result<ThreadPage, AppError> {
+    load_thread_page_as(state, base, widget, viewer, before, false).await
+}
+
+/// [`load_thread_page`], or (`shared`) the page every reader of the widget is sent live.
+async fn load_thread_page_as(
+    state: &AppState,
+    base: &str,
+    widget: &Widget,
+    viewer: &Viewer,
+    before: Option<Cursor>,
+    shared: bool,
+) -> Result<ThreadPage, AppError> {
     let now = now_ms();
-    let mut items = annotations::thread_for_widget(
-        &state.db,
-        viewer,
-        widget.id,
-        now - annotations::UNDO_MS,
-        before,
-        THREAD_PAGE + 1,
-    )
-    .await?;
+    let undo_since = if shared { i64::MAX } else { now - annotations::UNDO_MS };
+    let mut items =
+        annotations::thread_for_widget(&state.db, viewer, widget.id, undo_since, before, THREAD_PAGE + 1).await?;
     let next = if items.len() as i64 > THREAD_PAGE {
         items.truncate(THREAD_PAGE as usize);
         items.last().map(|last| Cursor { created_at: last.row.created_at, id: last.row.id }.to_param())
     } else {
         None
     };
-    Ok(ThreadPage { base: base.to_owned(), items, next, first: before.is_none(), viewer_id: viewer.actor_id, now })
+    let viewer_id = if shared { None } else { viewer.actor_id };
+    Ok(ThreadPage { base: base.to_owned(), items, next, first: before.is_none(), viewer_id, now })
 }
 
 /// Loads the thread region of a widget.
@@ -227,7 +245,16 @@ async fn render_widget_page(
     };
     let thread = load_thread(state, &base, &widget, &chrome.viewer).await?;
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
-    let chrome = chrome.titled(widget.name.clone()).live(live::region::stream_url(&[region], since)).in_hub(&access);
+    // The stream sends every reader the shared render (the viewer's own buttons shown by the
+    // page): the page says which of those it shows, so the first update can be the new rows.
+    let live_url = if access.can_read_widget(&widget) {
+        let shared = load_thread_page_as(state, &base, &widget, &chrome.viewer, None, true).await?;
+        let shared = ThreadPanel { first: shared }.render()?;
+        live::region::stream_url_with(&[(region, shared.as_str())], since)
+    } else {
+        live::region::stream_url(&[region], since)
+    };
+    let chrome = chrome.titled(widget.name.clone()).live(live_url).in_hub(&access);
     let can_read_inbox = access.can_read_inbox(&widget);
     let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
