@@ -16,13 +16,22 @@
 
   function liveRoot() { return document.getElementById("live"); }
 
-  // A region shared by many viewers comes with everyone's own-row buttons hidden; this page
-  // shows them on its viewer's own rows (data-author).
+  // A region shared by many viewers (a widget's thread) comes without anyone's own buttons:
+  // this page adds them to its viewer's own rows (data-author), from the region's
+  // #own-actions-template, exactly as the server renders them for the author.
   function showOwn(root) {
     var me = document.querySelector('meta[name="ihf-viewer"]');
-    if (!me || !root) return;
-    root.querySelectorAll('[data-author="' + me.getAttribute("content") + '"] .own-actions[hidden]').forEach(function (el) {
-      el.removeAttribute("hidden");
+    var template = root && root.querySelector("#own-actions-template");
+    if (!me || !template) return;
+    root.querySelectorAll('[data-author="' + me.getAttribute("content") + '"]').forEach(function (row) {
+      var body = row.querySelector(":scope > p.body");
+      if (!body || row.querySelector(":scope > .own-actions")) return;
+      var parsed = document.createElement("template");
+      parsed.innerHTML = template.innerHTML.split("__ID__").join(row.id.replace("annotation-", ""));
+      var actions = parsed.content.firstElementChild;
+      if (!actions) return;
+      body.after(document.createTextNode("\n  "), actions);
+      htmx.process(actions);
     });
   }
 

@@ -392,3 +392,53 @@ async fn row_updates_converge_to_the_full_render() {
     assert_eq!(got["shown"], got["fresh"], "the merged page equals a fresh render");
     let _ = b.clone().close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let (widget, wendy, anna): (i64, i64, i64) = (
+        app.scalar("SELECT id FROM widgets WHERE slug = 'payment-form'").await,
+        app.scalar("SELECT id FROM actors WHERE handle = 'wendy'").await,
+        app.scalar("SELECT id FROM actors WHERE handle = 'anna'").await,
+    );
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "wendy", &logins["wendy"]).await;
+    b.goto(&app.url("/hubs/checkout/widgets/payment-form")).await.expect("widget page");
+    wait_until(b, "the widget page to go live", LIVE_OPEN).await;
+    for (n, author) in [wendy, anna, wendy].into_iter().enumerate() {
+        ihf::db::annotations::create(
+            &app.db,
+            &NewAnnotation {
+                hub_id: at.hub,
+                widget_id: widget,
+                actor_id: author,
+                body: &format!("Shared thread row {n}"),
+                category_id: at.category,
+                status: "new",
+                created_at: now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("annotation");
+        wait_until(b, "the new row", &format!("return document.body.textContent.includes('Shared thread row {n}')")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let script = "var done = arguments[0]; var list = document.getElementById('thread-list'); \
+        var rows = function (l) { return Array.prototype.map.call(l.children, function (c) { return c.outerHTML; }); }; \
+        var mine = Array.prototype.filter.call(list.children, function (c) { return !!c.querySelector('.own-actions'); }) \
+          .map(function (c) { return c.getAttribute('data-author'); }); \
+        fetch('/hubs/checkout/widgets/payment-form/thread', { headers: { 'HX-Request': 'true' } }).then(function (r) { return r.text(); }) \
+        .then(function (html) { var t = document.createElement('template'); t.innerHTML = html; \
+          done({ shown: rows(list), fresh: rows(t.content.getElementById('thread-list')), mine: mine }); });";
+    let got = b.execute_async(script, Vec::new()).await.expect("rows");
+    let mine: Vec<String> = serde_json::from_value(got["mine"].clone()).expect("mine");
+    assert!(mine.len() >= 2 && mine.iter().all(|a| *a == wendy.to_string()), "buttons on wendy's rows only: {mine:?}");
+    assert_eq!(got["shown"], got["fresh"], "the merged thread equals a fresh render for this viewer");
+    let _ = b.clone().close().await;
+}

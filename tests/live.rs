@@ -705,3 +705,46 @@ dual_test!(a_member_removed_from_the_hub_stops_receiving_within_one_window, |app
     );
     assert!(events.iter().any(|e| e.event == "refused" && e.data.starts_with("feed:")), "told so: {events:?}");
 });
+
+/// Opens a widget page as `client` and its stream (quiet at first).
+async fn widget_stream(app: &TestApp, client: &reqwest::Client, path: &str) -> SseClient {
+    let page = client.get(app.url(path)).send().await.expect("page").text().await.expect("body");
+    let url = common::text_attr(&page, "sse-connect=\"").expect("the widget page is live").replace("&#38;", "&");
+    let mut stream = SseClient::open(app, client, &url, None).await;
+    let early = stream.events_within(Duration::from_millis(300)).await;
+    assert!(early.is_empty(), "nothing changed since the page was rendered: {early:?}");
+    stream
+}
+
+dual_test!(readers_of_a_thread_share_one_render_and_own_buttons_stay_personal, |app| {
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let path = "/hubs/checkout/widgets/payment-form";
+    let mut streams = Vec::new();
+    for handle in ["wendy", "anna", "olga"] {
+        let client = app.signed_in(handle, &logins[handle]).await;
+        streams.push((handle, widget_stream(&app, &client, path).await, client));
+    }
+    let wendy = actor(&app, "wendy").await;
+    let body = "The card expiry field wants four digits";
+    let id = annotate_as(&app, &checkout, "payment-form", wendy, body).await;
+    let mut sent = Vec::new();
+    for (handle, stream, _) in &mut streams {
+        let event = until(stream, WAIT, |e| e.event == "thread" && e.data.contains(body))
+            .await
+            .unwrap_or_else(|| panic!("{handle} sees the new annotation"));
+        assert!(is_rows(&event), "{handle}: only the new row: {}", event.data);
+        assert!(event.data.contains(&format!("data-author=\"{wendy}\"")), "{}", event.data);
+        assert!(!event.data.contains(&format!("annotations/{id}/edit")), "nobody's own buttons in the shared render");
+        sent.push(event.data);
+    }
+    assert!(sent.windows(2).all(|w| w[0] == w[1]), "one render for every reader");
+    // The page each gets on its own: the author's buttons on the author's row only.
+    for (handle, _, client) in &streams {
+        let html = client.get(app.url(&format!("{path}/thread"))).header("HX-Request", "true").send().await;
+        let html = html.expect("thread").text().await.expect("body");
+        assert!(html.contains(body));
+        assert_eq!(html.contains(&format!("annotations/{id}/edit")), *handle == "wendy", "{handle}");
+        assert!(html.contains("id=\"own-actions-template\""), "the page can add its viewer's buttons");
+    }
+});
