@@ -160,12 +160,7 @@ async fn hub_id(db: &Db) -> i64 {
 }
 
 /// One HTTP/1.1 GET on a new connection; (status, headers, body).
-async fn request(
-    addr: &str,
-    path: &str,
-    cookie: Option<&str>,
-    htmx: bool,
-) -> std::io::Result<(u16, String, Vec<u8>)> {
+async fn request(addr: &str, path: &str, cookie: Option<&str>, htmx: bool) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).await?;
     send_get(&mut stream, addr, path, cookie, htmx, true).await?;
     read_response(&mut stream, &mut Vec::new()).await
@@ -211,10 +206,8 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
     buf.drain(..head_end + 4);
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let lower = head.to_ascii_lowercase();
-    let length = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok());
+    let length =
+        lower.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
     let body = if let Some(length) = length {
         while buf.len() < length {
             let n = stream.read(&mut chunk).await?;
@@ -339,7 +332,14 @@ async fn sse_client(
 
 /// One poller: every second (from a random start), GET `path` as htmx does (`HX-Request`) on a
 /// kept-alive connection; counts polls and body bytes.
-async fn poller(addr: String, cookie: String, path: String, until: Instant, polls: Arc<AtomicU64>, bytes: Arc<AtomicU64>) {
+async fn poller(
+    addr: String,
+    cookie: String,
+    path: String,
+    until: Instant,
+    polls: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+) {
     let offset = Duration::from_millis(u64::from(rand_u32() % 1000));
     tokio::time::sleep(offset).await;
     let Ok(mut stream) = TcpStream::connect(&addr).await else { return };
@@ -361,7 +361,8 @@ async fn poller(addr: String, cookie: String, path: String, until: Instant, poll
 }
 
 fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     nanos.wrapping_mul(2_654_435_761)
 }
 
@@ -373,7 +374,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 struct Scenario {
@@ -625,8 +631,10 @@ async fn idle_memory(dir: &std::path::Path, n: usize) -> String {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let names: Vec<String> =
-        args.get(1).map(|a| a.split(',').map(str::to_owned).collect()).unwrap_or_else(|| vec!["dashboard".into(), "thread".into()]);
+    let names: Vec<String> = args
+        .get(1)
+        .map(|a| a.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| vec!["dashboard".into(), "thread".into()]);
     let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let idle: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let dir = std::env::temp_dir().join(format!("ihf-bench-fanout-{}", std::process::id()));

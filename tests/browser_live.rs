@@ -426,7 +426,8 @@ async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
         )
         .await
         .expect("annotation");
-        wait_until(b, "the new row", &format!("return document.body.textContent.includes('Shared thread row {n}')")).await;
+        wait_until(b, "the new row", &format!("return document.body.textContent.includes('Shared thread row {n}')"))
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     let script = "var done = arguments[0]; var list = document.getElementById('thread-list'); \

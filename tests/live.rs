@@ -663,7 +663,11 @@ dual_test!(staff_share_one_render_and_a_private_annotation_reaches_only_its_auth
             // One new row: the rows that changed, not the whole feed (~13 KB).
             assert!(is_rows(&feed), "{handle}: {}", feed.data);
             assert!(feed.data.len() < 1200, "{handle}: {} bytes", feed.data.len());
-            assert!(feed.data.matches("<li ").count() <= 2, "{handle}: the new row (and the load-more row): {}", feed.data);
+            assert!(
+                feed.data.matches("<li ").count() <= 2,
+                "{handle}: the new row (and the load-more row): {}",
+                feed.data
+            );
         }
     }
     // Staff share one render, so the HTML is the same for both; Wendy's is her own.

@@ -92,7 +92,9 @@ fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn has_flag(attrs: &str, name: &str) -> bool {
-    attrs.split(|c: char| c.is_whitespace() || c == '/').any(|word| word == name || word.starts_with(&format!("{name}=")))
+    attrs
+        .split(|c: char| c.is_whitespace() || c == '/')
+        .any(|word| word == name || word.starts_with(&format!("{name}=")))
 }
 
 /// Cuts `html` at its lists; `None` when it has none or a list breaks the rules above.
@@ -187,13 +189,19 @@ pub fn delta(old: &Split, new: &Split) -> Option<String> {
         if after.len() != new.rows.len() {
             return None; // a repeated id
         }
-        let removed: Vec<&str> = old.rows.iter().map(|(id, _)| id.as_str()).filter(|id| !after.contains_key(id)).collect();
+        let removed: Vec<&str> =
+            old.rows.iter().map(|(id, _)| id.as_str()).filter(|id| !after.contains_key(id)).collect();
         if !removed.is_empty() {
-            out.push_str(&format!("<template data-list=\"{}\" data-remove=\"{}\"></template>", old.id, removed.join(" ")));
+            out.push_str(&format!(
+                "<template data-list=\"{}\" data-remove=\"{}\"></template>",
+                old.id,
+                removed.join(" ")
+            ));
         }
         // The page's list as the steps so far leave it: after step i its first i+1 rows are
         // the new list's.
-        let mut page: Vec<&str> = old.rows.iter().map(|(id, _)| id.as_str()).filter(|id| after.contains_key(id)).collect();
+        let mut page: Vec<&str> =
+            old.rows.iter().map(|(id, _)| id.as_str()).filter(|id| after.contains_key(id)).collect();
         for (i, (id, html)) in new.rows.iter().enumerate() {
             let changed = before.get(id.as_str()) != Some(&html.as_str());
             if !changed && page.get(i) == Some(&id.as_str()) {

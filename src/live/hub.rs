@@ -695,7 +695,9 @@ impl LiveHub {
             };
             for (key, topic) in &inner.topics {
                 if key.region.shares_renders() && key.region.hub_id() == change.hub_id {
-                    inner.recheck.extend(topic.clients.keys().filter(|id| person(id)).map(|id| (*id, key.region.clone())));
+                    inner
+                        .recheck
+                        .extend(topic.clients.keys().filter(|id| person(id)).map(|id| (*id, key.region.clone())));
                 }
             }
         }
@@ -951,7 +953,9 @@ mod tests {
         // A render that a fan-out overtook is dropped: the client already has newer HTML.
         let mut c = hub.admit(None, None).expect("c");
         let (mut frames_c, id_c, _) = hub.open(&mut c, &viewer(2));
-        let Join::Render { generation } = hub.join(id_c, &region, &person(2), Baseline::Nothing, || 0) else { panic!("render") };
+        let Join::Render { generation } = hub.join(id_c, &region, &person(2), Baseline::Nothing, || 0) else {
+            panic!("render")
+        };
         let key_c = TopicKey::new(&region, &person(2));
         hub.fan_out(&key_c, 5, &Arc::new(Frame::new(&region, 5, "<p>newer</p>")), None);
         hub.joined_with(id_c, &region, generation, Frame::new(&region, 4, "<p>older</p>"), None);

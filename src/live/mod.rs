@@ -12,8 +12,8 @@
 //! - [`stream`]: the `GET /live` endpoint; sends a region only when its HTML differs from what
 //!   that client last received, resumable with `Last-Event-ID`.
 
-pub mod feed;
 pub mod delta;
+pub mod feed;
 pub mod hub;
 pub mod region;
 pub mod stream;

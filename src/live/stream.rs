@@ -84,13 +84,8 @@ async fn live(
     })?;
     let (receiver, id, token) = state.live.open(&mut admitted, &viewer);
     let resumed = req.headers().contains_key("Last-Event-ID");
-    let hashes: Vec<Option<u64>> = query
-        .hashes
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(|h| u64::from_str_radix(h, 16).ok())
-        .collect();
+    let hashes: Vec<Option<u64>> =
+        query.hashes.as_deref().unwrap_or_default().split(',').map(|h| u64::from_str_radix(h, 16).ok()).collect();
     for (i, region) in regions.iter().enumerate() {
         let baseline = match (query.since, hashes.get(i).copied().flatten()) {
             _ if resumed => Baseline::Nothing,
