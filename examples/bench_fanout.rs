@@ -309,6 +309,12 @@ async fn sse_client(
         }
         let now = Instant::now();
         bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if client == 0
+            && let Some(path) = std::env::var_os("IHF_BENCH_DUMP")
+            && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        {
+            let _ = file.write_all(&chunk[..n]);
+        }
         if !head_seen {
             head_seen = true;
             let ok = chunk.starts_with(b"HTTP/1.1 200");
@@ -584,24 +590,25 @@ async fn idle_memory(dir: &std::path::Path, n: usize) -> String {
     let (arrivals_tx, _arrivals) = mpsc::unbounded_channel();
     let (ready_tx, mut ready) = mpsc::unbounded_channel();
     let bytes = Arc::new(AtomicU64::new(0));
-    for (i, cookie) in cookies.iter().enumerate() {
-        tokio::spawn(sse_client(
-            server.addr.clone(),
-            cookie.clone(),
-            url.clone(),
-            i,
-            arrivals_tx.clone(),
-            ready_tx.clone(),
-            Arc::clone(&bytes),
-        ));
-        if i % 500 == 499 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    // In batches: each stream's first request signs its session in (a write), and 10,000 at
+    // once would only measure SQLite's busy timeout.
     let mut opened = 0;
-    for _ in 0..n {
-        if matches!(tokio::time::timeout(Duration::from_secs(60), ready.recv()).await, Ok(Some(true))) {
-            opened += 1;
+    for (batch, cookies) in cookies.chunks(100).enumerate() {
+        for (i, cookie) in cookies.iter().enumerate() {
+            tokio::spawn(sse_client(
+                server.addr.clone(),
+                cookie.clone(),
+                url.clone(),
+                batch * 100 + i + 1,
+                arrivals_tx.clone(),
+                ready_tx.clone(),
+                Arc::clone(&bytes),
+            ));
+        }
+        for _ in 0..cookies.len() {
+            if matches!(tokio::time::timeout(Duration::from_secs(60), ready.recv()).await, Ok(Some(true))) {
+                opened += 1;
+            }
         }
     }
     // Freed memory of the connection burst returns to the OS over jemalloc's decay: sample for

@@ -443,3 +443,54 @@ async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
     assert_eq!(got["shown"], got["fresh"], "the merged thread equals a fresh render for this viewer");
     let _ = b.clone().close().await;
 }
+
+/// Shows `path` in the current tab as a browser without SharedWorker would: from a page of the
+/// app, SharedWorker is removed and the document rewritten with the page's HTML (the window,
+/// and so the removal, stays; the page's scripts run as on a load).
+async fn open_without_shared_worker(b: &Client, app: &TestApp, path: &str) {
+    b.goto(&app.url("/healthz")).await.expect("a page of the app");
+    let script = "var done = arguments[1]; delete window.SharedWorker; \
+        fetch(arguments[0]).then(function (r) { return r.text(); }).then(function (html) { \
+          document.open(); document.write(html); document.close(); done(typeof window.SharedWorker); });";
+    let kind = b.execute_async(script, vec![serde_json::Value::String(path.into())]).await.expect("rewrite");
+    assert_eq!(kind, "undefined", "SharedWorker is gone");
+    wait_until(b, &format!("{path} to go live without SharedWorker"), LIVE_OPEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_shared_worker_one_leader_tab_holds_the_connection_for_all() {
+    if !enabled() {
+        return;
+    }
+    let (app, logins) = app().await;
+    let at = checkout(&app).await;
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    open_without_shared_worker(b, &app, "/hubs/checkout").await;
+    let first = b.window().await.expect("first tab");
+    let second = b.new_window(true).await.expect("new tab").handle;
+    b.switch_to_window(second.clone()).await.expect("switch");
+    open_without_shared_worker(b, &app, "/hubs/checkout").await;
+    assert_eq!(streams(&app), 1, "two tabs, one live connection (the leader's)");
+    for tab in [&first, &second] {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        watch_for(b, "Through the leader tab").await;
+    }
+    let wrote = now_ms();
+    annotate(&app, &at, "Through the leader tab").await;
+    for tab in [&first, &second] {
+        b.switch_to_window(tab.clone()).await.expect("switch");
+        wait_until(b, "the write in every tab", "return window.__seen !== null").await;
+        let seen = seen_at(b).await.expect("seen");
+        assert!(seen - wrote <= 1000, "shown {} ms after the write", seen - wrote);
+    }
+    // The leader goes: the other tab takes the lock over and stays live.
+    b.switch_to_window(first).await.expect("switch");
+    b.close_window().await.expect("close the leader");
+    b.switch_to_window(second).await.expect("switch");
+    watch_for(b, "After the leader left").await;
+    annotate(&app, &at, "After the leader left").await;
+    wait_until(b, "the write after the leader left", "return window.__seen !== null").await;
+    let _ = b.clone().close().await;
+}
