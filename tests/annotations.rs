@@ -817,9 +817,17 @@ dual_test!(a_public_widget_thread_streams_new_annotations_to_anyone, |app| {
 
     let event = wait_for(&mut public, "thread", text).await;
     assert!(event.id.as_deref().is_some_and(|id| id.parse::<i64>().is_ok()), "resumable: events carry the sequence");
-    assert!(!event.data.contains("/edit\""), "an anonymous reader gets no edit controls");
+    let id = id_of(&app, text).await;
+    let edit = format!("annotations/{id}/edit");
+    assert!(!event.data.contains(&edit), "an anonymous reader gets no edit controls");
+    // Every reader is sent the same render (#16): the author's page adds their own buttons to the
+    // rows marked as theirs (tests/browser_live.rs shows it), and their own GET has them.
     let own = wait_for(&mut author_view, "thread", text).await;
-    assert!(own.data.contains("/edit\""), "the author's stream renders as the author");
+    assert_eq!(own.data, event.data, "one render for every reader");
+    let wendy_id = app.scalar("SELECT id FROM actors WHERE handle = 'wendy'").await;
+    assert!(own.data.contains(&format!("id=\"annotation-{id}\" class=\"annotation status-new\" data-author=\"{wendy_id}\"")));
+    let (_, html) = page_html(&wendy.client, &app, CART).await;
+    assert!(html.contains(&edit), "the author's own page has the buttons");
     let other: Vec<_> = elsewhere.events_within(QUIET).await;
     assert!(other.is_empty(), "another widget's thread is not touched: {other:?}");
 });

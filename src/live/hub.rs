@@ -686,19 +686,31 @@ impl LiveHub {
             Err(broadcast::error::RecvError::Closed) => return false,
         };
         self.stats.change_events.fetch_add(1, Ordering::Relaxed);
-        // A membership change (its row is the person's id): that person's streams in the hub's
-        // shared audiences are admitted again.
-        if let Some(change) = change.as_ref().filter(|c| c.table == "hub_members") {
+        // Changes that can move viewers between audiences (or out): a membership change (its
+        // row is the person's id) re-admits that person's streams in the hub's shared audiences;
+        // a widget's change (its scope) everyone in the shared audience of its thread.
+        if let Some(change) = change.as_ref() {
             let inner = &mut *inner;
-            let person = |id: &u64| {
-                change.row_id.is_none() || inner.clients.get(id).is_some_and(|c| c.viewer.actor_id == change.row_id)
-            };
             for (key, topic) in &inner.topics {
-                if key.region.shares_renders() && key.region.hub_id() == change.hub_id {
-                    inner
-                        .recheck
-                        .extend(topic.clients.keys().filter(|id| person(id)).map(|id| (*id, key.region.clone())));
+                if !key.region.shares_renders() {
+                    continue;
                 }
+                let who: Option<Option<i64>> = match (&key.region, change.table.as_str()) {
+                    (region, "hub_members") if region.hub_id() == change.hub_id => Some(change.row_id),
+                    (Region::Thread { widget_id, .. }, "widgets")
+                        if change.widget_id == Some(*widget_id) && key.audience == Audience::Everyone =>
+                    {
+                        Some(None)
+                    }
+                    _ => None,
+                };
+                let Some(who) = who else { continue };
+                let clients = &inner.clients;
+                let chosen = topic
+                    .clients
+                    .keys()
+                    .filter(|id| who.is_none() || clients.get(id).is_some_and(|c| c.viewer.actor_id == who));
+                inner.recheck.extend(chosen.map(|id| (*id, key.region.clone())));
             }
         }
         for (key, topic) in inner.topics.iter_mut() {
