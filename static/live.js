@@ -17,12 +17,12 @@
   function liveRoot() { return document.getElementById("live"); }
 
   // A region shared by many viewers (a widget's thread) comes without anyone's own buttons:
-  // this page adds them to its viewer's own rows (data-author), from the region's
+  // this page adds them to its viewer's own rows (data-author), from the page's
   // #own-actions-template, exactly as the server renders them for the author.
   function showOwn(root) {
     var me = document.querySelector('meta[name="ihf-viewer"]');
-    var template = root && root.querySelector("#own-actions-template");
-    if (!me || !template) return;
+    var template = document.getElementById("own-actions-template");
+    if (!me || !template || !root) return;
     root.querySelectorAll('[data-author="' + me.getAttribute("content") + '"]').forEach(function (row) {
       var body = row.querySelector(":scope > p.body");
       if (!body || row.querySelector(":scope > .own-actions")) return;
