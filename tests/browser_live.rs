@@ -467,6 +467,13 @@ async fn without_shared_worker_one_leader_tab_holds_the_connection_for_all() {
     let chromium = browser().await;
     let b = &chromium.client;
     sign_in(b, &app, "olga", &logins["olga"]).await;
+    // The pages of the sign-in used the SharedWorker: its stream closes once idle.
+    b.goto(&app.url("/healthz")).await.expect("a page of the app");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while streams(&app) > 0 {
+        assert!(Instant::now() < deadline, "the SharedWorker's idle stream closes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     open_without_shared_worker(b, &app, "/hubs/checkout").await;
     let first = b.window().await.expect("first tab");
     let second = b.new_window(true).await.expect("new tab").handle;
