@@ -97,6 +97,10 @@ fn has_flag(attrs: &str, name: &str) -> bool {
         .any(|word| word == name || word.starts_with(&format!("{name}=")))
 }
 
+/// A list being read: the depth it opened at, the list so far, and the start and id of the
+/// row being read.
+type OpenList = (usize, List, Option<(usize, String)>);
+
 /// Cuts `html` at its lists; `None` when it has none or a list breaks the rules above.
 pub fn split(html: &str) -> Option<Split> {
     let bytes = html.as_bytes();
@@ -105,7 +109,7 @@ pub fn split(html: &str) -> Option<Split> {
     let mut piece_start = 0;
     let mut depth = 0usize;
     // Inside a list: its depth (open elements outside it), the list, the current row's start.
-    let mut current: Option<(usize, List, Option<(usize, String)>)> = None;
+    let mut current: Option<OpenList> = None;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'<' {
@@ -294,7 +298,8 @@ mod tests {
 
     #[test]
     fn moves_changes_and_removals_converge() {
-        let cases: &[(&[(&str, &str)], &[(&str, &str)])] = &[
+        type Rows<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Rows, Rows)] = &[
             (&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")], &[("c", "3"), ("d", "4"), ("a", "1"), ("b", "2")]),
             (&[("a", "1"), ("b", "2"), ("c", "3")], &[("b", "2"), ("c", "3"), ("a", "1")]),
             (&[("a", "1"), ("b", "2"), ("c", "3")], &[("c", "x"), ("b", "2"), ("a", "1")]),
