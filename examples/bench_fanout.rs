@@ -462,13 +462,11 @@ async fn run_scenario(dir: &std::path::Path, scenario: &Scenario, n: usize) -> S
     let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
     let (ready_tx, mut ready) = mpsc::unbounded_channel();
     let sse_bytes = Arc::new(AtomicU64::new(0));
-    let mut page_bytes = 0usize;
     let mut own_marked = 0usize;
     for (i, cookie) in cookies.iter().enumerate() {
         let (status, _, body) = request(&server.addr, scenario.page, Some(cookie), false).await.expect("page");
         assert_eq!(status, 200, "the page for viewer {i}");
         let page = String::from_utf8_lossy(&body);
-        page_bytes = page_bytes.max(body.len());
         if i < 20 && scenario.name == "thread" && page.contains("class=\"own-actions\">") {
             own_marked += 1;
         }
