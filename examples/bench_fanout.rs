@@ -302,8 +302,7 @@ async fn sse_client(
     let mut tail: Vec<u8> = Vec::new();
     let mut head_seen = false;
     let mut newest: Option<usize> = None;
-    loop {
-        let Ok(n) = stream.read(&mut chunk).await else { break };
+    while let Ok(n) = stream.read(&mut chunk).await {
         if n == 0 {
             break;
         }
