@@ -352,3 +352,106 @@ async fn run(backend: Backend) {
 }
 
 dual_run!();
+
+// ---- "consistent with the last checkpoint you saw", in a real browser -------------------------
+
+/// The state and text of the ledger page's consistency verdict once the script has written it.
+async fn consistency_verdict(browser: &fantoccini::Client, not: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let got = browser
+            .execute(
+                "const p = document.getElementById('log-consistency'); return p ? [p.dataset.state || '', p.textContent] : null;",
+                Vec::new(),
+            )
+            .await
+            .expect("script");
+        if let Some([state, text]) = got.as_array().map(|a| a.as_slice())
+            && let (Some(state), Some(text)) = (state.as_str(), text.as_str())
+            && !state.is_empty()
+            && state != not
+        {
+            return (state.to_owned(), text.to_owned());
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for the consistency verdict");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser() {
+    if !common::browser::enabled() {
+        eprintln!("skipped consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser: IHF_TEST_BROWSER is not set");
+        return;
+    }
+    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+    let app = common::spawn_app(backend).await;
+    let logins = app.seed_demo().await;
+    let checkout = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let session = common::browser::browser().await;
+    let browser = &session.client;
+    common::browser::sign_in(browser, &app, "olga", &logins["olga"]).await;
+
+    // First visit: the browser keeps the checkpoint it was shown.
+    let first = signed_size(&app, checkout).await;
+    browser.goto(&app.url("/hubs/checkout/ledger")).await.unwrap();
+    let (state, text) = consistency_verdict(browser, "").await;
+    assert_eq!(state, "first", "{text}");
+    assert!(text.contains(&format!("keeps this checkpoint ({first} entries)")), "{text}");
+    let kept = browser
+        .execute("return localStorage.getItem('ihf-checkpoint:' + document.getElementById('ledger-verdict').dataset.origin);", Vec::new())
+        .await
+        .unwrap();
+    assert!(kept.as_str().unwrap_or_default().contains(&format!("\"size\":{first}")), "{kept:?}");
+
+    // The log grew while the page was closed: the consistency proof from the kept checkpoint is
+    // checked here, and passes. (Open, the page checks again when the live list changes.)
+    browser.goto(&app.url("/")).await.unwrap();
+    propose(&app, checkout, "Grown one").await;
+    propose(&app, checkout, "Grown two").await;
+    let now = signed_size(&app, checkout).await;
+    browser.goto(&app.url("/hubs/checkout/ledger")).await.unwrap();
+    let (state, text) = consistency_verdict(browser, "first").await;
+    assert_eq!(state, "ok", "{text}");
+    assert!(text.contains(&format!("Consistent with the last checkpoint you saw ({first} entries, now {now})")), "{text}");
+
+    // A kept checkpoint that the log's history does not extend (another root at that size, as
+    // after a rewrite): the proof does not verify against it.
+    let fake_root = BASE64.encode([7u8; 32]);
+    browser
+        .execute(
+            &format!(
+                "localStorage.setItem('ihf-checkpoint:' + document.getElementById('ledger-verdict').dataset.origin, JSON.stringify({{size: {first}, root: '{fake_root}'}}));"
+            ),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    browser.refresh().await.unwrap();
+    let (state, text) = consistency_verdict(browser, "ok").await;
+    assert_eq!(state, "bad", "{text}");
+    assert!(text.contains("NOT consistent") && text.contains("rewritten"), "{text}");
+    // A bad verdict does not replace what the browser kept.
+    let kept = browser
+        .execute("return localStorage.getItem('ihf-checkpoint:' + document.getElementById('ledger-verdict').dataset.origin);", Vec::new())
+        .await
+        .unwrap();
+    assert!(kept.as_str().unwrap_or_default().contains(&fake_root), "{kept:?}");
+
+    // A kept checkpoint larger than the log: entries were removed.
+    browser
+        .execute(
+            &format!(
+                "localStorage.setItem('ihf-checkpoint:' + document.getElementById('ledger-verdict').dataset.origin, JSON.stringify({{size: {}, root: '{fake_root}'}}));",
+                now + 5
+            ),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    browser.refresh().await.unwrap();
+    let (state, text) = consistency_verdict(browser, "ok").await;
+    assert_eq!(state, "bad", "{text}");
+    assert!(text.contains("Entries were removed"), "{text}");
+    app.handle.stop(true).await;
+}
