@@ -131,7 +131,8 @@ impl Worker {
             Ok(attempt) => attempt,
             Err(error) => Attempt::Retry {
                 error,
-                retry_at: now_ms() + crate::webhooks::backoff_ms(self.retry_base_ms, claim.witness.attempts + 1),
+                // The claim counted this attempt already.
+                retry_at: now_ms() + crate::webhooks::backoff_ms(self.retry_base_ms, claim.witness.attempts),
             },
         };
         match &attempt {

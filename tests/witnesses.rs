@@ -224,6 +224,13 @@ async fn run(backend: Backend) {
     // Settings: only operators; URL and key are checked, what was typed is kept.
     let tomas = app.signed_in("tomas", &logins["tomas"]).await;
     assert_eq!(tomas.get(app.url("/hubs/checkout/settings/witnesses")).send().await.unwrap().status(), 403);
+    // With private addresses refused (the default), the SSRF guard keeps a loopback witness out.
+    let guarded = common::spawn_on(url.clone(), backend, |c| c.ledger_name = Some("feedback.example.com".into())).await;
+    let olga_guarded = guarded.signed_in("olga", &logins["olga"]).await;
+    let (status, body) = add_witness(&guarded, &olga_guarded, "http://127.0.0.1:9/w", &good.vkey).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("value=\"http://127.0.0.1:9/w\""), "what was typed is kept: {body}");
+    guarded.handle.stop(true).await;
     let (status, body) = add_witness(&app, &olga, "ftp://witness.example/w1", &good.vkey).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("https://") && body.contains("value=\"ftp://witness.example/w1\""), "{body}");
@@ -239,12 +246,6 @@ async fn run(backend: Backend) {
     let (status, body) = add_witness(&app, &olga, &good.url, &good.vkey).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("a witness at this URL already"), "{body}");
-    // With private addresses refused (the default), the SSRF guard keeps a loopback witness out.
-    let guarded = common::spawn_on(url.clone(), backend, |c| c.ledger_name = Some("feedback.example.com".into())).await;
-    let olga_guarded = guarded.signed_in("olga", &logins["olga"]).await;
-    let (status, body) = add_witness(&guarded, &olga_guarded, "http://127.0.0.1:9/w", &good.vkey).await;
-    assert_eq!(status, 422, "{body}");
-    guarded.handle.stop(true).await;
 
     // A new checkpoint reaches the good witness at once although another one hangs: its
     // cosignature is verified and stored, and shown on the ledger page.
@@ -257,7 +258,10 @@ async fn run(backend: Backend) {
     .await;
     assert!(waited < Duration::from_secs(6), "the hanging witness (10 s timeout) did not hold it up: {waited:?}");
     assert_eq!(witness_row(&app, checkout, &hanging.url).await.cosigned_size, 0, "the hanging one has nothing");
-    assert_eq!(good.requests(), vec![(0, size as u64, 200)]);
+    // (It may have cosigned the demo's checkpoint first; each request started where the last ended.)
+    let requests = good.requests();
+    assert_eq!(requests.last(), Some(&(requests.len().checked_sub(2).map_or(0, |i| requests[i].1), size as u64, 200)));
+    assert!(requests.iter().all(|(_, _, status)| *status == 200), "{requests:?}");
 
     let checkpoint = page(&app, &olga, "/hubs/checkout/ledger/checkpoint").await;
     let text = Note::parse(&checkpoint).unwrap().text;
@@ -347,7 +351,6 @@ async fn run(backend: Backend) {
     assert!(!ledger.contains("witness.example/liar"), "removed witnesses are not shown");
     let settings = page(&app, &olga, "/hubs/checkout/settings/witnesses").await;
     assert!(!settings.contains(&wrong.url) && settings.contains(&good.url));
-    assert!(hanging.requests().is_empty(), "the hanging witness never answered");
     app.handle.stop(true).await;
 }
 

@@ -159,7 +159,8 @@ pub struct ClaimedWitness {
 /// Claims up to `limit` witnesses that are behind their hub's newest checkpoint and due, each
 /// for `lease_ms`: a claim moves `next_attempt_at` past the lease only if nobody else moved it
 /// first, so one witness is sent one request at a time across every instance, and a crashed
-/// sender's claim runs out by itself. Each claim counts an attempt.
+/// sender's claim runs out by itself. Each claim counts an attempt. The newest size is one
+/// index lookup per due witness (`MAX` over the checkpoints' primary key), not a scan.
 pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedWitness>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Due {
@@ -170,16 +171,19 @@ pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<V
         size: i64,
     }
     let due: Vec<Due> = sqlx::query_as(
-        "SELECT w.id, w.next_attempt_at, w.cosigned_size, h.slug, c.size
+        "SELECT w.id, w.next_attempt_at, w.cosigned_size, h.slug, s.size
          FROM ledger_witnesses w
          JOIN hubs h ON h.id = w.hub_id
-         JOIN (SELECT hub_id, MAX(tree_size) AS size FROM ledger_checkpoints GROUP BY hub_id) c ON c.hub_id = w.hub_id
-         WHERE w.archived_at IS NULL AND w.next_attempt_at <= $1 AND w.cosigned_size < c.size
+         JOIN (SELECT w2.id,
+                      (SELECT MAX(c.tree_size) FROM ledger_checkpoints c WHERE c.hub_id = w2.hub_id) AS size
+               FROM ledger_witnesses w2
+               WHERE w2.archived_at IS NULL AND w2.next_attempt_at <= $1) s ON s.id = w.id
+         WHERE s.size IS NOT NULL AND w.cosigned_size < s.size
          ORDER BY w.next_attempt_at, w.id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(db.writer())
+    .fetch_all(db.reader())
     .await?;
     let mut claimed = Vec::with_capacity(due.len());
     for row in due {
@@ -200,14 +204,6 @@ pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<V
         }
     }
     Ok(claimed)
-}
-
-/// When the next witness attempt is due (`None` when no witness is waiting for a retry or a
-/// lease; witnesses behind a new checkpoint are found by polling).
-pub async fn next_due_at(db: &Db) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM ledger_witnesses WHERE archived_at IS NULL")
-        .fetch_one(db.reader())
-        .await?)
 }
 
 /// What came of one attempt.
