@@ -126,8 +126,8 @@ impl Cosigner {
     }
 
     /// Whether it cosigned the checkpoint of `size` entries (or a later one).
-    pub fn covers(&self, size: u64) -> bool {
-        self.cosigned_size >= 0 && self.cosigned_size as u64 >= size
+    pub fn covers(&self, size: impl std::borrow::Borrow<u64>) -> bool {
+        self.cosigned_size >= 0 && self.cosigned_size as u64 >= *size.borrow()
     }
 }
 
