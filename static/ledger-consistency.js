@@ -62,12 +62,16 @@
     out.textContent = text;
   }
 
-  var checking = null;
+  var checking = null, shown = null;
   async function check() {
     var verdict = document.getElementById("ledger-verdict");
     if (!verdict || !verdict.dataset.treeSize || !verdict.dataset.origin) return;
     var size = Number(verdict.dataset.treeSize), root = verdict.dataset.root, origin = verdict.dataset.origin;
     if (!size || !root) return;
+    // The live list re-renders with the same checkpoint often (the stream's first state, other
+    // changes): keep the verdict already given for it.
+    if (shown === size + " " + root) return;
+    shown = size + " " + root;
     var key = "ihf-checkpoint:" + origin, seen = null;
     try { seen = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { seen = null; }
     var remember = function () { localStorage.setItem(key, JSON.stringify({ size: size, root: root })); };

@@ -60,6 +60,7 @@ async fn start_witness(name: &str, seed: u8, mode: Mode, log_key: VerifierKey) -
     let url = format!("http://{}/{}", listener.local_addr().unwrap(), name.replace('/', "-"));
     let state = Arc::new(Mutex::new(State::default()));
     let shared = Arc::clone(&state);
+    let vkey = cosigner.vkey();
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else { return };
@@ -86,7 +87,7 @@ async fn start_witness(name: &str, seed: u8, mode: Mode, log_key: VerifierKey) -
             });
         }
     });
-    Witness { url, vkey: cosigner.vkey(), state }
+    Witness { url, vkey, state }
 }
 
 async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String)> {
