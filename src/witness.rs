@@ -210,7 +210,8 @@ impl Worker {
         old: u64,
         size: u64,
     ) -> Result<(ledger_tree::StoredCheckpoint, Vec<Hash>), StoreError> {
-        let checkpoint = ledger_tree::checkpoint_at(self.db.reader(), hub_id, size).await?.ok_or(StoreError::NotFound)?;
+        let checkpoint =
+            ledger_tree::checkpoint_at(self.db.reader(), hub_id, size).await?.ok_or(StoreError::NotFound)?;
         let proof = if old == 0 {
             Vec::new()
         } else {

@@ -385,7 +385,9 @@ async fn consistency_verdict(browser: &fantoccini::Client, not: &str) -> (String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser() {
     if !common::browser::enabled() {
-        eprintln!("skipped consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser: IHF_TEST_BROWSER is not set");
+        eprintln!(
+            "skipped consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser: IHF_TEST_BROWSER is not set"
+        );
         return;
     }
     let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
@@ -417,7 +419,10 @@ async fn consistency_with_the_last_checkpoint_seen_is_checked_in_the_browser() {
     browser.goto(&app.url("/hubs/checkout/ledger")).await.unwrap();
     let (state, text) = consistency_verdict(browser, "first").await;
     assert_eq!(state, "ok", "{text}");
-    assert!(text.contains(&format!("Consistent with the last checkpoint you saw ({first} entries, now {now})")), "{text}");
+    assert!(
+        text.contains(&format!("Consistent with the last checkpoint you saw ({first} entries, now {now})")),
+        "{text}"
+    );
 
     // A kept checkpoint that the log's history does not extend (another root at that size, as
     // after a rewrite): the proof does not verify against it.

@@ -246,12 +246,14 @@ pub async fn record(db: &Db, witness: &Witness, attempt: &Attempt) -> Result<(),
             tx.commit().await?;
         }
         Attempt::SizeIs { size, error } => {
-            sqlx::query("UPDATE ledger_witnesses SET cosigned_size = $2, next_attempt_at = 0, last_error = $3 WHERE id = $1")
-                .bind(witness.id)
-                .bind(size)
-                .bind(error)
-                .execute(db.writer())
-                .await?;
+            sqlx::query(
+                "UPDATE ledger_witnesses SET cosigned_size = $2, next_attempt_at = 0, last_error = $3 WHERE id = $1",
+            )
+            .bind(witness.id)
+            .bind(size)
+            .bind(error)
+            .execute(db.writer())
+            .await?;
         }
         Attempt::Retry { error, retry_at } => {
             sqlx::query("UPDATE ledger_witnesses SET next_attempt_at = $2, last_error = $3 WHERE id = $1")
