@@ -20,6 +20,7 @@ pub mod hubs;
 pub mod ingest;
 pub mod ledger;
 pub mod ledger_tree;
+pub mod notifications;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;

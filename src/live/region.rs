@@ -45,6 +45,8 @@ pub enum Region {
     TriageQueue { hub_id: i64, filter: String },
     /// A triage board's counts panel for one set of filters.
     TriageCounts { hub_id: i64, filter: String },
+    /// A person's notification bell (their unread count), in the layout of every live page.
+    Bell { actor_id: i64 },
 }
 
 impl Region {
@@ -76,6 +78,7 @@ impl Region {
             ("widgets", Some(hub_id)) => Some(Self::Widgets { hub_id }),
             ("signals", Some(hub_id)) => Some(Self::Signals { hub_id }),
             ("feed", Some(hub_id)) => Some(Self::Feed { hub_id }),
+            ("bell", Some(actor_id)) => Some(Self::Bell { actor_id }),
             _ => None,
         }
     }
@@ -87,6 +90,7 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::Bell { actor_id } => format!("bell:{actor_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -118,6 +122,7 @@ impl Region {
         "candidate-history",
         "triage-queue",
         "triage-counts",
+        "bell",
     ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
@@ -135,6 +140,7 @@ impl Region {
             Self::CandidateHistory { .. } => "candidate-history",
             Self::TriageQueue { .. } => "triage-queue",
             Self::TriageCounts { .. } => "triage-counts",
+            Self::Bell { .. } => "bell",
         }
     }
 
@@ -185,6 +191,8 @@ impl Region {
                 in_hub(*hub_id)
                     && matches!(table, "annotations" | "widgets" | "categories" | "hub_members" | "candidate_evidence")
             }
+            // Notification changes carry their recipient as `row_id` (migration 0021).
+            Self::Bell { actor_id } => table == "notifications" && change.row_id == Some(*actor_id),
         }
     }
 
@@ -193,6 +201,7 @@ impl Region {
     pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
         match self {
             Self::Hubs => Ok(()),
+            Self::Bell { actor_id } => own_bell(*actor_id, viewer),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }
@@ -248,8 +257,17 @@ impl Region {
                 let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
                 Ok(triage::load_counts(state, &hub, &access, &filter).await?.render()?)
             }
+            Self::Bell { actor_id } => {
+                own_bell(*actor_id, viewer)?;
+                crate::web::notifications::render_bell(state, *actor_id).await
+            }
         }
     }
+}
+
+/// A bell is only ever its own person's.
+fn own_bell(actor_id: i64, viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.actor_id == Some(actor_id) { Ok(()) } else { Err(AppError::NotFound("page")) }
 }
 
 async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hubs::Hub, AppError> {

@@ -19,6 +19,8 @@ pub struct Chrome {
     pub live_url: Option<String>,
     /// The viewer's role in the hub the page belongs to, shown in the header.
     pub hub_role: Option<&'static str>,
+    /// The signed-in person's unread notifications (the bell); `None` for anonymous viewers.
+    pub unread: Option<i64>,
 }
 
 impl Chrome {
@@ -30,7 +32,15 @@ impl Chrome {
 
     /// The same chrome with a live stream.
     pub fn live(mut self, url: impl Into<String>) -> Self {
-        self.live_url = Some(url.into());
+        let mut url = url.into();
+        // The bell rides on every live page's stream (its region is the person's own).
+        if let Some(actor_id) = self.viewer.actor_id
+            && let Some(at) = url.find("regions=")
+        {
+            let bell = crate::live::Region::Bell { actor_id }.key();
+            url.insert_str(at + "regions=".len(), &format!("{bell},"));
+        }
+        self.live_url = Some(url);
         self
     }
 
@@ -49,14 +59,14 @@ impl Chrome {
         let asset_v =
             req.app_data::<web::Data<AppState>>().map(|state| state.assets.version.clone()).unwrap_or_default();
         let session = req.extensions().get::<crate::auth::Session>().cloned();
-        let (viewer, csrf_token) = match session {
-            Some(session) => (session.viewer, session.csrf_token),
+        let (viewer, csrf_token, unread) = match session {
+            Some(session) => (session.viewer, session.csrf_token, Some(session.unread)),
             None => {
                 let token = req.extensions().get::<AnonCsrf>().map(|t| t.0.clone()).unwrap_or_default();
-                (Viewer::anonymous(), token)
+                (Viewer::anonymous(), token, None)
             }
         };
-        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None, hub_role: None }
+        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None, hub_role: None, unread }
     }
 }
 

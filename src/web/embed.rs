@@ -72,6 +72,61 @@ struct EmbedPage {
     live_url: String,
     composer: ComposerView,
     thread: Thread,
+    /// An identified visitor's address (from the host's `email` claim) and whether they opted in.
+    email: Option<(String, bool)>,
+}
+
+/// The opt-in form of an identified visitor with an address.
+#[derive(Template)]
+#[template(path = "fragments/embed_email.html")]
+struct EmbedEmail {
+    key: String,
+    visitor_token: String,
+    email: Option<(String, bool)>,
+}
+
+/// The opt-in form's field.
+#[derive(Debug, Default, Deserialize)]
+struct OptInForm {
+    #[serde(default)]
+    notify: Option<String>,
+}
+
+/// What the embed shows of an identified visitor's mail: their address and opt-in.
+async fn visitor_email(state: &AppState, visitor: &Visitor) -> Result<Option<(String, bool)>, AppError> {
+    let Some(actor_id) = visitor.actor_id.filter(|_| visitor.identified) else { return Ok(None) };
+    let settings = crate::db::notifications::email_settings(&state.db, actor_id).await?;
+    Ok(settings.email.filter(|e| !e.is_empty()).map(|e| (e, settings.email_mode != "off")))
+}
+
+/// `POST /embed/{embed_key}/email`: an identified visitor opts in to (or out of) mail about
+/// their feedback, at the address their host site gave.
+#[post("/embed/{embed_key}/email")]
+async fn opt_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EmbedQuery>,
+    form: web::Form<OptInForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    let ancestors = frame_ancestors(&widget);
+    if !origin_ok(&req, &widget) {
+        return Err(AppError::Forbidden);
+    }
+    let visitor = request_visitor(&state, &req, &widget, query.vt.as_deref()).await?;
+    let Some((visitor, actor_id)) = visitor.and_then(|v| v.actor_id.filter(|_| v.identified).map(|id| (v, id))) else {
+        return Err(AppError::Forbidden);
+    };
+    let opt_in = form.notify.as_deref().is_some_and(|v| !v.is_empty());
+    match crate::db::notifications::set_visitor_opt_in(&state.db, actor_id, opt_in).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(AppError::BadRequest("your site gave no email address".into())),
+        Err(e) => return Err(e.into()),
+    }
+    let email = visitor_email(&state, &visitor).await?;
+    let body = EmbedEmail { key: widget.embed_key.clone(), visitor_token: visitor.token.clone(), email }.render()?;
+    Ok(respond(StatusCode::OK, &ancestors, body, Some(&visitor)))
 }
 
 #[derive(Template)]
@@ -313,7 +368,8 @@ async fn show_page(
     }
     let url = composer_url(&widget, &visitor, &theme, &parent);
     let composer = composer_view(&state, url, composer, categories)?;
-    let page = embed_page(&state, &widget, &visitor, fresh, (theme, parent), composer, thread);
+    let email = visitor_email(&state, &visitor).await?;
+    let page = embed_page(&state, &widget, &visitor, fresh, (theme, parent), composer, thread).with_email(email);
     Ok(respond(StatusCode::OK, &ancestors, page.render()?, Some(&visitor)))
 }
 
@@ -473,7 +529,8 @@ async fn submit(
     let view = composer_view(&state, url, composer, categories)?;
     let body = if !htmx.partial {
         let thread = load_thread(&state, &widget, &visitor).await?;
-        embed_page(&state, &widget, &visitor, false, (theme, parent), view, thread).render()?
+        let email = visitor_email(&state, &visitor).await?;
+        embed_page(&state, &widget, &visitor, false, (theme, parent), view, thread).with_email(email).render()?
     } else if created {
         // The visitor's thread shows it at once, whatever the live stream is doing.
         let thread = load_thread(&state, &widget, &visitor).await?;
@@ -510,6 +567,14 @@ fn embed_page(
         live_url: format!("/embed/{}/live?vt={}", widget.embed_key, visitor.token),
         composer,
         thread,
+        email: None,
+    }
+}
+
+impl EmbedPage {
+    fn with_email(mut self, email: Option<(String, bool)>) -> Self {
+        self.email = email;
+        self
     }
 }
 
@@ -603,7 +668,12 @@ async fn live_thread(
 
 /// Mounts the loader and the embed routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(loader).service(show_page).service(submit).service(thread_region).service(live_thread);
+    cfg.service(loader)
+        .service(show_page)
+        .service(submit)
+        .service(opt_in)
+        .service(thread_region)
+        .service(live_thread);
 }
 
 #[cfg(test)]

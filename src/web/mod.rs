@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod ledger_proofs;
 pub mod login;
 pub mod markup;
+pub mod notifications;
 pub mod region;
 pub mod render;
 pub mod security;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     api_keys::configure(cfg);
     triage::configure(cfg);
     categories::configure(cfg);
+    notifications::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].
