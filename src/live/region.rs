@@ -16,7 +16,7 @@ use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
 use crate::web::ledger::{self, CandidatePart};
-use crate::web::{access, dashboard, hubs as hubs_page, inbox, triage, widgets};
+use crate::web::{access, dashboard, hubs as hubs_page, inbox, roadmap, triage, widgets};
 
 /// A live region and its scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,6 +45,8 @@ pub enum Region {
     TriageQueue { hub_id: i64, filter: String },
     /// A triage board's counts panel for one set of filters.
     TriageCounts { hub_id: i64, filter: String },
+    /// A hub's roadmap (planned and shipped, with support).
+    Roadmap { hub_id: i64 },
 }
 
 impl Region {
@@ -76,6 +78,7 @@ impl Region {
             ("widgets", Some(hub_id)) => Some(Self::Widgets { hub_id }),
             ("signals", Some(hub_id)) => Some(Self::Signals { hub_id }),
             ("feed", Some(hub_id)) => Some(Self::Feed { hub_id }),
+            ("roadmap", Some(hub_id)) => Some(Self::Roadmap { hub_id }),
             _ => None,
         }
     }
@@ -87,6 +90,7 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -118,6 +122,7 @@ impl Region {
         "candidate-history",
         "triage-queue",
         "triage-counts",
+        "roadmap",
     ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
@@ -135,6 +140,7 @@ impl Region {
             Self::CandidateHistory { .. } => "candidate-history",
             Self::TriageQueue { .. } => "triage-queue",
             Self::TriageCounts { .. } => "triage-counts",
+            Self::Roadmap { .. } => "roadmap",
         }
     }
 
@@ -184,6 +190,20 @@ impl Region {
             Self::TriageQueue { hub_id, .. } | Self::TriageCounts { hub_id, .. } => {
                 in_hub(*hub_id)
                     && matches!(table, "annotations" | "widgets" | "categories" | "hub_members" | "candidate_evidence")
+            }
+            // Supports announce themselves as annotation updates; publishing as a hub update.
+            Self::Roadmap { hub_id } => {
+                in_hub(*hub_id)
+                    && matches!(
+                        table,
+                        "requirement_candidates"
+                            | "ledger_entries"
+                            | "candidate_evidence"
+                            | "annotations"
+                            | "widgets"
+                            | "hubs"
+                            | "hub_members"
+                    )
             }
         }
     }
@@ -248,6 +268,7 @@ impl Region {
                 let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
                 Ok(triage::load_counts(state, &hub, &access, &filter).await?.render()?)
             }
+            Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
         }
     }
 }
@@ -328,9 +349,13 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        for region in
-            [Region::Hubs, Region::Widgets { hub_id: 3 }, Region::Signals { hub_id: 3 }, Region::Feed { hub_id: 9 }]
-        {
+        for region in [
+            Region::Hubs,
+            Region::Widgets { hub_id: 3 },
+            Region::Signals { hub_id: 3 },
+            Region::Feed { hub_id: 9 },
+            Region::Roadmap { hub_id: 2 },
+        ] {
             assert_eq!(Region::parse(&region.key()), Some(region.clone()));
         }
         assert_eq!(Region::parse("widgets"), None);
