@@ -16,7 +16,7 @@ use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
 use crate::web::ledger::{self, CandidatePart};
-use crate::web::{access, dashboard, hubs as hubs_page, inbox, triage, widgets};
+use crate::web::{access, dashboard, hubs as hubs_page, inbox, roadmap, triage, widgets};
 
 /// A live region and its scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,6 +47,8 @@ pub enum Region {
     TriageCounts { hub_id: i64, filter: String },
     /// A person's notification bell (their unread count), in the layout of every live page.
     Bell { actor_id: i64 },
+    /// A hub's roadmap (planned and shipped, with support).
+    Roadmap { hub_id: i64 },
 }
 
 impl Region {
@@ -79,6 +81,7 @@ impl Region {
             ("signals", Some(hub_id)) => Some(Self::Signals { hub_id }),
             ("feed", Some(hub_id)) => Some(Self::Feed { hub_id }),
             ("bell", Some(actor_id)) => Some(Self::Bell { actor_id }),
+            ("roadmap", Some(hub_id)) => Some(Self::Roadmap { hub_id }),
             _ => None,
         }
     }
@@ -91,6 +94,7 @@ impl Region {
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
             Self::Bell { actor_id } => format!("bell:{actor_id}"),
+            Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -123,6 +127,7 @@ impl Region {
         "triage-queue",
         "triage-counts",
         "bell",
+        "roadmap",
     ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
@@ -141,6 +146,7 @@ impl Region {
             Self::TriageQueue { .. } => "triage-queue",
             Self::TriageCounts { .. } => "triage-counts",
             Self::Bell { .. } => "bell",
+            Self::Roadmap { .. } => "roadmap",
         }
     }
 
@@ -193,6 +199,20 @@ impl Region {
             }
             // Notification changes carry their recipient as `row_id` (migration 0021).
             Self::Bell { actor_id } => table == "notifications" && change.row_id == Some(*actor_id),
+            // Supports announce themselves as annotation updates; publishing as a hub update.
+            Self::Roadmap { hub_id } => {
+                in_hub(*hub_id)
+                    && matches!(
+                        table,
+                        "requirement_candidates"
+                            | "ledger_entries"
+                            | "candidate_evidence"
+                            | "annotations"
+                            | "widgets"
+                            | "hubs"
+                            | "hub_members"
+                    )
+            }
         }
     }
 
@@ -261,6 +281,7 @@ impl Region {
                 own_bell(*actor_id, viewer)?;
                 crate::web::notifications::render_bell(state, *actor_id).await
             }
+            Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
         }
     }
 }
@@ -346,9 +367,13 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        for region in
-            [Region::Hubs, Region::Widgets { hub_id: 3 }, Region::Signals { hub_id: 3 }, Region::Feed { hub_id: 9 }]
-        {
+        for region in [
+            Region::Hubs,
+            Region::Widgets { hub_id: 3 },
+            Region::Signals { hub_id: 3 },
+            Region::Feed { hub_id: 9 },
+            Region::Roadmap { hub_id: 2 },
+        ] {
             assert_eq!(Region::parse(&region.key()), Some(region.clone()));
         }
         assert_eq!(Region::parse("widgets"), None);

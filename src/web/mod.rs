@@ -23,6 +23,8 @@ pub mod markup;
 pub mod notifications;
 pub mod region;
 pub mod render;
+pub mod replies;
+pub mod roadmap;
 pub mod security;
 pub mod settings;
 pub mod triage;
@@ -39,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
     dashboard::configure(cfg);
     widgets::configure(cfg);
+    replies::configure(cfg);
+    roadmap::configure(cfg);
     inbox::configure(cfg);
     crate::live::stream::configure(cfg);
     settings::configure(cfg);

@@ -10,7 +10,6 @@ use crate::AppState;
 use crate::db::StoreError;
 use crate::db::notifications::{self, Notification};
 use crate::error::AppError;
-use crate::web::access::require;
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
