@@ -84,18 +84,15 @@ async fn the_bell_counts_up_live_when_an_event_arrives() {
     let b = &chromium.client;
     sign_in(b, &app, "owen", common::PASSWORD).await;
     b.goto(&app.url("/hubs/shop")).await.unwrap();
-    wait_until(b, "the page to go live", "return document.getElementById('live').dataset.liveStatus === 'open'")
-        .await;
+    wait_until(b, "the page to go live", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
     assert_eq!(unread(b).await, "0");
 
     // Ana's feedback on Owen's widget: his bell says 1, then 2, without a reload.
     annotate(ana, "the total is hidden").await;
     wait_until(b, "the bell to count 1", "return document.querySelector('#bell .bell-count').dataset.unread === '1'")
         .await;
-    let label = b
-        .execute("return document.getElementById('bell-link').getAttribute('aria-label')", Vec::new())
-        .await
-        .unwrap();
+    let label =
+        b.execute("return document.getElementById('bell-link').getAttribute('aria-label')", Vec::new()).await.unwrap();
     assert_eq!(label.as_str(), Some("Notifications: 1 unread"));
     annotate(ana, "and the coupon field too").await;
     wait_until(b, "the bell to count 2", "return document.querySelector('#bell .bell-count').dataset.unread === '2'")
@@ -108,7 +105,12 @@ async fn the_bell_counts_up_live_when_an_event_arrives() {
     // Marking all read on the notifications page brings it to 0.
     b.goto(&app.url("/notifications")).await.unwrap();
     wait_until(b, "the list", "return !!document.getElementById('notification-list')").await;
-    b.find(fantoccini::Locator::Css("form[action='/notifications/read-all'] button")).await.unwrap().click().await.unwrap();
+    b.find(fantoccini::Locator::Css("form[action='/notifications/read-all'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_until(b, "the bell to count 0", "return document.querySelector('#bell .bell-count').dataset.unread === '0'")
         .await;
 }

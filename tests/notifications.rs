@@ -284,7 +284,12 @@ dual_test!(digests_group_per_person_and_hub, |app| {
     set_email(&app, w.bob, "bob@example.com", "daily").await;
     set_email(&app, w.owner, "owner@example.com", "immediate").await;
     // ana is also the owner-side recipient in the second hub: make her its widget's owner.
-    sqlx::query("UPDATE widgets SET owner_id = $1 WHERE hub_id = $2").bind(w.ana).bind(other.hub_id).execute(app.db.writer()).await.unwrap();
+    sqlx::query("UPDATE widgets SET owner_id = $1 WHERE hub_id = $2")
+        .bind(w.ana)
+        .bind(other.hub_id)
+        .execute(app.db.writer())
+        .await
+        .unwrap();
     let a1 = annotate(&app, &w, w.public_widget, w.ana, "one").await;
     let a2 = annotate(&app, &w, w.public_widget, w.ana, "two").await;
     let b1 = annotate(&app, &w, w.public_widget, w.bob, "three").await;
@@ -306,13 +311,12 @@ dual_test!(digests_group_per_person_and_hub, |app| {
     let carried = |digest: i64| {
         let db = app.db.clone();
         async move {
-            let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-                "SELECT recipient_id, kind, hub_id FROM notifications WHERE digest_id = $1 ORDER BY id",
-            )
-            .bind(digest)
-            .fetch_all(db.reader())
-            .await
-            .unwrap();
+            let rows: Vec<(i64, String, i64)> =
+                sqlx::query_as("SELECT recipient_id, kind, hub_id FROM notifications WHERE digest_id = $1 ORDER BY id")
+                    .bind(digest)
+                    .fetch_all(db.reader())
+                    .await
+                    .unwrap();
             rows
         }
     };
@@ -397,7 +401,8 @@ dual_test!(unsubscribe_works_without_signing_in_and_only_for_that_person, |app| 
     assert_eq!(ihf::db::notifications::email_settings(&app.db, w.ana).await.unwrap().email_mode, "off");
     assert_eq!(ihf::db::notifications::email_settings(&app.db, w.bob).await.unwrap().email_mode, "immediate");
     let outbox = ihf::db::notifications::outbox(&app.db).await.unwrap();
-    let states = |who: i64| outbox.iter().filter(|m| m.recipient_id == who).map(|m| m.state.clone()).collect::<Vec<_>>();
+    let states =
+        |who: i64| outbox.iter().filter(|m| m.recipient_id == who).map(|m| m.state.clone()).collect::<Vec<_>>();
     assert_eq!(states(w.ana), vec!["failed"], "ana's queued mail is given up");
     assert_eq!(states(w.bob), vec!["pending"], "bob's stays");
     // No more mail is queued for ana; the notifications stay in the app.
@@ -569,8 +574,10 @@ mod restart_and_two_instances {
         // Two instances with SMTP on the same database: every mail once, none twice.
         let smtp_url = format!("smtp://127.0.0.1:{port}");
         let (u1, u2) = (smtp_url.clone(), smtp_url.clone());
-        let one = common::spawn_on(database_url.clone(), backend, move |c: &mut ihf::Config| c.smtp_url = Some(u1)).await;
-        let two = common::spawn_on(database_url.clone(), backend, move |c: &mut ihf::Config| c.smtp_url = Some(u2)).await;
+        let one =
+            common::spawn_on(database_url.clone(), backend, move |c: &mut ihf::Config| c.smtp_url = Some(u1)).await;
+        let two =
+            common::spawn_on(database_url.clone(), backend, move |c: &mut ihf::Config| c.smtp_url = Some(u2)).await;
         let got = wait_for(&inbox, 12).await;
         // Give a double send the time to show up.
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -578,9 +585,7 @@ mod restart_and_two_instances {
         assert_eq!(got.len(), 12, "12 mails, none twice");
         let mut ids: Vec<String> = got
             .iter()
-            .map(|m| {
-                m.data.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).unwrap().to_owned()
-            })
+            .map(|m| m.data.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).unwrap().to_owned())
             .collect();
         ids.sort();
         ids.dedup();
@@ -615,12 +620,11 @@ fn host_token_with_email(secret: &str, embed_key: &str, sub: &str, email: &str) 
 
 dual_test!(embed_visitors_with_an_email_claim_opt_in_inside_the_embed, |app| {
     let w = world(&app, "em").await;
-    let (key, secret): (String, String) =
-        sqlx::query_as("SELECT embed_key, embed_secret FROM widgets WHERE id = $1")
-            .bind(w.public_widget)
-            .fetch_one(app.db.reader())
-            .await
-            .unwrap();
+    let (key, secret): (String, String) = sqlx::query_as("SELECT embed_key, embed_secret FROM widgets WHERE id = $1")
+        .bind(w.public_widget)
+        .fetch_one(app.db.reader())
+        .await
+        .unwrap();
     let token = host_token_with_email(&secret, &key, "cust-1", "Jamie@Shop.example");
     let client = app.new_client();
     let page = client.get(app.url(&format!("/embed/{key}?token={token}"))).send().await.unwrap();
@@ -648,12 +652,8 @@ dual_test!(embed_visitors_with_an_email_claim_opt_in_inside_the_embed, |app| {
     assert_eq!(queued(&app).await, 0);
     // Opting in inside the embed (the visitor token the page hands out).
     let vt = common::text_attr(&page, "data-visitor-token=\"").unwrap();
-    let done = client
-        .post(app.url(&format!("/embed/{key}/email?vt={vt}")))
-        .form(&[("notify", "1")])
-        .send()
-        .await
-        .unwrap();
+    let done =
+        client.post(app.url(&format!("/embed/{key}/email?vt={vt}"))).form(&[("notify", "1")]).send().await.unwrap();
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap().contains(" checked>"));
     let a2 = annotate(&app, &w, w.public_widget, visitor, "again").await;
@@ -673,4 +673,89 @@ dual_test!(embed_visitors_with_an_email_claim_opt_in_inside_the_embed, |app| {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+});
+
+async fn reply(app: &TestApp, annotation_id: i64, actor_id: i64, body: &str, internal: bool) {
+    let body = annotations::AnnotationBody::parse(body).unwrap();
+    let new = ihf::db::replies::NewReply { annotation_id, actor_id, body: &body, internal };
+    ihf::db::replies::create(&app.db, &new).await.expect("reply");
+}
+
+dual_test!(replies_and_mentions_reach_exactly_who_may_read_them, |app| {
+    let w = world(&app, "rp").await;
+    // Ana's feedback on the private widget: she reads it, as do staff and the owner.
+    let a1 = annotate(&app, &w, w.private_widget, w.ana, "the salary field").await;
+    let n = all(&app).await.len();
+    // A reply by the triager that mentions the operator (staff) and bob (not staff).
+    reply(&app, a1, w.triager, "Thanks! @rp-op please look; cc @rp-bob", false).await;
+    let mut fresh = since(&app, n).await.into_iter().map(|(r, k, a, _)| (r, k, a)).collect::<Vec<_>>();
+    fresh.sort();
+    let mut expected = vec![(w.ana, "replied".to_owned(), Some(a1)), (w.operator, "mentioned".to_owned(), Some(a1))];
+    expected.sort();
+    assert_eq!(fresh, expected, "bob cannot read a private annotation: no mention for him");
+    // An internal reply: staff only. Ana (no staff) hears nothing; the mentioned operator does.
+    let n = all(&app).await.len();
+    reply(&app, a1, w.triager, "internal: @rp-op is this a duplicate?", true).await;
+    let fresh: Vec<_> = since(&app, n).await.into_iter().map(|(r, k, ..)| (r, k)).collect();
+    assert_eq!(fresh, vec![(w.operator, "mentioned".to_owned())]);
+    // The author answering her own feedback: nobody is told of their own reply; a mentioned
+    // triager is; a mention of oneself or of the annotation's author adds nothing.
+    let n = all(&app).await.len();
+    reply(&app, a1, w.ana, "@rp-tri here is a screenshot, @rp-ana", false).await;
+    let fresh: Vec<_> = since(&app, n).await.into_iter().map(|(r, k, ..)| (r, k)).collect();
+    assert_eq!(fresh, vec![(w.triager, "mentioned".to_owned())]);
+    // The notification links to the reply, and says what it said.
+    let items = ihf::db::notifications::list(&app.db, w.ana, 10).await.unwrap();
+    let replied = items.iter().find(|i| i.kind == "replied").unwrap();
+    assert!(replied.path().starts_with(&format!("/hubs/rp/widgets/payroll/annotations/{a1}#reply-")));
+    assert_eq!(replied.reply_text(), Some("Thanks! @rp-op please look; cc @rp-bob"));
+
+    // "Me too": supporters of evidence hear of the decision when they may still read it.
+    let members = widgets::create(
+        &app.db,
+        &widgets::NewWidget {
+            hub_id: w.hub_id,
+            slug: "team",
+            name: "team",
+            description: "",
+            owner_id: None,
+            policy_scope: "members",
+            allowed_origins: "",
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let public = annotate(&app, &w, w.public_widget, w.ana, "public ask").await;
+    let internal = annotate(&app, &w, members, w.ana, "members ask").await;
+    ihf::db::supports::toggle(&app.db, w.outsider, None, public).await.expect("outsider supports a public one");
+    ihf::db::supports::toggle(&app.db, w.bob, None, internal).await.expect("bob supports a members one");
+    ihf::db::supports::toggle(&app.db, w.owner, None, internal).await.expect("the owner too");
+    let target = Target { id: public, version: version(&app, public).await };
+    let promotion = Promotion::New { title: "Ask", statement: "" };
+    let candidate =
+        triage::promote(&app.db, w.hub_id, w.triager, &target, &promotion).await.unwrap().candidate.unwrap();
+    let target = Target { id: internal, version: version(&app, internal).await };
+    triage::promote(&app.db, w.hub_id, w.triager, &target, &Promotion::Existing { candidate_id: candidate })
+        .await
+        .unwrap();
+    // Bob leaves the hub: he can no longer read the members widget.
+    ihf::db::actors::revoke(&app.db, w.hub_id, w.bob).await.unwrap();
+    let n = all(&app).await.len();
+    let mut tx = app.db.begin_write().await.unwrap();
+    let decision = candidates::Decision {
+        hub_id: w.hub_id,
+        candidate_id: candidate,
+        actor_id: w.operator,
+        from: "proposed",
+        to: "accepted",
+        rationale: "Planned",
+    };
+    candidates::decide(&mut tx, app.db.backend(), &decision).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut told: Vec<i64> = since(&app, n).await.into_iter().map(|(r, ..)| r).collect();
+    told.sort();
+    let mut expected = vec![w.ana, w.outsider, w.owner];
+    expected.sort();
+    assert_eq!(told, expected, "the author once, the public supporter, the member supporter; not bob");
 });

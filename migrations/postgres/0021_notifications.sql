@@ -100,15 +100,48 @@ BEGIN
     ELSIF NEW.action = 'status_changed'
           AND (NEW.detail::jsonb ->> 'to') IN ('accepted', 'rejected', 'deferred', 'implemented') THEN
         INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, candidate_id, actor_id, detail, created_at)
-        SELECT a.actor_id, NEW.hub_id, 'candidate_' || (NEW.detail::jsonb ->> 'to'), MIN(a.widget_id), MIN(a.id),
+        SELECT x.recipient, NEW.hub_id, 'candidate_' || (NEW.detail::jsonb ->> 'to'), MIN(x.widget_id), MIN(x.annotation_id),
                NEW.candidate_id, NEW.actor_id, NEW.rationale, NEW.created_at
-          FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
-         WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
-           AND a.actor_id <> NEW.actor_id
-         GROUP BY a.actor_id;
+          FROM (SELECT a.actor_id AS recipient, a.widget_id, a.id AS annotation_id
+                  FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
+                 WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
+                UNION ALL
+                SELECT s.actor_id, a.widget_id, a.id
+                  FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
+                  JOIN annotation_supports s ON s.annotation_id = a.id
+                  JOIN widgets w ON w.id = a.widget_id JOIN actors sp ON sp.id = s.actor_id
+                 WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
+                   AND (w.policy_scope = 'public' OR sp.is_admin = 1
+                   OR (w.policy_scope = 'members' AND EXISTS (SELECT 1 FROM hub_members m WHERE m.hub_id = a.hub_id AND m.actor_id = s.actor_id))
+                   OR (w.policy_scope = 'private' AND (w.owner_id = s.actor_id OR EXISTS (SELECT 1 FROM hub_members m
+                        WHERE m.hub_id = a.hub_id AND m.actor_id = s.actor_id AND m.role IN ('triager', 'operator')))))) x
+         WHERE x.recipient <> NEW.actor_id
+         GROUP BY x.recipient;
     END IF;
     RETURN NULL;
 END;
 $$;
 CREATE TRIGGER ledger_notify AFTER INSERT ON ledger_entries
     FOR EACH ROW EXECUTE FUNCTION ihf_ledger_notify();
+
+-- A reply's notifications (called by the store inside the reply's transaction, which runs as
+-- ihf_authenticated): the annotation's author, unless they wrote it, and for an internal reply
+-- only when they are staff; and the hub's staff the reply mentions (p_handles: a JSON array),
+-- each once, never the reply's author. The same statements as src/db/notifications.rs runs on SQLite.
+CREATE FUNCTION ihf_notify_reply(p_reply bigint, p_handles text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = public AS $$
+    INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, reply_id, actor_id, detail, created_at)
+    SELECT a.actor_id, r.hub_id, 'replied', r.widget_id, r.annotation_id, r.id, r.actor_id, SUBSTR(r.body, 1, 280), r.created_at
+      FROM annotation_replies r JOIN annotations a ON a.id = r.annotation_id JOIN actors au ON au.id = a.actor_id
+     WHERE r.id = p_reply AND a.deleted_at IS NULL AND a.actor_id <> r.actor_id
+       AND (r.internal = 0 OR au.is_admin = 1 OR EXISTS (SELECT 1 FROM hub_members m
+             WHERE m.hub_id = r.hub_id AND m.actor_id = a.actor_id AND m.role IN ('triager', 'operator')));
+    INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, reply_id, actor_id, detail, created_at)
+    SELECT p.id, r.hub_id, 'mentioned', r.widget_id, r.annotation_id, r.id, r.actor_id, SUBSTR(r.body, 1, 280), r.created_at
+      FROM annotation_replies r JOIN annotations a ON a.id = r.annotation_id
+      JOIN actors p ON p.handle IN (SELECT jsonb_array_elements_text(p_handles::jsonb))
+     WHERE r.id = p_reply AND a.deleted_at IS NULL AND p.id <> r.actor_id AND p.id <> a.actor_id
+       AND (p.is_admin = 1 OR EXISTS (SELECT 1 FROM hub_members m
+             WHERE m.hub_id = r.hub_id AND m.actor_id = p.id AND m.role IN ('triager', 'operator')));
+$$;
+GRANT EXECUTE ON FUNCTION ihf_notify_reply(bigint, text) TO ihf_authenticated;

@@ -101,16 +101,28 @@ BEGIN
 END;
 
 -- A candidate accepted, rejected, deferred or implemented: the author of each annotation that
--- is its active evidence (once per person), with the rationale.
+-- is its active evidence and everyone who supports one ("me too") and may still read it, once
+-- per person, with the rationale.
 CREATE TRIGGER ledger_notify_decided AFTER INSERT ON ledger_entries
 WHEN NEW.action = 'status_changed'
      AND json_extract(NEW.detail, '$.to') IN ('accepted', 'rejected', 'deferred', 'implemented')
 BEGIN
     INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, candidate_id, actor_id, detail, created_at)
-    SELECT a.actor_id, NEW.hub_id, 'candidate_' || json_extract(NEW.detail, '$.to'), MIN(a.widget_id), MIN(a.id),
+    SELECT x.recipient, NEW.hub_id, 'candidate_' || json_extract(NEW.detail, '$.to'), MIN(x.widget_id), MIN(x.annotation_id),
            NEW.candidate_id, NEW.actor_id, NEW.rationale, NEW.created_at
-      FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
-     WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
-       AND a.actor_id <> NEW.actor_id
-     GROUP BY a.actor_id;
+      FROM (SELECT a.actor_id AS recipient, a.widget_id, a.id AS annotation_id
+              FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
+             WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
+            UNION ALL
+            SELECT s.actor_id, a.widget_id, a.id
+              FROM candidate_evidence e JOIN annotations a ON a.id = e.annotation_id
+              JOIN annotation_supports s ON s.annotation_id = a.id
+              JOIN widgets w ON w.id = a.widget_id JOIN actors sp ON sp.id = s.actor_id
+             WHERE e.candidate_id = NEW.candidate_id AND e.removed_at IS NULL AND a.deleted_at IS NULL
+               AND (w.policy_scope = 'public' OR sp.is_admin = 1
+                   OR (w.policy_scope = 'members' AND EXISTS (SELECT 1 FROM hub_members m WHERE m.hub_id = a.hub_id AND m.actor_id = s.actor_id))
+                   OR (w.policy_scope = 'private' AND (w.owner_id = s.actor_id OR EXISTS (SELECT 1 FROM hub_members m
+                        WHERE m.hub_id = a.hub_id AND m.actor_id = s.actor_id AND m.role IN ('triager', 'operator')))))) x
+     WHERE x.recipient <> NEW.actor_id
+     GROUP BY x.recipient;
 END;

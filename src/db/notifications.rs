@@ -13,6 +13,8 @@
 //! `FOR UPDATE SKIP LOCKED` on PostgreSQL and inside `BEGIN IMMEDIATE` on SQLite, so two
 //! instances never claim one mail; a mail whose instance dies is due again after the lease.
 
+use sqlx::{Any, Transaction};
+
 use super::{Backend, Db, StoreError, now_ms};
 
 /// How people get mail: at once, as a daily digest, or not at all.
@@ -31,6 +33,7 @@ pub struct Notification {
     pub widget_name: Option<String>,
     pub annotation_id: Option<i64>,
     pub candidate_id: Option<i64>,
+    pub reply_id: Option<i64>,
     pub candidate_title: Option<String>,
     pub actor_name: Option<String>,
     pub excerpt: Option<String>,
@@ -48,16 +51,15 @@ impl Notification {
         match self.kind.as_str() {
             "new_feedback" => format!("{who} left feedback on {widget}"),
             "triaged" => format!("{who} triaged your feedback on {widget}"),
-            "dismissed" => format!(
-                "{who} dismissed your feedback on {widget}: {}",
-                super::triage::reason_label(&self.detail)
-            ),
+            "dismissed" => {
+                format!("{who} dismissed your feedback on {widget}: {}", super::triage::reason_label(&self.detail))
+            }
             "duplicate" => format!("{who} marked your feedback on {widget} as a duplicate of #{}", self.detail),
             "promoted" => format!("{who} promoted your feedback to “{candidate}”"),
-            "candidate_accepted" => format!("“{candidate}”, which your feedback supports, was accepted"),
-            "candidate_rejected" => format!("“{candidate}”, which your feedback supports, was rejected"),
-            "candidate_deferred" => format!("“{candidate}”, which your feedback supports, was deferred"),
-            "candidate_implemented" => format!("“{candidate}”, which your feedback supports, was implemented"),
+            "candidate_accepted" => format!("“{candidate}”, which you asked for, was accepted"),
+            "candidate_rejected" => format!("“{candidate}”, which you asked for, was rejected"),
+            "candidate_deferred" => format!("“{candidate}”, which you asked for, was deferred"),
+            "candidate_implemented" => format!("“{candidate}”, which you asked for, was implemented"),
             "replied" => format!("{who} replied to your feedback on {widget}"),
             "mentioned" => format!("{who} mentioned you in a reply on {widget}"),
             other => format!("{who}: {other}"),
@@ -69,21 +71,31 @@ impl Notification {
         self.kind.starts_with("candidate_").then_some(self.detail.as_str()).filter(|r| !r.is_empty())
     }
 
-    /// The path of the item (the annotation, or for decisions the candidate), from the site root.
+    /// The start of the reply, for reply and mention notifications.
+    pub fn reply_text(&self) -> Option<&str> {
+        matches!(self.kind.as_str(), "replied" | "mentioned").then_some(self.detail.as_str()).filter(|r| !r.is_empty())
+    }
+
+    /// The path of the item (the annotation, at the reply when there is one; for decisions the
+    /// candidate), from the site root.
     pub fn path(&self) -> String {
-        match (self.kind.starts_with("candidate_"), self.candidate_id, &self.widget_slug, self.annotation_id) {
-            (true, Some(candidate), ..) => format!("/hubs/{}/candidates/{candidate}", self.hub_slug),
-            (_, _, Some(widget), Some(annotation)) => {
-                format!("/hubs/{}/widgets/{widget}/annotations/{annotation}", self.hub_slug)
-            }
-            (_, Some(candidate), ..) => format!("/hubs/{}/candidates/{candidate}", self.hub_slug),
+        let annotation = match (&self.widget_slug, self.annotation_id) {
+            (Some(widget), Some(id)) => Some(format!("/hubs/{}/widgets/{widget}/annotations/{id}", self.hub_slug)),
+            _ => None,
+        };
+        let candidate = self.candidate_id.map(|id| format!("/hubs/{}/candidates/{id}", self.hub_slug));
+        match (self.kind.starts_with("candidate_"), annotation, candidate, self.reply_id) {
+            (true, _, Some(candidate), _) => candidate,
+            (_, Some(annotation), _, Some(reply)) => format!("{annotation}#reply-{reply}"),
+            (_, Some(annotation), ..) => annotation,
+            (_, None, Some(candidate), _) => candidate,
             _ => format!("/hubs/{}", self.hub_slug),
         }
     }
 }
 
 const SELECT: &str = "SELECT n.id, n.recipient_id, n.kind, n.hub_id, h.slug AS hub_slug, h.name AS hub_name,
-        w.slug AS widget_slug, w.name AS widget_name, n.annotation_id, n.candidate_id,
+        w.slug AS widget_slug, w.name AS widget_name, n.annotation_id, n.candidate_id, n.reply_id,
         c.title AS candidate_title, ac.display_name AS actor_name, SUBSTR(a.body, 1, 140) AS excerpt,
         n.detail, n.created_at, n.read_at
    FROM notifications n
@@ -95,13 +107,11 @@ const SELECT: &str = "SELECT n.id, n.recipient_id, n.kind, n.hub_id, h.slug AS h
 
 /// The newest notifications of `recipient_id`, newest first.
 pub async fn list(db: &Db, recipient_id: i64, limit: i64) -> Result<Vec<Notification>, StoreError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE n.recipient_id = $1 ORDER BY n.id DESC LIMIT $2"
-    )))
-    .bind(recipient_id)
-    .bind(limit)
-    .fetch_all(db.reader())
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE n.recipient_id = $1 ORDER BY n.id DESC LIMIT $2")))
+        .bind(recipient_id)
+        .bind(limit)
+        .fetch_all(db.reader())
+        .await?)
 }
 
 /// How many notifications of `recipient_id` are unread (the bell).
@@ -114,14 +124,13 @@ pub async fn unread_count(db: &Db, recipient_id: i64) -> Result<i64, StoreError>
 
 /// Marks one notification of `recipient_id` read; [`StoreError::NotFound`] when it is not theirs.
 pub async fn mark_read(db: &Db, recipient_id: i64, id: i64) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND recipient_id = $3",
-    )
-    .bind(now_ms())
-    .bind(id)
-    .bind(recipient_id)
-    .execute(db.writer())
-    .await?;
+    let done =
+        sqlx::query("UPDATE notifications SET read_at = COALESCE(read_at, $1) WHERE id = $2 AND recipient_id = $3")
+            .bind(now_ms())
+            .bind(id)
+            .bind(recipient_id)
+            .execute(db.writer())
+            .await?;
     if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
@@ -134,6 +143,50 @@ pub async fn mark_all_read(db: &Db, recipient_id: i64) -> Result<u64, StoreError
         .await?
         .rows_affected())
 }
+
+/// The notifications of a reply just written, inside its transaction: the annotation's author
+/// (unless they wrote the reply; for an internal reply only when they are the hub's staff, who
+/// alone read it), and the hub's staff among the people it `mentions` by handle (who read every
+/// annotation of their hub and its internal replies), each once and never the reply's author.
+///
+/// On PostgreSQL the reply is written as the restricted role, which cannot touch the
+/// notification tables: the same statements run inside the SECURITY DEFINER function
+/// `ihf_notify_reply` (migration 0021).
+pub async fn on_reply(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    reply_id: i64,
+    mentions: &[String],
+) -> Result<(), StoreError> {
+    let handles = serde_json::to_string(mentions).unwrap_or_else(|_| "[]".into());
+    match backend {
+        Backend::Postgres => {
+            sqlx::query("SELECT ihf_notify_reply($1, $2)").bind(reply_id).bind(handles).execute(&mut **tx).await?;
+        }
+        Backend::Sqlite => {
+            sqlx::query(REPLIED).bind(reply_id).execute(&mut **tx).await?;
+            sqlx::query(MENTIONED).bind(reply_id).bind(handles).execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The author of the annotation replied to (SQLite; PostgreSQL: `ihf_notify_reply`).
+const REPLIED: &str = "INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, reply_id, actor_id, detail, created_at)
+    SELECT a.actor_id, r.hub_id, 'replied', r.widget_id, r.annotation_id, r.id, r.actor_id, SUBSTR(r.body, 1, 280), r.created_at
+      FROM annotation_replies r JOIN annotations a ON a.id = r.annotation_id JOIN actors au ON au.id = a.actor_id
+     WHERE r.id = $1 AND a.deleted_at IS NULL AND a.actor_id <> r.actor_id
+       AND (r.internal = 0 OR au.is_admin = 1 OR EXISTS (SELECT 1 FROM hub_members m
+             WHERE m.hub_id = r.hub_id AND m.actor_id = a.actor_id AND m.role IN ('triager', 'operator')))";
+
+/// The staff a reply mentions (`$2`: a JSON array of handles).
+const MENTIONED: &str = "INSERT INTO notifications (recipient_id, hub_id, kind, widget_id, annotation_id, reply_id, actor_id, detail, created_at)
+    SELECT p.id, r.hub_id, 'mentioned', r.widget_id, r.annotation_id, r.id, r.actor_id, SUBSTR(r.body, 1, 280), r.created_at
+      FROM annotation_replies r JOIN annotations a ON a.id = r.annotation_id
+      JOIN actors p ON p.handle IN (SELECT value FROM json_each($2))
+     WHERE r.id = $1 AND a.deleted_at IS NULL AND p.id <> r.actor_id AND p.id <> a.actor_id
+       AND (p.is_admin = 1 OR EXISTS (SELECT 1 FROM hub_members m
+             WHERE m.hub_id = r.hub_id AND m.actor_id = p.id AND m.role IN ('triager', 'operator')))";
 
 /// A person's mail settings.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
@@ -233,10 +286,8 @@ pub async fn set_visitor_opt_in(db: &Db, actor_id: i64, opt_in: bool) -> Result<
 /// Stops all mail to `actor_id` (the unsubscribe link), and gives up their queued mail.
 pub async fn unsubscribe(db: &Db, actor_id: i64) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
-    let done = sqlx::query("UPDATE actors SET email_mode = 'off' WHERE id = $1")
-        .bind(actor_id)
-        .execute(&mut *tx)
-        .await?;
+    let done =
+        sqlx::query("UPDATE actors SET email_mode = 'off' WHERE id = $1").bind(actor_id).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

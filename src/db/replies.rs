@@ -126,8 +126,10 @@ pub async fn create(db: &Db, new: &NewReply<'_>) -> Result<CreatedReply, StoreEr
         .bind(new.annotation_id)
         .fetch_one(&mut *tx)
         .await?;
-    tx.commit().await?;
     let mentions = mentions(&reply.body);
+    // Notified in the reply's own transaction: no notice of a reply that rolled back.
+    super::notifications::on_reply(&mut tx, db.backend(), id, &mentions).await?;
+    tx.commit().await?;
     Ok(CreatedReply { reply, annotation_author_id, mentions })
 }
 

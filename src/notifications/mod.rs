@@ -66,6 +66,9 @@ pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: 
         if let Some(rationale) = item.rationale() {
             text.push_str(&format!("  Rationale: {rationale}\n"));
         }
+        if let Some(reply) = item.reply_text() {
+            text.push_str(&format!("  Reply: {reply}\n"));
+        }
         if let Some(excerpt) = &item.excerpt {
             text.push_str(&format!("  “{excerpt}”\n"));
         }
@@ -74,6 +77,9 @@ pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: 
         html.push_str(&format!("{open}<a href=\"{}\">{}</a>", esc(&link), esc(&item.headline())));
         if let Some(rationale) = item.rationale() {
             html.push_str(&format!("<br>Rationale: {}", esc(rationale)));
+        }
+        if let Some(reply) = item.reply_text() {
+            html.push_str(&format!("<br>Reply: {}", esc(reply)));
         }
         if let Some(excerpt) = &item.excerpt {
             html.push_str(&format!("<br><q>{}</q>", esc(excerpt)));
