@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+use crate::web::client_addr::TrustedProxies;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -132,6 +134,11 @@ pub struct Config {
     /// Seconds between two digests of one person who chose the daily digest.
     #[arg(long, env = "IHF_DIGEST_PERIOD_SECS", default_value_t = 86_400, global = true)]
     pub digest_period_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client, as
+    /// comma-separated addresses or CIDR networks (`127.0.0.1,10.0.0.0/8,::1`); empty trusts
+    /// nobody, and then the TCP peer is the client for every per-IP limit and log.
+    #[arg(long, env = "IHF_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -164,6 +171,7 @@ impl Config {
             public_url: None,
             mail_retry_base_ms: 30_000,
             digest_period_secs: 86_400,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -241,6 +249,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("mail_retry_base_ms", &self.mail_retry_base_ms)
             .field("digest_period_secs", &self.digest_period_secs)
+            .field("trusted_proxies", &self.trusted_proxies.to_string())
             .finish()
     }
 }
@@ -268,5 +277,14 @@ mod tests {
         assert!(!parse(&["--database-url", "sqlite:///srv/ihf/prod.sqlite3"]).seeds_demo());
         assert!(parse(&["--database-url", "postgres://postgres@127.0.0.1/ihf", "--seed-demo", "true"]).seeds_demo());
         assert!(!parse(&["--database-url", DEFAULT_DATABASE_URL, "--seed-demo", "false"]).seeds_demo());
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_nobody_and_refuse_bad_networks() {
+        assert!(parse(&[]).trusted_proxies.is_empty());
+        let list = parse(&["--trusted-proxies", "127.0.0.1,10.0.0.0/8,::1"]).trusted_proxies;
+        assert!(list.trusts("10.2.3.4".parse().unwrap()) && !list.trusts("192.0.2.1".parse().unwrap()));
+        let cli = Cli::try_parse_from(["ihf", "--trusted-proxies", "10.0.0.0/40"]);
+        assert!(cli.is_err(), "a prefix longer than the address is refused at start");
     }
 }

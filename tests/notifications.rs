@@ -541,7 +541,7 @@ mod smtp {
             .unwrap();
         assert_eq!(done.status(), 200);
         assert_eq!(ihf::db::notifications::email_settings(&app.db, w.ana).await.unwrap().email_mode, "off");
-        app.handle.stop().await;
+        app.handle.stop(true).await;
     }
 
     dual_run!();
@@ -569,7 +569,7 @@ mod restart_and_two_instances {
         let pending = ihf::db::notifications::outbox(&first.db).await.unwrap();
         assert_eq!(pending.len(), 12);
         assert!(pending.iter().all(|m| m.state == "pending"));
-        first.handle.stop().await;
+        first.handle.stop(true).await;
         first.db.close().await;
         // Two instances with SMTP on the same database: every mail once, none twice.
         let smtp_url = format!("smtp://127.0.0.1:{port}");
@@ -596,8 +596,8 @@ mod restart_and_two_instances {
         assert_eq!(rcpts.len(), 12, "each person got theirs");
         let outbox = ihf::db::notifications::outbox(&one.db).await.unwrap();
         assert!(outbox.iter().all(|m| m.state == "sent" && m.attempts == 1), "{outbox:?}");
-        one.handle.stop().await;
-        two.handle.stop().await;
+        one.handle.stop(true).await;
+        two.handle.stop(true).await;
     }
 
     dual_run!();
