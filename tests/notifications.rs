@@ -120,8 +120,8 @@ dual_test!(each_event_reaches_exactly_the_right_people, |app| {
     assert_eq!(since(&app, n).await, vec![(w.ana, "triaged".into(), Some(a1), String::new())]);
     let a2 = annotate(&app, &w, w.public_widget, w.ana, "second thought").await;
     let n = all(&app).await.len();
-    triage(&app, &w, a2, Change::Dismiss { reason: "wont_fix".into() }).await;
-    assert_eq!(since(&app, n).await, vec![(w.ana, "dismissed".into(), Some(a2), "wont_fix".into())]);
+    triage(&app, &w, a2, Change::Dismiss { reason: "wont-fix".into() }).await;
+    assert_eq!(since(&app, n).await, vec![(w.ana, "dismissed".into(), Some(a2), "wont-fix".into())]);
     let b1 = annotate(&app, &w, w.public_widget, w.bob, "same banner problem").await;
     let n = all(&app).await.len();
     triage(&app, &w, b1, Change::Duplicate { of: a1 }).await;
@@ -294,7 +294,7 @@ dual_test!(digests_group_per_person_and_hub, |app| {
     let a2 = annotate(&app, &w, w.public_widget, w.ana, "two").await;
     let b1 = annotate(&app, &w, w.public_widget, w.bob, "three").await;
     triage(&app, &w, a1, Change::Triage).await;
-    triage(&app, &w, a2, Change::Dismiss { reason: "wont_fix".into() }).await;
+    triage(&app, &w, a2, Change::Dismiss { reason: "wont-fix".into() }).await;
     triage(&app, &w, b1, Change::Triage).await;
     annotate(&app, &other, other.public_widget, other.bob, "in the other hub").await;
 
@@ -506,7 +506,7 @@ mod smtp {
         let w = world(&app, "mail").await;
         set_email(&app, w.ana, "ana@example.com", "immediate").await;
         let a1 = annotate(&app, &w, w.public_widget, w.ana, "the <b>banner</b> hides the button").await;
-        triage(&app, &w, a1, Change::Dismiss { reason: "wont_fix".into() }).await;
+        triage(&app, &w, a1, Change::Dismiss { reason: "wont-fix".into() }).await;
         let got = wait_for(&inbox, 1).await;
         assert_eq!(got.len(), 1, "one mail: {got:?}");
         let mail = &got[0];
@@ -632,7 +632,8 @@ dual_test!(embed_visitors_with_an_email_claim_opt_in_inside_the_embed, |app| {
     let page = page.text().await.unwrap();
     assert!(page.contains("id=\"embed-email\""), "the opt-in form: {page}");
     assert!(page.contains("Jamie@shop.example"));
-    assert!(!page.contains(" checked>"), "mail is off until the visitor opts in");
+    let form = common::section(&page, "embed-email", "</form>").expect("the form");
+    assert!(!form.contains(" checked>"), "mail is off until the visitor opts in: {form}");
     let (visitor, email, mode): (i64, Option<String>, String) =
         sqlx::query_as("SELECT id, email, email_mode FROM actors WHERE external_ref = $1")
             .bind(format!("host:{}:cust-1", w.public_widget))
@@ -655,7 +656,8 @@ dual_test!(embed_visitors_with_an_email_claim_opt_in_inside_the_embed, |app| {
     let done =
         client.post(app.url(&format!("/embed/{key}/email?vt={vt}"))).form(&[("notify", "1")]).send().await.unwrap();
     assert_eq!(done.status(), 200);
-    assert!(done.text().await.unwrap().contains(" checked>"));
+    let form = done.text().await.unwrap();
+    assert!(form.contains("id=\"embed-email\"") && form.contains(" checked>"), "{form}");
     let a2 = annotate(&app, &w, w.public_widget, visitor, "again").await;
     triage(&app, &w, a2, Change::Triage).await;
     assert_eq!(queued(&app).await, 1, "opted in: the next notification is mailed");

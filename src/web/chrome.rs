@@ -34,11 +34,15 @@ impl Chrome {
     pub fn live(mut self, url: impl Into<String>) -> Self {
         let mut url = url.into();
         // The bell rides on every live page's stream (its region is the person's own).
+        // Last, so the page's own regions keep their place in the URL.
         if let Some(actor_id) = self.viewer.actor_id
             && let Some(at) = url.find("regions=")
         {
+            let start = at + "regions=".len();
+            let end = url[start..].find('&').map_or(url.len(), |i| start + i);
             let bell = crate::live::Region::Bell { actor_id }.key();
-            url.insert_str(at + "regions=".len(), &format!("{bell},"));
+            let joined = if end > start { format!(",{bell}") } else { bell };
+            url.insert_str(end, &joined);
         }
         self.live_url = Some(url);
         self
