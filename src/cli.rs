@@ -80,6 +80,14 @@ pub enum UserCommand {
     Grant { handle: String, hub_slug: String, role: String },
     /// Remove a person from a hub.
     Revoke { handle: String, hub_slug: String },
+    /// Set a person's email address ("" for none) and how notifications reach them by mail.
+    Email {
+        handle: String,
+        email: String,
+        /// immediate, daily (one digest a day) or off.
+        #[arg(long, default_value = "immediate")]
+        mode: String,
+    },
 }
 
 /// `ihf ledger …`

@@ -114,6 +114,26 @@ pub struct Config {
     #[arg(long, env = "IHF_LEDGER_NAME", global = true)]
     pub ledger_name: Option<String>,
 
+    /// The SMTP server notification mail goes through, e.g. `smtp://mail.example.com:587?tls=required`
+    /// or `smtps://user:pass@mail.example.com`; unset: no mail, notifications stay in the app.
+    #[arg(long, env = "IHF_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of notification mail.
+    #[arg(long, env = "IHF_MAIL_FROM", default_value = "IHF <ihf@localhost>", global = true)]
+    pub mail_from: String,
+
+    /// The address people reach this server at, for the links in mail (default: `http://` and IHF_BIND).
+    #[arg(long, env = "IHF_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Milliseconds before the first retry of a mail the SMTP server did not take; each retry doubles it.
+    #[arg(long, env = "IHF_MAIL_RETRY_BASE_MS", default_value_t = 30_000, global = true)]
+    pub mail_retry_base_ms: u64,
+
+    /// Seconds between two digests of one person who chose the daily digest.
+    #[arg(long, env = "IHF_DIGEST_PERIOD_SECS", default_value_t = 86_400, global = true)]
+    pub digest_period_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client, as
     /// comma-separated addresses or CIDR networks (`127.0.0.1,10.0.0.0/8,::1`); empty trusts
     /// nobody, and then the TCP peer is the client for every per-IP limit and log.
@@ -146,7 +166,20 @@ impl Config {
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
             ledger_name: None,
+            smtp_url: None,
+            mail_from: "IHF <ihf@localhost>".into(),
+            public_url: None,
+            mail_retry_base_ms: 30_000,
+            digest_period_secs: 86_400,
             trusted_proxies: TrustedProxies::default(),
+        }
+    }
+
+    /// The base of the links in mail, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{}://{}", if self.tls().is_some() { "https" } else { "http" }, self.bind),
         }
     }
 
@@ -211,6 +244,11 @@ impl fmt::Debug for Config {
             .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
             .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
             .field("ledger_name", &self.ledger_name)
+            .field("smtp_url", &self.smtp_url.as_deref().map(crate::db::redact_url))
+            .field("mail_from", &self.mail_from)
+            .field("public_url", &self.public_url)
+            .field("mail_retry_base_ms", &self.mail_retry_base_ms)
+            .field("digest_period_secs", &self.digest_period_secs)
             .field("trusted_proxies", &self.trusted_proxies.to_string())
             .finish()
     }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod live;
 pub mod metrics;
+pub mod notifications;
 pub mod telemetry;
 pub mod tls;
 pub mod transparency;
@@ -81,6 +82,8 @@ pub struct Application {
     metrics: Arc<metrics::Metrics>,
     webhook_worker: tokio::task::JoinHandle<()>,
     witness_worker: tokio::task::JoinHandle<()>,
+    /// The mail worker, when `IHF_SMTP_URL` is set.
+    mail_worker: Option<tokio::task::JoinHandle<()>>,
     metrics_server: Option<(u16, Server)>,
 }
 
@@ -147,6 +150,26 @@ impl Application {
         let witness_worker =
             witness::Worker::new(db.clone(), config.webhook_allow_private, config.webhook_retry_base_ms)?
                 .spawn(shutdown.subscribe());
+        let secret: Arc<[u8]> = Arc::from(secret.into_bytes());
+        let mail_worker = match &config.smtp_url {
+            Some(smtp_url) => {
+                let base = match &config.public_url {
+                    Some(_) => config.public_base(),
+                    None => format!("{}://{}:{port}", if tls.is_some() { "https" } else { "http" }, config.bind.ip()),
+                };
+                let mailer = notifications::mailer::Mailer::new(
+                    db.clone(),
+                    smtp_url,
+                    &config.mail_from,
+                    base,
+                    Arc::clone(&secret),
+                    config.mail_retry_base_ms,
+                    std::time::Duration::from_secs(config.digest_period_secs),
+                )?;
+                Some(mailer.spawn(shutdown.subscribe()))
+            }
+            None => None,
+        };
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::new(config.static_dir.as_deref()),
@@ -157,7 +180,7 @@ impl Application {
             events: db::ingest::EventIngest::start(db.clone()).context("starting the event writer")?,
             config: Arc::new(config),
             login_throttle: auth::throttle::LoginThrottle::default(),
-            secret: Arc::from(secret.into_bytes()),
+            secret,
             live: Arc::clone(&live),
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
@@ -190,7 +213,18 @@ impl Application {
             None => server.listen(listener)?,
         };
         let server = server.shutdown_timeout(10).disable_signals().run();
-        Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, witness_worker, metrics_server })
+        Ok(Self {
+            port,
+            server,
+            db,
+            live,
+            shutdown,
+            metrics,
+            webhook_worker,
+            witness_worker,
+            mail_worker,
+            metrics_server,
+        })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -254,13 +288,20 @@ impl Application {
         signals.abort();
         self.live.close_all();
         self.shutdown.trigger();
-        // Requests to witnesses in flight finish (or time out) and record what came back.
+        // Requests to witnesses and mails in flight finish (or time out) and record what came back.
         let witnesses = async {
             if tokio::time::timeout(std::time::Duration::from_secs(12), self.witness_worker).await.is_err() {
                 tracing::warn!("the witness worker did not stop in time; its claims run out by themselves");
             }
         };
-        tokio::join!(witnesses, lifecycle::finish(self.webhook_worker, metrics_server));
+        let mails = async {
+            if let Some(mail_worker) = self.mail_worker
+                && tokio::time::timeout(std::time::Duration::from_secs(10), mail_worker).await.is_err()
+            {
+                tracing::warn!("the mail worker did not stop in time; its claimed mails will be retried");
+            }
+        };
+        tokio::join!(witnesses, mails, lifecycle::finish(self.webhook_worker, metrics_server));
         result
     }
 }

@@ -191,6 +191,19 @@ async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             }
         }
+        UserCommand::Email { handle, email, mode } => {
+            use ihf::db::notifications;
+            let actor = actors::by_handle(db, &handle)
+                .await
+                .map_err(|_| anyhow::anyhow!("no person with handle {handle:?}"))?;
+            let email = notifications::parse_email(&email)?;
+            let mode = notifications::parse_mode(&mode)?;
+            notifications::set_email(db, actor.id, email.as_deref(), mode).await?;
+            match email {
+                Some(email) => println!("{handle}: {email}, mail {mode}"),
+                None => println!("{handle}: no email address (notifications stay in the app)"),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

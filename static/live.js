@@ -73,7 +73,9 @@
   function apply(msg) {
     var root = liveRoot();
     if (!root || !page || page.keys.indexOf(msg.key) < 0) return;
-    var region = root.querySelector('[sse-swap="' + msg.event + '"]');
+    // The notification bell sits in the header, outside #live.
+    var region = root.querySelector('[sse-swap="' + msg.event + '"]') ||
+      document.querySelector('header [sse-swap="' + msg.event + '"]');
     if (!region) return;
     region.setAttribute("data-live-key", msg.key);
     if (msg.base) {

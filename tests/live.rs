@@ -79,6 +79,11 @@ async fn dashboard_stream(app: &TestApp, client: &reqwest::Client, slug: &str) -
     let url =
         common::text_attr(&page, "sse-connect=\"").expect("the dashboard has a live stream").replace("&#38;", "&");
     assert!(url.starts_with("/live?regions="), "{url}");
+    // Every page's stream carries the viewer's notification bell too (tests/notifications.rs):
+    // these tests watch the dashboard's own regions.
+    let (regions, rest) = url["/live?regions=".len()..].split_once('&').unwrap_or((&url["/live?regions=".len()..], ""));
+    let regions: Vec<&str> = regions.split(',').filter(|k| !k.starts_with("bell:")).collect();
+    let url = format!("/live?regions={}&{rest}", regions.join(","));
     let mut stream = SseClient::open(app, client, &url, None).await;
     let early = stream.events_within(Duration::from_millis(300)).await;
     assert!(early.is_empty(), "nothing changed since the page was rendered: {early:?}");

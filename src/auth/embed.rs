@@ -122,6 +122,12 @@ impl Visitor {
             let name = clean_name(claims.name.as_deref());
             let external_ref = format!("host:{}:{}", widget.id, claims.sub);
             let actor_id = visitors::upsert(&state.db, &external_ref, &name, true).await?;
+            // An `email` claim is kept (mail stays off until the visitor opts in, in the embed).
+            if let Some(email) =
+                tokens::email_claim(token).and_then(|raw| crate::db::notifications::parse_email(&raw).ok().flatten())
+            {
+                crate::db::notifications::keep_visitor_email(&state.db, actor_id, &email).await?;
+            }
             Ok(Self::signed(state, widget, external_ref, Some(actor_id), name, true))
         }
     }

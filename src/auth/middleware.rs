@@ -54,7 +54,9 @@ pub fn removal_cookie(secure: bool) -> Cookie<'static> {
 /// Paths whose state-changing requests authenticate otherwise (API keys and embed tokens
 /// with CORS), so the cookie CSRF check does not apply.
 fn csrf_exempt(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/embed/")
+    // `/unsubscribe`: RFC 8058's one-click POST comes from a mail client, without cookies; its
+    // signed token is what authorizes it.
+    path.starts_with("/api/") || path.starts_with("/embed/") || path == "/unsubscribe"
 }
 
 /// Paths that never act for a person: static assets (CSS, scripts; the same for everyone and
@@ -92,6 +94,7 @@ pub async fn sessions_and_csrf(
                     },
                     csrf_token: row.csrf_token,
                     token_hash,
+                    unread: row.unread,
                 });
             }
             Ok(None) => {}

@@ -129,6 +129,22 @@ impl HubAccess {
         self.actor_id == Some(author_id)
     }
 
+    /// Triagers and operators reply on any annotation they read; its author on their own.
+    pub fn can_reply(&self, author_id: i64) -> bool {
+        self.actor_id.is_some() && (self.can_triage() || self.actor_id == Some(author_id))
+    }
+
+    /// Only staff mark a reply internal (and read internal replies).
+    pub fn can_reply_internally(&self) -> bool {
+        self.can_triage()
+    }
+
+    /// "Me too": a signed-in reader of a live public or members widget supports someone
+    /// else's annotation (once; a second time takes it back).
+    pub fn can_support(&self, widget: &Widget, author_id: i64) -> bool {
+        self.actor_id.is_some_and(|me| me != author_id) && supportable(widget) && self.can_read_widget(widget)
+    }
+
     /// Hub members read the hub's interaction events (PostgreSQL: `events_read`).
     pub fn can_read_events(&self) -> bool {
         self.can_view_hub()
@@ -139,6 +155,17 @@ impl HubAccess {
 /// live, whatever its scope; on a non-public widget they then read only their own annotations.
 pub fn embed_visitor_can_annotate(widget: &Widget) -> bool {
     widget.archived_at.is_none()
+}
+
+/// Support ("me too") is given on live `public` and `members` widgets only: on a private widget
+/// nobody but staff and the owner reads the annotations to agree with.
+pub fn supportable(widget: &Widget) -> bool {
+    widget.archived_at.is_none() && every_member_reads(widget)
+}
+
+/// An embed visitor supports an annotation they read on their widget, not their own.
+pub fn embed_visitor_can_support(widget: &Widget, visitor_id: Option<i64>, author_id: i64) -> bool {
+    supportable(widget) && visitor_id != Some(author_id)
 }
 
 /// A widget's embed key is its public write key for interaction events (like an analytics
@@ -196,6 +223,19 @@ pub fn push_hub_annotation_visible(qb: &mut SqlBuilder, access: &HubAccess) {
     } else {
         push_annotation_visible_alone(qb, &Viewer { actor_id: access.actor_id, ..Viewer::default() });
     }
+}
+
+/// Appends the predicate "the viewer may read reply `r`": they read its live annotation (the
+/// annotation rule, in a subquery), and an internal reply only as staff of its hub.
+pub fn push_reply_visible(qb: &mut SqlBuilder, viewer: &Viewer) {
+    let actor = sql_actor(viewer);
+    qb.push("(EXISTS (SELECT 1 FROM annotations a JOIN widgets w ON w.id = a.widget_id WHERE a.id = r.annotation_id");
+    qb.push(" AND a.deleted_at IS NULL AND ");
+    push_annotation_visible(qb, viewer);
+    qb.push(") AND (r.internal = 0");
+    qb.push(" OR EXISTS (SELECT 1 FROM hub_members m WHERE m.hub_id = r.hub_id AND m.actor_id = ").push_bind(actor);
+    qb.push(" AND m.role IN ('triager', 'operator'))");
+    qb.push(" OR EXISTS (SELECT 1 FROM actors ad WHERE ad.id = ").push_bind(actor).push(" AND ad.is_admin = 1)))");
 }
 
 /// Appends the predicate "the viewer may read widget `w`".

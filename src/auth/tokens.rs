@@ -109,6 +109,17 @@ pub fn peek(token: &str) -> Result<Claims, TokenError> {
     decode_json(payload)
 }
 
+/// The host's optional `email` claim of a token (read only after [`verify`] accepted it): the
+/// address of its user, kept for notification mail they opt in to inside the embed.
+pub fn email_claim(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Email {
+        email: Option<String>,
+    }
+    let (_, payload, _) = parts(token).ok()?;
+    decode_json::<Email>(payload).ok()?.email
+}
+
 /// Verifies an HS256 token: algorithm, signature (constant time), audience, expiry and, with
 /// `max_lifetime_s`, that it does not expire further ahead than that. `now_s` is the current
 /// time in seconds.

@@ -29,4 +29,6 @@ pub struct Session {
     pub viewer: Viewer,
     pub csrf_token: String,
     pub token_hash: String,
+    /// Unread notifications when the request began (the bell's first count).
+    pub unread: i64,
 }

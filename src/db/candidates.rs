@@ -186,6 +186,8 @@ pub struct CandidateRow {
     pub status: String,
     pub updated_at: i64,
     pub evidence_count: i64,
+    /// "Me too"s summed over the live evidence on widgets every member reads.
+    pub support_count: i64,
     pub decision_detail: Option<String>,
     pub decision_rationale: Option<String>,
     pub decision_at: Option<i64>,
@@ -313,6 +315,9 @@ pub async fn list(
     let mut qb = SqlBuilder::new(
         "SELECT c.id, c.title, c.status, c.updated_at,
             (SELECT COUNT(*) FROM candidate_evidence e WHERE e.candidate_id = c.id AND e.removed_at IS NULL) AS evidence_count,
+            (SELECT COUNT(*) FROM candidate_evidence e JOIN annotations ea ON ea.id = e.annotation_id
+               JOIN widgets ew ON ew.id = ea.widget_id JOIN annotation_supports s ON s.annotation_id = e.annotation_id
+              WHERE e.candidate_id = c.id AND e.removed_at IS NULL AND ew.policy_scope IN ('public', 'members')) AS support_count,
             d.detail AS decision_detail, d.rationale AS decision_rationale, d.created_at AS decision_at,
             p.display_name AS decision_by
          FROM requirement_candidates c

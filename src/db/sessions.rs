@@ -12,6 +12,8 @@ pub struct SessionRow {
     pub handle: Option<String>,
     pub display_name: String,
     pub is_admin: i64,
+    /// The person's unread notifications (the bell), read with the session: no extra round trip.
+    pub unread: i64,
 }
 
 /// Stores a new session.
@@ -40,7 +42,8 @@ pub async fn create(
 /// The session with this token hash if it is neither revoked nor expired at `now`.
 pub async fn find_live(db: &Db, token_hash: &str, now: i64) -> Result<Option<SessionRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT s.token_hash, s.csrf_token, s.last_seen_at, a.id AS actor_id, a.handle, a.display_name, a.is_admin
+        "SELECT s.token_hash, s.csrf_token, s.last_seen_at, a.id AS actor_id, a.handle, a.display_name, a.is_admin,
+                (SELECT COUNT(*) FROM notifications n WHERE n.recipient_id = a.id AND n.read_at IS NULL) AS unread
          FROM sessions s JOIN actors a ON a.id = s.actor_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )

@@ -13,6 +13,7 @@ use super::annotations::Cursor;
 use super::candidates;
 use super::ledger::{self, NewEntry};
 use super::sql::SqlBuilder;
+use super::supports;
 use super::{Backend, Db, StoreError, now_ms};
 use crate::auth::policy::{self, HubAccess};
 
@@ -53,6 +54,12 @@ pub struct TriageRow {
     pub duplicates: i64,
     /// The requirement candidate this annotation is live evidence of, if any.
     pub candidate_id: Option<i64>,
+    /// Who wrote it.
+    pub actor_id: i64,
+    /// How many people said "me too".
+    pub supports: i64,
+    /// How many replies it has (staff read them all).
+    pub replies: i64,
 }
 
 /// A triage row over a page of annotations chosen first (alias `a`): the caller appends the
@@ -73,7 +80,10 @@ const PAGE_JOIN: &str = ")
         a.created_at, a.updated_at, a.version, a.category_id,
         w.slug AS widget_slug, w.name AS widget_name, p.display_name AS author_name,
         c.slug AS category_slug, c.label AS category_label, c.colour AS category_colour,
-        COALESCE(dup.n, 0) AS duplicates, ev.candidate_id
+        COALESCE(dup.n, 0) AS duplicates, ev.candidate_id,
+        a.actor_id,
+        (SELECT COUNT(*) FROM annotation_supports s WHERE s.annotation_id = a.id) AS supports,
+        (SELECT COUNT(*) FROM annotation_replies rp WHERE rp.annotation_id = a.id) AS replies
    FROM page a
    JOIN widgets w ON w.id = a.widget_id
    JOIN actors p ON p.id = a.actor_id
@@ -97,7 +107,12 @@ pub struct QueueFilter {
     pub from_ms: Option<i64>,
     /// Created before (epoch ms).
     pub until_ms: Option<i64>,
+    /// Most "me too"s first (ties oldest first) instead of oldest first.
+    pub by_support: bool,
 }
+
+/// How many supporters annotation `a` has (`a` in scope).
+const SUPPORTS_OF_A: &str = "(SELECT COUNT(*) FROM annotation_supports s WHERE s.annotation_id = a.id)";
 
 /// Escapes `LIKE` wildcards (with `\` as the escape character) and wraps in `%…%`.
 pub fn like_pattern(text: &str) -> String {
@@ -157,12 +172,30 @@ fn queue_sql(access: &HubAccess, hub_id: i64, filter: &QueueFilter, after: Optio
     let mut qb = SqlBuilder::new(PAGE_SELECT);
     push_filter(&mut qb, access, hub_id, filter);
     if let Some(after) = after {
-        qb.push(" AND (a.created_at > ").push_bind(after.created_at);
-        qb.push(" OR (a.created_at = ").push_bind(after.created_at);
-        qb.push(" AND a.id > ").push_bind(after.id).push("))");
+        let older = |qb: &mut SqlBuilder| {
+            qb.push("(a.created_at > ").push_bind(after.created_at);
+            qb.push(" OR (a.created_at = ").push_bind(after.created_at);
+            qb.push(" AND a.id > ").push_bind(after.id).push("))");
+        };
+        if filter.by_support {
+            // After the last row in (support descending, created_at, id) order, by its support now.
+            let last = "(SELECT COUNT(*) FROM annotation_supports ls WHERE ls.annotation_id = ";
+            qb.push(" AND (").push(SUPPORTS_OF_A).push(" < ").push(last).push_bind(after.id).push(")");
+            qb.push(" OR (").push(SUPPORTS_OF_A).push(" = ").push(last).push_bind(after.id).push(") AND ");
+            older(&mut qb);
+            qb.push("))");
+        } else {
+            qb.push(" AND ");
+            older(&mut qb);
+        }
     }
-    qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
-    qb.push(PAGE_JOIN).push(" ORDER BY a.created_at, a.id");
+    if filter.by_support {
+        qb.push(" ORDER BY ").push(SUPPORTS_OF_A).push(" DESC, a.created_at, a.id LIMIT ").push_bind(limit);
+        qb.push(PAGE_JOIN).push(" ORDER BY supports DESC, a.created_at, a.id");
+    } else {
+        qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
+        qb.push(PAGE_JOIN).push(" ORDER BY a.created_at, a.id");
+    }
     qb
 }
 
@@ -639,6 +672,10 @@ pub async fn apply(
         } else {
             write_state(&mut tx, hub_id, target.id, target.version, &after, at).await?
         };
+        // A duplicate's "me too"s (and its author's) count for the original from now on.
+        if let Some(original) = after.duplicate_of.filter(|_| after.duplicate_of != before.duplicate_of) {
+            supports::move_to_original(&mut tx, target.id, original).await?;
+        }
         audit(&mut tx, by, target.id, &before, &after, &categories).await?;
         applied.push(Applied { id: target.id, before, after, version, candidate: None });
     }

@@ -23,7 +23,7 @@ pub async fn upsert(db: &Db, external_ref: &str, display_name: &str, refresh_nam
     match existing {
         Some((id, name)) if !refresh_name || name == display_name => Ok(id),
         _ => Ok(sqlx::query_scalar(
-            "INSERT INTO actors (display_name, kind, external_ref, created_at) VALUES ($1, 'visitor', $2, $3)
+            "INSERT INTO actors (display_name, kind, external_ref, created_at, email_mode) VALUES ($1, 'visitor', $2, $3, 'off')
              ON CONFLICT (external_ref) DO UPDATE SET display_name = CASE WHEN $4 = 1 THEN excluded.display_name ELSE actors.display_name END
              RETURNING id",
         )

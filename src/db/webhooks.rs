@@ -11,8 +11,14 @@
 use super::{Backend, Db, StoreError, now_ms};
 
 /// The events a webhook can subscribe to.
-pub const EVENTS: [&str; 5] =
-    ["annotation.created", "annotation.updated", "annotation.triaged", "candidate.created", "candidate.decided"];
+pub const EVENTS: [&str; 6] = [
+    "annotation.created",
+    "annotation.updated",
+    "annotation.triaged",
+    "annotation.replied",
+    "candidate.created",
+    "candidate.decided",
+];
 
 /// A webhook as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

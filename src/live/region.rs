@@ -16,7 +16,7 @@ use crate::db::hubs;
 use crate::error::AppError;
 use crate::live::ChangeEvent;
 use crate::web::ledger::{self, CandidatePart};
-use crate::web::{access, dashboard, hubs as hubs_page, inbox, triage, widgets};
+use crate::web::{access, dashboard, hubs as hubs_page, inbox, roadmap, triage, widgets};
 
 /// Who is sent the same render of a region (see [`Region::admit`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -56,6 +56,10 @@ pub enum Region {
     TriageQueue { hub_id: i64, filter: String },
     /// A triage board's counts panel for one set of filters.
     TriageCounts { hub_id: i64, filter: String },
+    /// A person's notification bell (their unread count), in the layout of every live page.
+    Bell { actor_id: i64 },
+    /// A hub's roadmap (planned and shipped, with support).
+    Roadmap { hub_id: i64 },
 }
 
 impl Region {
@@ -87,6 +91,8 @@ impl Region {
             ("widgets", Some(hub_id)) => Some(Self::Widgets { hub_id }),
             ("signals", Some(hub_id)) => Some(Self::Signals { hub_id }),
             ("feed", Some(hub_id)) => Some(Self::Feed { hub_id }),
+            ("bell", Some(actor_id)) => Some(Self::Bell { actor_id }),
+            ("roadmap", Some(hub_id)) => Some(Self::Roadmap { hub_id }),
             _ => None,
         }
     }
@@ -98,6 +104,8 @@ impl Region {
             Self::Widgets { hub_id } => format!("widgets:{hub_id}"),
             Self::Signals { hub_id } => format!("signals:{hub_id}"),
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
+            Self::Bell { actor_id } => format!("bell:{actor_id}"),
+            Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -129,6 +137,8 @@ impl Region {
         "candidate-history",
         "triage-queue",
         "triage-counts",
+        "bell",
+        "roadmap",
     ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
@@ -146,6 +156,8 @@ impl Region {
             Self::CandidateHistory { .. } => "candidate-history",
             Self::TriageQueue { .. } => "triage-queue",
             Self::TriageCounts { .. } => "triage-counts",
+            Self::Bell { .. } => "bell",
+            Self::Roadmap { .. } => "roadmap",
         }
     }
 
@@ -195,6 +207,22 @@ impl Region {
             Self::TriageQueue { hub_id, .. } | Self::TriageCounts { hub_id, .. } => {
                 in_hub(*hub_id)
                     && matches!(table, "annotations" | "widgets" | "categories" | "hub_members" | "candidate_evidence")
+            }
+            // Notification changes carry their recipient as `row_id` (migration 0021).
+            Self::Bell { actor_id } => table == "notifications" && change.row_id == Some(*actor_id),
+            // Supports announce themselves as annotation updates; publishing as a hub update.
+            Self::Roadmap { hub_id } => {
+                in_hub(*hub_id)
+                    && matches!(
+                        table,
+                        "requirement_candidates"
+                            | "ledger_entries"
+                            | "candidate_evidence"
+                            | "annotations"
+                            | "widgets"
+                            | "hubs"
+                            | "hub_members"
+                    )
             }
         }
     }
@@ -261,6 +289,7 @@ impl Region {
     pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
         match self {
             Self::Hubs => Ok(()),
+            Self::Bell { actor_id } => own_bell(*actor_id, viewer),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }
@@ -328,8 +357,18 @@ impl Region {
                 let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
                 Ok(triage::load_counts(state, &hub, &access, &filter).await?.render()?)
             }
+            Self::Bell { actor_id } => {
+                own_bell(*actor_id, viewer)?;
+                crate::web::notifications::render_bell(state, *actor_id).await
+            }
+            Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
         }
     }
+}
+
+/// A bell is only ever its own person's.
+fn own_bell(actor_id: i64, viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.actor_id == Some(actor_id) { Ok(()) } else { Err(AppError::NotFound("page")) }
 }
 
 async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hubs::Hub, AppError> {
@@ -417,9 +456,13 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        for region in
-            [Region::Hubs, Region::Widgets { hub_id: 3 }, Region::Signals { hub_id: 3 }, Region::Feed { hub_id: 9 }]
-        {
+        for region in [
+            Region::Hubs,
+            Region::Widgets { hub_id: 3 },
+            Region::Signals { hub_id: 3 },
+            Region::Feed { hub_id: 9 },
+            Region::Roadmap { hub_id: 2 },
+        ] {
             assert_eq!(Region::parse(&region.key()), Some(region.clone()));
         }
         assert_eq!(Region::parse("widgets"), None);

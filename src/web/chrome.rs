@@ -19,6 +19,8 @@ pub struct Chrome {
     pub live_url: Option<String>,
     /// The viewer's role in the hub the page belongs to, shown in the header.
     pub hub_role: Option<&'static str>,
+    /// The signed-in person's unread notifications (the bell); `None` for anonymous viewers.
+    pub unread: Option<i64>,
 }
 
 impl Chrome {
@@ -30,7 +32,19 @@ impl Chrome {
 
     /// The same chrome with a live stream.
     pub fn live(mut self, url: impl Into<String>) -> Self {
-        self.live_url = Some(url.into());
+        let mut url = url.into();
+        // The bell rides on every live page's stream (its region is the person's own).
+        // Last, so the page's own regions keep their place in the URL.
+        if let Some(actor_id) = self.viewer.actor_id
+            && let Some(at) = url.find("regions=")
+        {
+            let start = at + "regions=".len();
+            let end = url[start..].find('&').map_or(url.len(), |i| start + i);
+            let bell = crate::live::Region::Bell { actor_id }.key();
+            let joined = if end > start { format!(",{bell}") } else { bell };
+            url.insert_str(end, &joined);
+        }
+        self.live_url = Some(url);
         self
     }
 
@@ -49,14 +63,14 @@ impl Chrome {
         let asset_v =
             req.app_data::<web::Data<AppState>>().map(|state| state.assets.version.clone()).unwrap_or_default();
         let session = req.extensions().get::<crate::auth::Session>().cloned();
-        let (viewer, csrf_token) = match session {
-            Some(session) => (session.viewer, session.csrf_token),
+        let (viewer, csrf_token, unread) = match session {
+            Some(session) => (session.viewer, session.csrf_token, Some(session.unread)),
             None => {
                 let token = req.extensions().get::<AnonCsrf>().map(|t| t.0.clone()).unwrap_or_default();
-                (Viewer::anonymous(), token)
+                (Viewer::anonymous(), token, None)
             }
         };
-        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None, hub_role: None }
+        Self { title: String::new(), viewer, csrf_token, asset_v, live_url: None, hub_role: None, unread }
     }
 }
 

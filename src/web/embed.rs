@@ -28,12 +28,14 @@ use crate::db::api::{self, ApiAnnotation, Filter, Order};
 use crate::db::categories::{self, Category};
 use crate::db::visitors;
 use crate::db::widgets::{self, Widget};
-use crate::db::{Backend, StoreError, now_ms};
+use crate::db::{Backend, Db, StoreError, now_ms};
+use crate::db::{replies, supports};
 use crate::error::AppError;
 use crate::live::hub::html_hash;
 use crate::web::api::cors::origin_listed;
 use crate::web::api::stream::{Wake, Woken};
 use crate::web::render::Htmx;
+use crate::web::replies::{Conversations, SimilarView, SupportSlot, SupportView};
 use crate::web::security::CSP;
 
 /// Annotations the embed thread shows.
@@ -48,12 +50,34 @@ pub struct Thread {
     pub items: Vec<ApiAnnotation>,
     pub me: Option<i64>,
     pub public: bool,
+    /// The replies the visitor reads (never internal ones) and the support of each annotation.
+    pub talk: Conversations,
+    /// `/embed/{key}/annotations/{id}/support?vt=…` with `{id}` to fill in, when the widget
+    /// takes support.
+    pub support_url: Option<String>,
 }
 
 impl Thread {
     /// Whether the visitor wrote `annotation`.
     pub fn mine(&self, annotation: &ApiAnnotation) -> bool {
         self.me == Some(annotation.actor_id)
+    }
+
+    /// The "me too" count and toggle of `annotation`.
+    pub fn support(&self, annotation: &ApiAnnotation) -> SupportView {
+        let support = self.talk.support_of(annotation.id);
+        let url = self
+            .support_url
+            .as_ref()
+            .filter(|_| !self.mine(annotation))
+            .map(|url| url.replacen("{id}", &annotation.id.to_string(), 1));
+        SupportView {
+            annotation_id: annotation.id,
+            count: support.count,
+            mine: support.mine,
+            url,
+            slot: SupportSlot::Thread,
+        }
     }
 }
 
@@ -72,6 +96,61 @@ struct EmbedPage {
     live_url: String,
     composer: ComposerView,
     thread: Thread,
+    /// An identified visitor's address (from the host's `email` claim) and whether they opted in.
+    email: Option<(String, bool)>,
+}
+
+/// The opt-in form of an identified visitor with an address.
+#[derive(Template)]
+#[template(path = "fragments/embed_email.html")]
+struct EmbedEmail {
+    key: String,
+    visitor_token: String,
+    email: Option<(String, bool)>,
+}
+
+/// The opt-in form's field.
+#[derive(Debug, Default, Deserialize)]
+struct OptInForm {
+    #[serde(default)]
+    notify: Option<String>,
+}
+
+/// What the embed shows of an identified visitor's mail: their address and opt-in.
+async fn visitor_email(state: &AppState, visitor: &Visitor) -> Result<Option<(String, bool)>, AppError> {
+    let Some(actor_id) = visitor.actor_id.filter(|_| visitor.identified) else { return Ok(None) };
+    let settings = crate::db::notifications::email_settings(&state.db, actor_id).await?;
+    Ok(settings.email.filter(|e| !e.is_empty()).map(|e| (e, settings.email_mode != "off")))
+}
+
+/// `POST /embed/{embed_key}/email`: an identified visitor opts in to (or out of) mail about
+/// their feedback, at the address their host site gave.
+#[post("/embed/{embed_key}/email")]
+async fn opt_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EmbedQuery>,
+    form: web::Form<OptInForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    let ancestors = frame_ancestors(&widget);
+    if !origin_ok(&req, &widget) {
+        return Err(AppError::Forbidden);
+    }
+    let visitor = request_visitor(&state, &req, &widget, query.vt.as_deref()).await?;
+    let Some((visitor, actor_id)) = visitor.and_then(|v| v.actor_id.filter(|_| v.identified).map(|id| (v, id))) else {
+        return Err(AppError::Forbidden);
+    };
+    let opt_in = form.notify.as_deref().is_some_and(|v| !v.is_empty());
+    match crate::db::notifications::set_visitor_opt_in(&state.db, actor_id, opt_in).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(AppError::BadRequest("your site gave no email address".into())),
+        Err(e) => return Err(e.into()),
+    }
+    let email = visitor_email(&state, &visitor).await?;
+    let body = EmbedEmail { key: widget.embed_key.clone(), visitor_token: visitor.token.clone(), email }.render()?;
+    Ok(respond(StatusCode::OK, &ancestors, body, Some(&visitor)))
 }
 
 #[derive(Template)]
@@ -219,8 +298,19 @@ async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Re
         visible.as_ref(),
     )
     .await?;
+    let ids: Vec<i64> = items.iter().map(|a| a.id).collect();
+    let support = supports::counts_in(&mut tx, visitor.actor_id, &ids).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(Thread { items, me: visitor.actor_id, public: widget.policy_scope == "public" })
+    let replies = replies::for_annotations(&state.db, &visitor.viewer(), &ids).await?;
+    let support_url = policy::supportable(widget)
+        .then(|| format!("/embed/{}/annotations/{{id}}/support?vt={}", widget.embed_key, visitor.token));
+    Ok(Thread {
+        items,
+        me: visitor.actor_id,
+        public: widget.policy_scope == "public",
+        talk: Conversations::embed(replies, support, visitor.actor_id),
+        support_url,
+    })
 }
 
 /// Where the composer posts: the visitor token rides in the URL, so the form works where
@@ -313,7 +403,8 @@ async fn show_page(
     }
     let url = composer_url(&widget, &visitor, &theme, &parent);
     let composer = composer_view(&state, url, composer, categories)?;
-    let page = embed_page(&state, &widget, &visitor, fresh, (theme, parent), composer, thread);
+    let email = visitor_email(&state, &visitor).await?;
+    let page = embed_page(&state, &widget, &visitor, fresh, (theme, parent), composer, thread).with_email(email);
     Ok(respond(StatusCode::OK, &ancestors, page.render()?, Some(&visitor)))
 }
 
@@ -473,7 +564,8 @@ async fn submit(
     let view = composer_view(&state, url, composer, categories)?;
     let body = if !htmx.partial {
         let thread = load_thread(&state, &widget, &visitor).await?;
-        embed_page(&state, &widget, &visitor, false, (theme, parent), view, thread).render()?
+        let email = visitor_email(&state, &visitor).await?;
+        embed_page(&state, &widget, &visitor, false, (theme, parent), view, thread).with_email(email).render()?
     } else if created {
         // The visitor's thread shows it at once, whatever the live stream is doing.
         let thread = load_thread(&state, &widget, &visitor).await?;
@@ -510,12 +602,22 @@ fn embed_page(
         live_url: format!("/embed/{}/live?vt={}", widget.embed_key, visitor.token),
         composer,
         thread,
+        email: None,
+    }
+}
+
+impl EmbedPage {
+    fn with_email(mut self, email: Option<(String, bool)>) -> Self {
+        self.email = email;
+        self
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct TokenQuery {
     vt: Option<String>,
+    /// Where a support toggle sits (`similar` beside the composer).
+    slot: Option<SupportSlot>,
 }
 
 /// The visitor of a read: who the token or cookie proves, else an anonymous visitor (public
@@ -602,9 +704,107 @@ async fn live_thread(
         .insert_header(("Cache-Control", "no-store")))
 }
 
+/// `POST /embed/{embed_key}/annotations/{id}/support`: the visitor's "me too" on an annotation
+/// they read (given, or taken back); answers the count and toggle as they are now.
+#[post("/embed/{embed_key}/annotations/{id}/support")]
+async fn toggle_support(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, AppError> {
+    let Some(widget) = live_widget(&state, &path.0).await? else { return Err(AppError::NotFound("widget")) };
+    let ancestors = frame_ancestors(&widget);
+    if !origin_ok(&req, &widget) {
+        return Err(AppError::Forbidden);
+    }
+    let Some(mut visitor) = request_visitor(&state, &req, &widget, query.vt.as_deref()).await? else {
+        return Err(AppError::Unauthorized);
+    };
+    let visible = (!rls_only(&state)).then(|| visitor.viewer());
+    let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
+    let annotation = api::get_annotation(&mut tx, widget.id, path.1, visible.as_ref()).await?;
+    Db::end_read(tx);
+    let annotation = annotation.ok_or(AppError::NotFound("annotation"))?;
+    if !policy::embed_visitor_can_support(&widget, visitor.actor_id, annotation.actor_id) {
+        return Err(AppError::Forbidden);
+    }
+    let actor_id = visitor.ensure_actor(&state).await?;
+    match supports::toggle(&state.db, actor_id, Some(widget.id), annotation.id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => return Err(AppError::NotFound("annotation")),
+        Err(e) if api::is_policy_refusal(&e) => return Err(AppError::Forbidden),
+        Err(e) => return Err(e.into()),
+    }
+    let thread = load_thread(&state, &widget, &visitor).await?;
+    let mut view = thread.support(&annotation);
+    view.slot = query.slot.unwrap_or(SupportSlot::Thread);
+    Ok(respond(StatusCode::OK, &ancestors, view.render()?, Some(&visitor)))
+}
+
+#[derive(Debug, Deserialize)]
+struct DraftForm {
+    body: Option<String>,
+}
+
+/// `POST /embed/{embed_key}/similar`: up to three annotations of the widget like the visitor's
+/// draft that the visitor reads, with their support toggles.
+#[post("/embed/{embed_key}/similar")]
+async fn similar(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<TokenQuery>,
+    form: web::Form<DraftForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    if !origin_ok(&req, &widget) {
+        return Err(AppError::Forbidden);
+    }
+    let visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
+    let draft = form.body.as_deref().unwrap_or_default();
+    let rows = crate::db::similar::on_widget(
+        &state.db,
+        &visitor.viewer(),
+        widget.id,
+        draft,
+        crate::web::replies::SIMILAR_LIMIT,
+    )
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
+    let support = supports::counts_in(&mut tx, visitor.actor_id, &ids).await?;
+    Db::end_read(tx);
+    let url = policy::supportable(&widget)
+        .then(|| format!("/embed/{}/annotations/{{id}}/support?vt={}", widget.embed_key, visitor.token));
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let s = support.get(&row.id).copied().unwrap_or_default();
+            let url = url.as_ref().filter(|_| visitor.actor_id != Some(row.actor_id));
+            let view = SupportView {
+                annotation_id: row.id,
+                count: s.count,
+                mine: s.mine,
+                url: url.map(|u| u.replacen("{id}", &row.id.to_string(), 1)),
+                slot: SupportSlot::Similar,
+            };
+            (row.body, view)
+        })
+        .collect();
+    Ok(respond(StatusCode::OK, &frame_ancestors(&widget), SimilarView { items }.render()?, None))
+}
+
 /// Mounts the loader and the embed routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(loader).service(show_page).service(submit).service(thread_region).service(live_thread);
+    cfg.service(loader)
+        .service(show_page)
+        .service(submit)
+        .service(opt_in)
+        .service(thread_region)
+        .service(live_thread)
+        .service(toggle_support)
+        .service(similar);
 }
 
 #[cfg(test)]

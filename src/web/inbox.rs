@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
+use crate::web::replies::Conversations;
 use crate::web::widgets::{hub_widget, widget_by_ids, widget_path};
 use crate::web::{access, region};
 
@@ -66,6 +67,8 @@ pub struct InboxPage {
     pub first: bool,
     pub viewer_id: Option<i64>,
     pub read_up_to: i64,
+    /// The replies and support of the page's annotations.
+    pub talk: Conversations,
 }
 
 impl InboxPage {
@@ -180,7 +183,10 @@ pub async fn load_inbox_page(
         None
     };
     let base = base.to_owned();
-    Ok(InboxPage { base, items, next, first: before.is_none(), viewer_id: viewer.actor_id, read_up_to })
+    let access = HubAccess::load(&state.db, viewer, widget.hub_id).await?;
+    let ids: Vec<i64> = items.iter().map(|a| a.id).collect();
+    let talk = Conversations::load(state, viewer, &access, Some(widget), &ids).await?;
+    Ok(InboxPage { base, items, next, first: before.is_none(), viewer_id: viewer.actor_id, read_up_to, talk })
 }
 
 /// Loads the inbox region of a widget under `filter`.

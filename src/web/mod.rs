@@ -21,8 +21,11 @@ pub mod ledger;
 pub mod ledger_proofs;
 pub mod login;
 pub mod markup;
+pub mod notifications;
 pub mod region;
 pub mod render;
+pub mod replies;
+pub mod roadmap;
 pub mod security;
 pub mod settings;
 pub mod triage;
@@ -39,6 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
     dashboard::configure(cfg);
     widgets::configure(cfg);
+    replies::configure(cfg);
+    roadmap::configure(cfg);
     inbox::configure(cfg);
     crate::live::stream::configure(cfg);
     settings::configure(cfg);
@@ -49,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     api_keys::configure(cfg);
     triage::configure(cfg);
     categories::configure(cfg);
+    notifications::configure(cfg);
 }
 
 /// Extractor configuration: malformed paths, queries and forms become [`AppError::BadRequest`].

@@ -48,6 +48,8 @@ pub struct FilterParams {
     pub q: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// `support`: most "me too"s first; otherwise oldest first.
+    pub sort: Option<String>,
 }
 
 /// The filters, checked: what the form shows and what the store filters by.
@@ -60,6 +62,8 @@ pub struct Filter {
     pub q: String,
     pub from: String,
     pub to: String,
+    /// `support` or empty (oldest first).
+    pub sort: String,
     pub store: QueueFilter,
 }
 
@@ -96,6 +100,11 @@ impl Filter {
         let widget = input::slug_filter("widget", params.widget.as_deref())?;
         let category = input::slug_filter("category", params.category.as_deref())?;
         let q = input::search(params.q.as_deref())?;
+        let sort = match clean(params.sort) {
+            s if s.is_empty() || s == "oldest" => String::new(),
+            s if s == "support" => s,
+            _ => return Err(AppError::BadRequest("sort is oldest or support".into())),
+        };
         let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
         let store = QueueFilter {
             status: (status != "all").then(|| status.clone()),
@@ -104,8 +113,9 @@ impl Filter {
             text: some(&q),
             from_ms,
             until_ms,
+            by_support: !sort.is_empty(),
         };
-        Ok(Self { status, widget, category, q, from, to, store })
+        Ok(Self { status, widget, category, q, from, to, sort, store })
     }
 
     fn query_with(&self, status: &str, category: &str) -> String {
@@ -116,6 +126,7 @@ impl Filter {
             ("q", &self.q),
             ("from", &self.from),
             ("to", &self.to),
+            ("sort", &self.sort),
         ] {
             if !value.is_empty() {
                 out.push_str(&format!("&{name}={}", urlencode(value)));

@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
+use crate::web::replies::Conversations;
 use crate::web::{access, region};
 
 /// Annotations per page of the thread.
@@ -100,7 +101,7 @@ pub async fn render_live_thread(
     let (hub, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
     access::require(access.can_read_widget(&widget), viewer)?;
     let base = widget_path(&hub.slug, &widget.slug);
-    let page = load_thread_page_as(state, &base, &widget, viewer, None, shared).await?;
+    let page = load_thread_page_as(state, &base, &access, &widget, viewer, None, shared).await?;
     Ok(ThreadPanel { first: page }.render()?)
 }
 
@@ -112,6 +113,8 @@ pub struct ThreadItemView {
     pub item: ThreadItem,
     pub viewer_id: Option<i64>,
     pub now: i64,
+    /// Its replies and support.
+    pub talk: Conversations,
 }
 
 /// One page of the thread, with the "load more" link to the next.
@@ -124,6 +127,8 @@ pub struct ThreadPage {
     pub first: bool,
     pub viewer_id: Option<i64>,
     pub now: i64,
+    /// The replies and support of the page's annotations.
+    pub talk: Conversations,
 }
 
 /// The thread region: its first page.
@@ -168,17 +173,19 @@ struct WidgetPage {
 pub async fn load_thread_page(
     state: &AppState,
     base: &str,
+    access: &HubAccess,
     widget: &Widget,
     viewer: &Viewer,
     before: Option<Cursor>,
 ) -> Result<ThreadPage, AppError> {
-    load_thread_page_as(state, base, widget, viewer, before, false).await
+    load_thread_page_as(state, base, access, widget, viewer, before, false).await
 }
 
 /// [`load_thread_page`], or (`shared`) the page every reader of the widget is sent live.
 async fn load_thread_page_as(
     state: &AppState,
     base: &str,
+    access: &HubAccess,
     widget: &Widget,
     viewer: &Viewer,
     before: Option<Cursor>,
@@ -194,18 +201,27 @@ async fn load_thread_page_as(
     } else {
         None
     };
+    let ids: Vec<i64> = items.iter().filter(|i| i.deleted_at.is_none()).map(|i| i.row.id).collect();
+    // The shared render carries nothing personal: no internal replies (staff only), nobody's
+    // own support, no reply or support controls; the page's own load shows the viewer's.
+    let talk = if shared {
+        Conversations::load_shared(state, viewer, &ids).await?
+    } else {
+        Conversations::load(state, viewer, access, Some(widget), &ids).await?
+    };
     let viewer_id = if shared { None } else { viewer.actor_id };
-    Ok(ThreadPage { base: base.to_owned(), items, next, first: before.is_none(), viewer_id, now })
+    Ok(ThreadPage { base: base.to_owned(), items, next, first: before.is_none(), viewer_id, now, talk })
 }
 
 /// Loads the thread region of a widget.
 pub async fn load_thread(
     state: &AppState,
     base: &str,
+    access: &HubAccess,
     widget: &Widget,
     viewer: &Viewer,
 ) -> Result<ThreadPanel, AppError> {
-    Ok(ThreadPanel { first: load_thread_page(state, base, widget, viewer, None).await? })
+    Ok(ThreadPanel { first: load_thread_page(state, base, access, widget, viewer, None).await? })
 }
 
 fn composer_view(
@@ -243,12 +259,12 @@ async fn render_widget_page(
         }
         false => None,
     };
-    let thread = load_thread(state, &base, &widget, &chrome.viewer).await?;
+    let thread = load_thread(state, &base, &access, &widget, &chrome.viewer).await?;
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
     // The stream sends every reader the shared render (the viewer's own buttons shown by the
     // page): the page says which of those it shows, so the first update can be the new rows.
     let live_url = if access.can_read_widget(&widget) {
-        let shared = load_thread_page_as(state, &base, &widget, &chrome.viewer, None, true).await?;
+        let shared = load_thread_page_as(state, &base, &access, &widget, &chrome.viewer, None, true).await?;
         let shared = ThreadPanel { first: shared }.render()?;
         live::region::stream_url_with(&[(region, shared.as_str())], since)
     } else {
@@ -292,13 +308,13 @@ async fn thread_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _, widget) = readable_widget(&state, &path.0, &path.1, &chrome.viewer).await?;
+    let (hub, access, widget) = readable_widget(&state, &path.0, &path.1, &chrome.viewer).await?;
     let base = widget_path(&hub.slug, &widget.slug);
     let before = match query.before.as_deref() {
         Some(param) => Some(Cursor::parse(param).ok_or_else(|| AppError::BadRequest("invalid thread cursor".into()))?),
         None => None,
     };
-    let page = load_thread_page(&state, &base, &widget, &chrome.viewer, before).await?;
+    let page = load_thread_page(&state, &base, &access, &widget, &chrome.viewer, before).await?;
     let chrome = chrome.titled(format!("{} · feedback", widget.name));
     if before.is_some() && htmx.partial {
         return render::fragment(&page);
@@ -394,7 +410,7 @@ async fn compose(
 }
 
 /// The annotation `id` of the URL's widget, if the viewer may read it (404 otherwise).
-async fn annotation(
+pub(crate) async fn annotation(
     state: &AppState,
     hub_slug: &str,
     widget_slug: &str,
@@ -436,17 +452,25 @@ async fn item_response(
     viewer: &Viewer,
 ) -> Result<HttpResponse, AppError> {
     let item = annotations::visible_on_widget(&state.db, viewer, widget_id, id).await?;
-    render_item(base, item, viewer)
+    render_item(state, base, item, viewer).await
 }
 
-fn render_item(base: String, item: ThreadItem, viewer: &Viewer) -> Result<HttpResponse, AppError> {
+async fn render_item(
+    state: &AppState,
+    base: String,
+    item: ThreadItem,
+    viewer: &Viewer,
+) -> Result<HttpResponse, AppError> {
     let now = now_ms();
     let gone =
         item.deleted_at.is_some_and(|at| Some(item.row.actor_id) != viewer.actor_id || at < now - annotations::UNDO_MS);
     if gone {
         return Ok(render::html(StatusCode::OK, String::new()));
     }
-    render::fragment(&ThreadItemView { base, item, viewer_id: viewer.actor_id, now })
+    let access = HubAccess::load(&state.db, viewer, item.row.hub_id).await?;
+    let widget = widgets::by_id(&state.db, item.row.widget_id).await?;
+    let talk = Conversations::load(state, viewer, &access, Some(&widget), &[item.row.id]).await?;
+    render::fragment(&ThreadItemView { base, item, viewer_id: viewer.actor_id, now, talk })
 }
 
 #[get("/hubs/{hub_slug}/widgets/{widget_slug}/annotations/{id}")]
@@ -462,7 +486,7 @@ async fn show_annotation(
             .insert_header((header::LOCATION, format!("{base}#annotation-{}", path.2)))
             .finish());
     }
-    render_item(base, item, &chrome.viewer)
+    render_item(&state, base, item, &chrome.viewer).await
 }
 
 fn edit_response(

@@ -55,7 +55,7 @@ struct ListPage {
     chrome: Chrome,
     hub: Hub,
     webhooks: Vec<WebhookSummary>,
-    events: [&'static str; 5],
+    events: [&'static str; 6],
     form: WebhookForm,
     errors: FieldErrors,
 }

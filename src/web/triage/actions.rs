@@ -253,6 +253,7 @@ async fn bulk(
         q: text("q"),
         from: text("from"),
         to: text("to"),
+        sort: text("sort"),
     })?;
     let action = field(&pairs, "action").unwrap_or_default();
     if !matches!(action, "category" | "triage" | "dismiss") {
