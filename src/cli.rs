@@ -240,3 +240,27 @@ pub enum ApiKeyCommand {
         by: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `ihf demo-host --help` says what `--bind` means there and that the page needs the
+    /// server's database (issue #20, item 7).
+    #[test]
+    fn demo_host_help_explains_bind_and_the_database() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("demo-host")
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(help.contains("DATABASE_URL"), "{help}");
+        assert!(help.contains("the IHF server its page"), "--bind names the server, not this page: {help}");
+        assert!(help.contains("--listen"), "{help}");
+    }
+}

@@ -20,6 +20,7 @@ use crate::db::widgets::{self, Widget};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
 use crate::live::{self, Region};
+use crate::web::charts::{self, WidgetCharts};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -90,7 +91,7 @@ pub async fn render_live_thread(
     let (hub, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
     access::require(access.can_read_widget(&widget), viewer)?;
     let base = widget_path(&hub.slug, &widget.slug);
-    Ok(load_thread(state, &base, &widget, viewer).await?.render()?)
+    Ok(load_thread(state, &base, &widget, viewer, access.can_read_events()).await?.render()?)
 }
 
 /// One annotation of the thread (also answered alone after an edit, delete or undo).
@@ -120,6 +121,8 @@ pub struct ThreadPage {
 #[template(path = "fragments/thread.html")]
 pub struct ThreadPanel {
     pub first: ThreadPage,
+    /// The widget's charts, for hub members (they update with the thread).
+    pub charts: Option<WidgetCharts>,
 }
 
 /// The author's inline edit form of one annotation.
@@ -180,14 +183,19 @@ pub async fn load_thread_page(
     Ok(ThreadPage { base: base.to_owned(), items, next, first: before.is_none(), viewer_id: viewer.actor_id, now })
 }
 
-/// Loads the thread region of a widget.
+/// Loads the thread region of a widget, with its charts when `with_charts` (hub members).
 pub async fn load_thread(
     state: &AppState,
     base: &str,
     widget: &Widget,
     viewer: &Viewer,
+    with_charts: bool,
 ) -> Result<ThreadPanel, AppError> {
-    Ok(ThreadPanel { first: load_thread_page(state, base, widget, viewer, None).await? })
+    let charts = match with_charts {
+        true => Some(charts::load_widget(state, widget).await?),
+        false => None,
+    };
+    Ok(ThreadPanel { first: load_thread_page(state, base, widget, viewer, None).await?, charts })
 }
 
 fn composer_view(
@@ -225,7 +233,7 @@ async fn render_widget_page(
         }
         false => None,
     };
-    let thread = load_thread(state, &base, &widget, &chrome.viewer).await?;
+    let thread = load_thread(state, &base, &widget, &chrome.viewer, access.can_read_events()).await?;
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
     let chrome = chrome.titled(widget.name.clone()).live(live::region::stream_url(&[region], since)).in_hub(&access);
     let can_read_inbox = access.can_read_inbox(&widget);
@@ -265,7 +273,7 @@ async fn thread_region(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _, widget) = readable_widget(&state, &path.0, &path.1, &chrome.viewer).await?;
+    let (hub, access, widget) = readable_widget(&state, &path.0, &path.1, &chrome.viewer).await?;
     let base = widget_path(&hub.slug, &widget.slug);
     let before = match query.before.as_deref() {
         Some(param) => Some(Cursor::parse(param).ok_or_else(|| AppError::BadRequest("invalid thread cursor".into()))?),
@@ -276,7 +284,11 @@ async fn thread_region(
     if before.is_some() && htmx.partial {
         return render::fragment(&page);
     }
-    region::respond(htmx, chrome, &ThreadPanel { first: page })
+    let charts = match access.can_read_events() {
+        true => Some(charts::load_widget(&state, &widget).await?),
+        false => None,
+    };
+    region::respond(htmx, chrome, &ThreadPanel { first: page, charts })
 }
 
 /// The composer's form: the sealed state, the fields, and which action was asked for.
