@@ -268,8 +268,7 @@ async fn the_charts_show_the_database_and_follow_writes() {
         let b = &session.client;
         sign_in(b, &app, "olga", &logins["olga"]).await;
         b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
-        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'")
-            .await;
+        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
         let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
         let widgets: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, slug FROM widgets WHERE hub_id = $1 AND archived_at IS NULL ORDER BY id")
@@ -321,10 +320,8 @@ async fn the_charts_show_the_database_and_follow_writes() {
             ),
         )
         .await;
-        let first_events = per_day(
-            &times(&app, "SELECT occurred_at FROM interaction_events WHERE widget_id = $1", *first).await,
-            now,
-        );
+        let first_events =
+            per_day(&times(&app, "SELECT occurred_at FROM interaction_events WHERE widget_id = $1", *first).await, now);
         assert_eq!(table, csv(&first_events), "{backend:?}: the table fallback");
         // Category breakdown: today's and the window's totals per category.
         let by_category: Vec<(String, i64)> = sqlx::query_as(
@@ -360,7 +357,13 @@ async fn the_charts_show_the_database_and_follow_writes() {
         assert_eq!(js(b, backlog_js).await, backlog.to_string(), "{backend:?}: backlog now");
 
         // A write: an annotation and a batch of events on the first widget; the charts follow.
-        let before = js(b, &format!("return document.querySelector('#widget-{first} svg.spark-annotations').dataset.values.split(',').pop()")).await;
+        let before = js(
+            b,
+            &format!(
+                "return document.querySelector('#widget-{first} svg.spark-annotations').dataset.values.split(',').pop()"
+            ),
+        )
+        .await;
         let category = app.scalar_i64("SELECT MIN(id) FROM categories WHERE hub_id = $1", hub).await;
         ihf::db::annotations::create(
             &app.db,
@@ -409,10 +412,10 @@ async fn the_charts_show_the_database_and_follow_writes() {
 
         // The widget page draws the same widget's lines, and follows a write too.
         b.goto(&app.url(&format!("/hubs/checkout/widgets/{slug}"))).await.expect("widget page");
-        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'")
-            .await;
+        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
         let notes = per_day(
-            &times(&app, "SELECT created_at FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL", *first).await,
+            &times(&app, "SELECT created_at FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL", *first)
+                .await,
             ihf::db::now_ms(),
         );
         assert_eq!(
@@ -533,7 +536,7 @@ async fn with_the_server_down_actions_are_refused_out_loud() {
         b,
         "the offline banner",
         "var o = document.getElementById('offline'); var r = o.getBoundingClientRect();
-         return !o.hidden && r.height > 0 && r.top >= 0 && r.top < 10 && /cannot be reached/.test(o.textContent);",
+         return !o.hidden && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight && /cannot be reached/.test(o.textContent);",
     )
     .await;
     press(b, "t").await;
@@ -630,8 +633,7 @@ async fn after_undo_the_focus_is_on_the_restored_row() {
     let id = js(b, "return document.activeElement.dataset.id").await.as_str().unwrap_or_default().to_owned();
     press(b, "t").await;
     wait_until(b, "the row to leave", &format!("return !document.getElementById('row-{id}')")).await;
-    wait_until(b, "the focus on the neighbour", "return document.activeElement.classList.contains('triage-row')")
-        .await;
+    wait_until(b, "the focus on the neighbour", "return document.activeElement.classList.contains('triage-row')").await;
     press(b, "z").await;
     wait_until(b, "the focus on the restored row", &format!("return document.activeElement.id === 'row-{id}'")).await;
     let _ = b.clone().close().await;
@@ -665,7 +667,11 @@ async fn the_duplicate_dialog_numbers_its_choices_and_a_digit_picks_one() {
     wait_until(b, "the focus back on the row", &format!("return document.activeElement.id === 'row-{id}'")).await;
     press(b, "d").await;
     wait_until(b, "the first choice focused", "return document.activeElement.dataset.choice === '1'").await;
-    let original = js(b, "return JSON.parse(document.querySelector('#dup-results [data-choice=\"1\"]').getAttribute('hx-vals')).of").await;
+    let original = js(
+        b,
+        "return JSON.parse(document.querySelector('#dup-results [data-choice=\"1\"]').getAttribute('hx-vals')).of",
+    )
+    .await;
     press(b, "1").await;
     wait_until(b, "the dialog to close", "return !document.getElementById('triage-dialog').open").await;
     let deadline = Instant::now() + Duration::from_secs(8);

@@ -78,8 +78,7 @@ pub async fn widget_activity(
     widget_ids: &[i64],
     start: i64,
 ) -> Result<HashMap<i64, WidgetActivity>, StoreError> {
-    let mut out: HashMap<i64, WidgetActivity> =
-        widget_ids.iter().map(|id| (*id, WidgetActivity::default())).collect();
+    let mut out: HashMap<i64, WidgetActivity> = widget_ids.iter().map(|id| (*id, WidgetActivity::default())).collect();
     if widget_ids.is_empty() {
         return Ok(out);
     }
@@ -87,15 +86,7 @@ pub async fn widget_activity(
     for row in events {
         put(&mut out.entry(row.key).or_default().events, row.day, row.n);
     }
-    let annotations = day_counts(
-        db,
-        "t.widget_id",
-        "annotations t",
-        "t.created_at",
-        widget_ids,
-        start,
-    )
-    .await?;
+    let annotations = day_counts(db, "t.widget_id", "annotations t", "t.created_at", widget_ids, start).await?;
     for row in annotations {
         put(&mut out.entry(row.key).or_default().annotations, row.day, row.n);
     }
@@ -118,12 +109,11 @@ pub async fn category_daily(
     widget_ids: &[i64],
     start: i64,
 ) -> Result<Vec<CategoryDaily>, StoreError> {
-    let categories: Vec<CategoryRow> = sqlx::query_as(
-        "SELECT id, slug, label, colour FROM categories WHERE hub_id = $1 ORDER BY position, id",
-    )
-    .bind(hub_id)
-    .fetch_all(db.reader())
-    .await?;
+    let categories: Vec<CategoryRow> =
+        sqlx::query_as("SELECT id, slug, label, colour FROM categories WHERE hub_id = $1 ORDER BY position, id")
+            .bind(hub_id)
+            .fetch_all(db.reader())
+            .await?;
     let mut counts: HashMap<i64, Daily> = HashMap::new();
     if !widget_ids.is_empty() {
         let rows = day_counts(db, "t.category_id", "annotations t", "t.created_at", widget_ids, start).await?;
@@ -131,10 +121,11 @@ pub async fn category_daily(
             put(counts.entry(row.key).or_insert([0; DAYS]), row.day, row.n);
         }
     }
-    let archived: Vec<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE hub_id = $1 AND archived_at IS NOT NULL")
-        .bind(hub_id)
-        .fetch_all(db.reader())
-        .await?;
+    let archived: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM categories WHERE hub_id = $1 AND archived_at IS NOT NULL")
+            .bind(hub_id)
+            .fetch_all(db.reader())
+            .await?;
     Ok(categories
         .into_iter()
         .filter(|c| !archived.contains(&c.id) || counts.contains_key(&c.id))

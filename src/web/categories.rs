@@ -7,7 +7,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::Viewer;
 use crate::db::categories::{self, Category, CategoryFields, PALETTE};
 use crate::db::hubs::Hub;
 use crate::error::AppError;
@@ -242,7 +241,7 @@ async fn archive(
         "restore" => false,
         _ => return Err(AppError::NotFound("page")),
     };
-    let (hub, chrome) = managed_hub(&state, &slug, chrome).await?;
+    let (hub, _) = managed_hub(&state, &slug, chrome).await?;
     match categories::set_archived(&state.db, hub.id, id, archived).await {
         Ok(()) => Ok(back(htmx, &hub)),
         Err(crate::db::StoreError::NotFound) => Err(AppError::NotFound("category")),

@@ -60,10 +60,8 @@ impl Sparkline {
             .join(" ");
         let total: i64 = values.iter().sum();
         let today = values.last().copied().unwrap_or(0);
-        let summary = format!(
-            "{subject}: {total} {what} in the last {DAYS} days, {}, {today} today",
-            peak_phrase(&values, days)
-        );
+        let summary =
+            format!("{subject}: {total} {what} in the last {DAYS} days, {}, {today} today", peak_phrase(&values, days));
         Self { what, values, points, summary }
     }
 

@@ -261,7 +261,14 @@ async fn export_form(
     let widgets = widgets::list_for_hub(&state.db, hub.id).await?;
     let categories = categories::list(&state.db, hub.id, true).await?;
     let chrome = chrome.titled(format!("Export · {}", hub.name)).in_hub(&access);
-    let page = ExportPage { chrome, hub, widgets, categories, statuses: annotations::STATUSES, can_manage: access.can_manage() };
+    let page = ExportPage {
+        chrome,
+        hub,
+        widgets,
+        categories,
+        statuses: annotations::STATUSES,
+        can_manage: access.can_manage(),
+    };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 
