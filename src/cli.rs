@@ -255,12 +255,10 @@ mod tests {
         let mut cli = Cli::command();
         let top = words(cli.render_long_help().to_string());
         assert!(top.contains("for `demo-host`, the IHF server its page embeds from"), "{top}");
-        let help = words(
-            cli.find_subcommand_mut("demo-host").map(|c| c.render_long_help().to_string()).unwrap_or_default(),
-        );
+        let help =
+            words(cli.find_subcommand_mut("demo-host").map(|c| c.render_long_help().to_string()).unwrap_or_default());
         assert!(help.contains("the same DATABASE_URL"), "{help}");
         assert!(help.contains("name the IHF server it embeds from, not this page"), "{help}");
         assert!(help.contains("--listen"), "{help}");
     }
-
 }

@@ -189,10 +189,17 @@ async fn no_page_is_wider_than_a_phone() {
         return;
     }
     let (app, logins) = app().await;
+    let candidate =
+        format!("/hubs/checkout/candidates/{}", app.scalar("SELECT MIN(id) FROM requirement_candidates").await);
+    let history = format!(
+        "/hubs/checkout/triage/annotations/{}",
+        app.scalar("SELECT MIN(a.id) FROM annotations a JOIN hubs h ON h.id = a.hub_id WHERE h.slug = 'checkout'")
+            .await
+    );
     let session = phone(390).await;
     let b = &session.client;
     sign_in(b, &app, "olga", &logins["olga"]).await;
-    let pages = [
+    let pages: [&str; 21] = [
         "/",
         "/hubs/checkout",
         "/hubs/checkout/triage",
@@ -207,6 +214,12 @@ async fn no_page_is_wider_than_a_phone() {
         "/hubs/checkout/settings/webhooks",
         "/hubs/checkout/settings/api-keys",
         "/settings/hubs",
+        "/hubs/onboarding",
+        "/hubs/checkout/widgets/payment-form/inbox",
+        "/hubs/checkout/widgets/cart-summary",
+        "/hubs/checkout/settings/widgets/payment-form?saved=1",
+        &candidate,
+        &history,
     ];
     let mut wide = Vec::new();
     for page in pages {
