@@ -123,7 +123,7 @@ impl CategoryChart {
         let total: i64 = totals.iter().sum();
         let mut parts: Vec<(i64, &str)> =
             categories.iter().map(|c| (c.counts.iter().sum::<i64>(), c.label.as_str())).filter(|p| p.0 > 0).collect();
-        parts.sort_by(|a, b| b.0.cmp(&a.0));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.0));
         let breakdown = parts.iter().map(|(n, label)| format!("{label} {n}")).collect::<Vec<_>>().join(", ");
         let summary = if total == 0 {
             format!("No feedback in the last {DAYS} days.")
