@@ -7,6 +7,7 @@ pub mod assets;
 pub mod categories;
 pub mod charts;
 pub mod chrome;
+pub mod client_addr;
 pub mod content_type;
 pub mod dashboard;
 pub mod embed;
