@@ -248,3 +248,25 @@ pub enum ApiKeyCommand {
         by: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `ihf demo-host --help` says what `--bind` means there and that the page needs the
+    /// server's database (issue #20, item 7).
+    #[test]
+    fn demo_host_help_explains_bind_and_the_database() {
+        let words = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut cli = Cli::command();
+        let top = words(cli.render_long_help().to_string());
+        assert!(top.contains("for `demo-host`, the IHF server its page embeds from"), "{top}");
+        let help =
+            words(cli.find_subcommand_mut("demo-host").map(|c| c.render_long_help().to_string()).unwrap_or_default());
+        assert!(help.contains("the same DATABASE_URL"), "{help}");
+        assert!(help.contains("name the IHF server it embeds from, not this page"), "{help}");
+        assert!(help.contains("--listen"), "{help}");
+    }
+}

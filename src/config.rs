@@ -23,7 +23,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/ihf.sqlite3";
 /// Everything the server needs to start. Parsed by clap; every flag has an environment variable.
 #[derive(Clone, Args)]
 pub struct Config {
-    /// Address to serve on.
+    /// Address the IHF server listens on (`serve`); for `demo-host`, the IHF server its page
+    /// embeds from (the demo page itself listens on `--listen`).
     #[arg(long, env = "IHF_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 

@@ -194,54 +194,83 @@ const WIDGETS: &[DemoWidget] = &[
 ];
 
 /// (category, text) pairs: feedback as people actually write it.
-const FEEDBACK: &[(&str, &str)] = &[
-    ("friction", "I had to scroll back up to find the total after changing the quantity."),
-    ("friction", "The shipping estimate only appears after I enter a postcode, so I can't compare options first."),
-    ("friction", "Typing my card number, the field jumped to expiry before I finished the last group."),
-    ("friction", "Why do I have to re-enter my email here? I'm already signed in."),
-    ("friction", "The 'Apply' button is hidden on mobile until I close the keyboard."),
-    ("friction", "It took me three tries to find where to remove an item from the cart."),
-    ("friction", "The address suggestions cover the 'Continue' button and I can't dismiss them."),
-    ("friction", "Invite by link expires after 24 hours, and nothing tells you that until it fails."),
-    ("friction", "The tour keeps reopening every time I switch workspaces."),
-    ("friction", "Choosing a plan resets the seat count I picked on the previous screen."),
-    ("friction", "Password rules are only shown after the form rejects my password."),
-    ("friction", "The wizard's back button loses everything I typed on step two."),
-    ("bug", "The total shows €0.00 for a second after applying a discount, then corrects itself."),
-    ("bug", "3-D Secure popup opened behind the main window in Safari; the payment timed out."),
-    ("bug", "Promo code SPRING24 says 'expired' but the email said it's valid until the end of the month."),
-    ("bug", "Autocomplete suggested a street in another city with the same name and I didn't notice."),
-    ("bug", "After the payment failed, my cart was empty when I came back."),
-    ("bug", "Held orders released from the panel still show as 'on hold' until I refresh."),
-    ("bug", "Invitation emails to addresses with a plus sign never arrive."),
-    ("bug", "The tour highlights a button that no longer exists on the new dashboard."),
-    ("bug", "Clicking 'Next' twice quickly created two workspaces."),
-    ("bug", "Card brand icon shows Visa for my Mastercard."),
-    ("bug", "Gift code accepted, but the amount wasn't deducted from the total."),
-    ("idea", "Show the delivery date instead of 'ships in 2–4 days'."),
-    ("idea", "Let me save the card for next time without creating an account."),
-    ("idea", "Paste a whole address from the clipboard and split it into fields automatically."),
-    ("idea", "A keyboard shortcut to approve the held order and jump to the next one would save us hours."),
-    ("idea", "Offer to import teammates from our Google Workspace directory."),
-    ("idea", "Let me skip the tour and find it later under Help."),
-    ("idea", "Show how much I save per year on the annual plan right on the toggle."),
-    ("idea", "Apple Pay on desktop Safari, please."),
-    ("idea", "Remember the promo code if I leave and come back within the hour."),
-    ("idea", "Group risk signals by customer so repeat buyers don't look suspicious."),
-    ("praise", "Checkout took less than a minute. Love the one-page layout."),
-    ("praise", "The address lookup found my rural address, which most sites never do."),
-    ("praise", "Clear breakdown of taxes and fees. No surprises at the end."),
-    ("praise", "Invites were instant and the link worked on my phone."),
-    ("praise", "The product tour was short and actually useful."),
-    ("praise", "Really like that the wizard saves progress if I close the tab."),
-    ("praise", "The new fraud panel is so much faster than the old spreadsheet."),
-    ("question", "Is my card stored by you or by the payment provider?"),
-    ("question", "Can I use two promo codes on one order?"),
-    ("question", "Does the workspace name have to be unique across all companies?"),
-    ("question", "What happens to my data if I don't pick a plan before the trial ends?"),
-    ("question", "Why is the order held? The panel doesn't say which rule fired."),
-    ("question", "Can I change the shipping address after paying?"),
-    ("question", "Is there a way to restart the tour?"),
+/// Feedback texts: (widget, category, text); each text is about the widget it is written on.
+const FEEDBACK: &[(&str, &str, &str)] = &[
+    ("cart-summary", "friction", "I had to scroll back up to find the total after changing the quantity."),
+    (
+        "cart-summary",
+        "friction",
+        "The shipping estimate only appears after I enter a postcode, so I can't compare options first.",
+    ),
+    ("payment-form", "friction", "Typing my card number, the field jumped to expiry before I finished the last group."),
+    ("payment-form", "friction", "Why do I have to re-enter my email here? I'm already signed in."),
+    ("promo-code", "friction", "The 'Apply' button is hidden on mobile until I close the keyboard."),
+    ("cart-summary", "friction", "It took me three tries to find where to remove an item from the cart."),
+    (
+        "address-autocomplete",
+        "friction",
+        "The address suggestions cover the 'Continue' button and I can't dismiss them.",
+    ),
+    (
+        "workspace-invite",
+        "friction",
+        "Invite by link expires after 24 hours, and nothing tells you that until it fails.",
+    ),
+    ("product-tour", "friction", "The tour keeps reopening every time I switch workspaces."),
+    ("billing-setup", "friction", "Choosing a plan resets the seat count I picked on the previous screen."),
+    ("signup-wizard", "friction", "Password rules are only shown after the form rejects my password."),
+    ("signup-wizard", "friction", "The wizard's back button loses everything I typed on step two."),
+    ("cart-summary", "bug", "The total shows €0.00 for a second after applying a discount, then corrects itself."),
+    ("payment-form", "bug", "3-D Secure popup opened behind the main window in Safari; the payment timed out."),
+    (
+        "promo-code",
+        "bug",
+        "Promo code SPRING24 says 'expired' but the email said it's valid until the end of the month.",
+    ),
+    (
+        "address-autocomplete",
+        "bug",
+        "Autocomplete suggested a street in another city with the same name and I didn't notice.",
+    ),
+    ("payment-form", "bug", "After the payment failed, my cart was empty when I came back."),
+    ("fraud-review", "bug", "Held orders released from the panel still show as 'on hold' until I refresh."),
+    ("workspace-invite", "bug", "Invitation emails to addresses with a plus sign never arrive."),
+    ("product-tour", "bug", "The tour highlights a button that no longer exists on the new dashboard."),
+    ("signup-wizard", "bug", "Clicking 'Next' twice quickly created two workspaces."),
+    ("payment-form", "bug", "Card brand icon shows Visa for my Mastercard."),
+    ("promo-code", "bug", "Gift code accepted, but the amount wasn't deducted from the total."),
+    ("cart-summary", "idea", "Show the delivery date instead of 'ships in 2–4 days'."),
+    ("payment-form", "idea", "Let me save the card for next time without creating an account."),
+    (
+        "address-autocomplete",
+        "idea",
+        "Paste a whole address from the clipboard and split it into fields automatically.",
+    ),
+    (
+        "fraud-review",
+        "idea",
+        "A keyboard shortcut to approve the held order and jump to the next one would save us hours.",
+    ),
+    ("workspace-invite", "idea", "Offer to import teammates from our Google Workspace directory."),
+    ("product-tour", "idea", "Let me skip the tour and find it later under Help."),
+    ("billing-setup", "idea", "Show how much I save per year on the annual plan right on the toggle."),
+    ("payment-form", "idea", "Apple Pay on desktop Safari, please."),
+    ("promo-code", "idea", "Remember the promo code if I leave and come back within the hour."),
+    ("fraud-review", "idea", "Group risk signals by customer so repeat buyers don't look suspicious."),
+    ("cart-summary", "praise", "Checkout took less than a minute. Love the one-page layout."),
+    ("address-autocomplete", "praise", "The address lookup found my rural address, which most sites never do."),
+    ("cart-summary", "praise", "Clear breakdown of taxes and fees. No surprises at the end."),
+    ("workspace-invite", "praise", "Invites were instant and the link worked on my phone."),
+    ("product-tour", "praise", "The product tour was short and actually useful."),
+    ("signup-wizard", "praise", "Really like that the wizard saves progress if I close the tab."),
+    ("fraud-review", "praise", "The new fraud panel is so much faster than the old spreadsheet."),
+    ("payment-form", "question", "Is my card stored by you or by the payment provider?"),
+    ("promo-code", "question", "Can I use two promo codes on one order?"),
+    ("signup-wizard", "question", "Does the workspace name have to be unique across all companies?"),
+    ("billing-setup", "question", "What happens to my data if I don't pick a plan before the trial ends?"),
+    ("fraud-review", "question", "Why is the order held? The panel doesn't say which rule fired."),
+    ("address-autocomplete", "question", "Can I change the shipping address after paying?"),
+    ("product-tour", "question", "Is there a way to restart the tour?"),
 ];
 
 const EVENT_KINDS: &[(&str, usize)] = &[
@@ -364,15 +393,31 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             category_ids.insert((hub, slug), id);
         }
     }
-    let authors: Vec<i64> = customer_ids
-        .iter()
-        .copied()
-        .chain(["anna", "ali", "wendy"].iter().filter_map(|h| person_ids.get(h).copied()))
-        .collect();
+    // Authors who can read what they wrote: customers, and the demo's people only on widgets
+    // of their own hub (a private widget: its owner), so no one appears where they have no access.
+    let hub_of = |hub: i64| if hub == checkout.id { "checkout" } else { "onboarding" };
     let mut created = Vec::new();
     for i in 0..168 {
         let widget = &widget_rows[i % widget_rows.len()];
-        let (category, text) = FEEDBACK[(i * 7 + i / FEEDBACK.len()) % FEEDBACK.len()];
+        let texts: Vec<(&str, &str)> =
+            FEEDBACK.iter().filter(|(w, ..)| *w == widget.slug).map(|(_, c, t)| (*c, *t)).collect();
+        let Some(&(category, text)) = texts.get((i / widget_rows.len() + i) % texts.len().max(1)) else {
+            continue;
+        };
+        let authors: Vec<i64> = customer_ids
+            .iter()
+            .copied()
+            .chain(
+                PEOPLE
+                    .iter()
+                    .filter(|p| p.roles.iter().any(|(hub, _)| *hub == hub_of(widget.hub_id)))
+                    .filter(|p| match widget.policy_scope.as_str() {
+                        "private" => widget.owner_id.is_some() && widget.owner_id == person_ids.get(p.handle).copied(),
+                        _ => ["anna", "ali", "wendy"].contains(&p.handle),
+                    })
+                    .filter_map(|p| person_ids.get(p.handle).copied()),
+            )
+            .collect();
         let status = match dice.below(20) {
             0..=10 => "new",
             11..=15 => "triaged",

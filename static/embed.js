@@ -1,7 +1,8 @@
 // IHF embed loader. On the host page:
 //   <script src="https://ihf.example/embed.js" data-ihf-widget="EMBED_KEY" async></script>
-// Optional: data-ihf-theme="light|dark|auto" (light unless asked; auto follows the visitor's system), data-ihf-token="<HS256 token signed by your server>".
-// It inserts an iframe where the tag stands and sizes it to its content. It injects no inline
+// Optional: data-ihf-theme="light|dark|auto" (light unless asked; auto follows the visitor's system), data-ihf-token="<HS256 token signed by your server>",
+// data-ihf-max-height="640" (pixels; the frame never grows past it and scrolls inside instead).
+// It inserts an iframe where the tag stands and sizes it to its content, up to that cap. It injects no inline
 // script or style attribute into the host page, so it works under a strict Content-Security-Policy
 // (allow this origin in script-src and frame-src).
 (function () {
@@ -32,6 +33,8 @@
     // CSSOM, not a style attribute: allowed under style-src without 'unsafe-inline'.
     frame.style.border = "0";
     frame.style.display = "block";
+    var cap = parseInt(script.getAttribute("data-ihf-max-height") || "", 10);
+    if (!(cap >= 120)) cap = 640;
     script.parentNode.insertBefore(frame, script.nextSibling);
 
     window.addEventListener("message", function (event) {
@@ -39,7 +42,8 @@
       if (event.origin !== base || event.source !== frame.contentWindow) return;
       var data = event.data;
       if (!data || data.type !== "ihf:resize" || typeof data.height !== "number") return;
-      frame.height = String(Math.max(120, Math.min(4000, Math.ceil(data.height))));
+      // Up to the cap: a long thread scrolls inside the frame rather than stretching the host page.
+      frame.height = String(Math.max(120, Math.min(cap, Math.ceil(data.height))));
     });
   }
 

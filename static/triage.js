@@ -89,14 +89,57 @@
     focusRow(currentRow(), true);
   }
 
+  // After an undo the focus goes to the row it brought back (the first, for a bulk undo), once
+  // that row is in the queue again (by the undo's own answer or the live update after it).
+  var restoreId = null;
+  var restoreUntil = 0;
+  function undoneIds(form) {
+    var token = form && form.querySelector('input[name="token"]');
+    if (!token) return [];
+    try {
+      var payload = token.value.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+      var items = JSON.parse(atob(payload)).items || [];
+      return items.map(function (item) { return String(item.id); });
+    } catch (err) {
+      return [];
+    }
+  }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt && e.detail.elt.closest ? e.detail.elt.closest("#toast form") : null;
+    var ids = undoneIds(form);
+    if (ids.length) { restoreId = ids[0]; restoreUntil = Date.now() + 8000; }
+  });
+  function restoreFocus() {
+    if (!restoreId) return false;
+    if (Date.now() > restoreUntil) { restoreId = null; return false; }
+    var row = byId(restoreId);
+    if (!row) return false;
+    restoreId = null;
+    focusRow(row);
+    return true;
+  }
+
   function afterSwap() {
     syncSelection();
+    if (restoreFocus()) return;
     // A swapped row takes the focus with it; give it back unless someone is typing elsewhere.
     if ((!document.activeElement || document.activeElement === document.body) && currentId && !(dialog() && dialog().open)) {
       // A row that left the queue (triaged, dismissed…) hands the focus to the one now in its place.
       var all = rows();
       focusRow(byId(currentId) || all[Math.min(currentIndex, all.length - 1)], true);
     }
+    uncover();
+  }
+
+  // The toast floats at the bottom of the viewport: the row being worked on (and its buttons)
+  // is scrolled clear of it instead of hiding behind it.
+  function uncover() {
+    var toast = document.getElementById("toast");
+    var row = currentRow();
+    if (!toast || !row || toast.innerHTML.trim() === "") return;
+    var t = toast.getBoundingClientRect();
+    var r = row.getBoundingClientRect();
+    if (t.height > 0 && r.bottom > t.top - 8 && r.top < t.bottom) window.scrollBy(0, r.bottom - t.top + 16);
   }
 
   var toastTimer = null;
@@ -107,6 +150,7 @@
     clearTimeout(toastTimer);
     // The server honours the undo token for 10 s (plus a little slack); the button goes with it.
     toastTimer = setTimeout(function () { toast.innerHTML = ""; }, 10000);
+    uncover();
   }
 
   document.addEventListener("focusin", function (e) {
@@ -186,7 +230,9 @@
     if (body && e.detail.target === body && body.innerHTML.trim() !== "") {
       var d = dialog();
       if (!d.open) d.showModal();
-      var first = body.querySelector("[data-choice], input[type=search], input[name=title]");
+      // The first choice before the search box: digits then pick (their hints show), and Tab
+      // reaches the search.
+      var first = body.querySelector("[data-choice]") || body.querySelector("input[type=search], input[name=title]");
       if (first) {
         first.focus();
         // A prefilled title is selected, so what is typed replaces it instead of being glued to
@@ -208,5 +254,10 @@
       syncSelection();
     }
   });
-  document.addEventListener("DOMContentLoaded", syncSelection);
+  document.addEventListener("DOMContentLoaded", function () {
+    syncSelection();
+    // However the dialog closes (Escape included), the focus goes back to the row it was for.
+    var d = dialog();
+    if (d) d.addEventListener("close", function () { focusRow(currentRow(), true); });
+  });
 })();

@@ -72,7 +72,7 @@ async fn audit(
     let anonymous: Vec<&str> = vec!["/login", "/hubs/checkout/widgets/cart-summary", "/no-such-page"];
     let roles: Vec<(&str, Vec<&str>)> = vec![
         ("anna", vec!["/", "/hubs/checkout", "/hubs/checkout/widgets/payment-form", "/inbox", "/hubs/checkout/ledger"]),
-        ("wendy", vec!["/inbox", "/hubs/checkout/widgets/payment-form"]),
+        ("wendy", vec!["/", "/hubs/checkout/widgets/payment-form/inbox", "/hubs/checkout/widgets/payment-form"]),
         ("tomas", vec!["/hubs/checkout/triage", "/hubs/checkout/ledger", &history_page, &candidate_page]),
         (
             "olga",
@@ -91,6 +91,9 @@ async fn audit(
                 "/hubs/checkout/settings/categories",
                 "/hubs/checkout/settings/webhooks",
                 "/hubs/checkout/settings/api-keys",
+                "/hubs/checkout/settings/widgets/payment-form?saved=1",
+                "/hubs/checkout/settings?created=1",
+                "/hubs/checkout/widgets/payment-form/inbox",
             ],
         ),
         ("admin", vec!["/settings/hubs", "/hubs/onboarding"]),

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use common::browser::{browser, enabled, phone, sign_in};
+use common::browser::{browser, enabled, phone, sign_in, wait_until};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
 use ihf::db::Backend;
@@ -27,18 +27,6 @@ async fn app() -> (TestApp, std::collections::HashMap<String, String>) {
     let app = common::spawn_app(backend).await;
     let logins = app.seed_demo().await;
     (app, logins)
-}
-
-/// Polls a script returning a boolean until it is true (8 s at most).
-async fn wait_until(browser: &Client, what: &str, script: &str) {
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Types text (and `\u{E00C}` Escape, `\u{E007}` Enter) into whatever has the focus.
@@ -201,10 +189,17 @@ async fn no_page_is_wider_than_a_phone() {
         return;
     }
     let (app, logins) = app().await;
+    let candidate =
+        format!("/hubs/checkout/candidates/{}", app.scalar("SELECT MIN(id) FROM requirement_candidates").await);
+    let history = format!(
+        "/hubs/checkout/triage/annotations/{}",
+        app.scalar("SELECT MIN(a.id) FROM annotations a JOIN hubs h ON h.id = a.hub_id WHERE h.slug = 'checkout'")
+            .await
+    );
     let session = phone(390).await;
     let b = &session.client;
     sign_in(b, &app, "olga", &logins["olga"]).await;
-    let pages = [
+    let pages: Vec<&str> = vec![
         "/",
         "/hubs/checkout",
         "/hubs/checkout/triage",
@@ -219,6 +214,12 @@ async fn no_page_is_wider_than_a_phone() {
         "/hubs/checkout/settings/webhooks",
         "/hubs/checkout/settings/api-keys",
         "/settings/hubs",
+        "/hubs/onboarding",
+        "/hubs/checkout/widgets/payment-form/inbox",
+        "/hubs/checkout/widgets/cart-summary",
+        "/hubs/checkout/settings/widgets/payment-form?saved=1",
+        candidate.as_str(),
+        history.as_str(),
     ];
     let mut wide = Vec::new();
     for page in pages {
@@ -231,5 +232,491 @@ async fn no_page_is_wider_than_a_phone() {
         }
     }
     assert!(wide.is_empty(), "pages wider than the viewport: {wide:?}");
+    let _ = b.clone().close().await;
+}
+
+/// The backends to run a browser test on: SQLite always, PostgreSQL when a server answers.
+fn backends() -> Vec<Backend> {
+    let mut list = vec![Backend::Sqlite];
+    if common::pg_enabled() {
+        list.push(Backend::Postgres);
+    }
+    list
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Counts per UTC day of the last 14 days (oldest first) of `times`, as the charts count them.
+fn per_day(times: &[i64], now: i64) -> Vec<i64> {
+    let start = now.div_euclid(DAY_MS) * DAY_MS - 13 * DAY_MS;
+    let mut out = vec![0; 14];
+    for t in times.iter().filter(|t| **t >= start) {
+        if let Some(slot) = out.get_mut(((t - start) / DAY_MS) as usize) {
+            *slot += 1;
+        }
+    }
+    out
+}
+
+fn csv(values: &[i64]) -> String {
+    values.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+async fn times(app: &TestApp, sql: &'static str, widget: i64) -> Vec<i64> {
+    sqlx::query_scalar(sql).bind(widget).fetch_all(app.db.reader()).await.expect("times")
+}
+
+/// The dashboard's and widget page's charts show what the database holds (events and
+/// annotations per widget and day, feedback by category, the triage backlog), and they follow
+/// a write live; on both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_show_the_database_and_follow_writes() {
+    if skipped("the_charts_show_the_database_and_follow_writes") {
+        return;
+    }
+    for backend in backends() {
+        let app = common::spawn_app(backend).await;
+        let logins = app.seed_demo().await;
+        let session = browser().await;
+        let b = &session.client;
+        sign_in(b, &app, "olga", &logins["olga"]).await;
+        b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
+        let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+        let widgets: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, slug FROM widgets WHERE hub_id = $1 AND archived_at IS NULL ORDER BY id")
+                .bind(hub)
+                .fetch_all(app.db.reader())
+                .await
+                .expect("widgets");
+        assert!(widgets.len() >= 2, "the demo hub has widgets");
+        let now = ihf::db::now_ms();
+        let mut any = 0;
+        for (id, _) in &widgets {
+            let events = per_day(
+                &times(&app, "SELECT occurred_at FROM interaction_events WHERE widget_id = $1", *id).await,
+                now,
+            );
+            let notes = per_day(
+                &times(&app, "SELECT created_at FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL", *id)
+                    .await,
+                now,
+            );
+            any += events.iter().sum::<i64>() + notes.iter().sum::<i64>();
+            let shown = js(
+                b,
+                &format!(
+                    "var r = document.getElementById('widget-{id}');
+                     return [r.querySelector('svg.spark-events').dataset.values,
+                             r.querySelector('svg.spark-annotations').dataset.values,
+                             r.querySelector('svg.spark-events').getAttribute('aria-label')];"
+                ),
+            )
+            .await;
+            assert_eq!(shown[0], csv(&events), "{backend:?}: events per day of widget {id}");
+            assert_eq!(shown[1], csv(&notes), "{backend:?}: annotations per day of widget {id}");
+            let total: i64 = events.iter().sum();
+            assert!(
+                shown[2].as_str().unwrap_or_default().contains(&format!("{total} events in the last 14 days")),
+                "{backend:?}: the text alternative says the total: {}",
+                shown[2]
+            );
+        }
+        assert!(any > 0, "{backend:?}: the demo has activity in the last two weeks");
+        // The table fallback holds the same figures as the lines.
+        let (first, _) = &widgets[0];
+        let slug = &widgets[0].1;
+        let table = js(
+            b,
+            &format!(
+                "return Array.from(document.querySelectorAll('#activity-table tr[data-widget=\"{slug}\"][data-what=\"events\"] td.num')).map(function (td) {{ return td.textContent; }}).join(',')"
+            ),
+        )
+        .await;
+        let first_events =
+            per_day(&times(&app, "SELECT occurred_at FROM interaction_events WHERE widget_id = $1", *first).await, now);
+        assert_eq!(table, csv(&first_events), "{backend:?}: the table fallback");
+        // Category breakdown: today's and the window's totals per category.
+        let by_category: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.slug, COUNT(a.id) FROM categories c JOIN annotations a ON a.category_id = c.id
+               JOIN widgets w ON w.id = a.widget_id
+              WHERE c.hub_id = $1 AND a.deleted_at IS NULL AND w.archived_at IS NULL AND a.created_at >= $2
+              GROUP BY c.slug",
+        )
+        .bind(hub)
+        .bind(now.div_euclid(DAY_MS) * DAY_MS - 13 * DAY_MS)
+        .fetch_all(app.db.reader())
+        .await
+        .expect("by category");
+        for (slug, count) in &by_category {
+            let shown = js(
+                b,
+                &format!(
+                    "return Array.from(document.querySelectorAll('#chart-categories tr[data-category=\"{slug}\"] td')).reduce(function (s, td) {{ return s + Number(td.textContent); }}, 0)"
+                ),
+            )
+            .await;
+            assert_eq!(shown.as_i64(), Some(*count), "{backend:?}: category {slug}");
+        }
+        // The backlog now is the number of annotations awaiting triage.
+        let backlog = app
+            .scalar_i64(
+                "SELECT COUNT(*) FROM annotations a JOIN widgets w ON w.id = a.widget_id
+                  WHERE a.hub_id = $1 AND a.status = 'new' AND a.deleted_at IS NULL AND w.archived_at IS NULL",
+                hub,
+            )
+            .await;
+        let backlog_js = "return document.querySelector('#chart-backlog svg').dataset.values.split(',').pop()";
+        assert_eq!(js(b, backlog_js).await, backlog.to_string(), "{backend:?}: backlog now");
+
+        // A write: an annotation and a batch of events on the first widget; the charts follow.
+        let before = js(
+            b,
+            &format!(
+                "return document.querySelector('#widget-{first} svg.spark-annotations').dataset.values.split(',').pop()"
+            ),
+        )
+        .await;
+        let category = app.scalar_i64("SELECT MIN(id) FROM categories WHERE hub_id = $1", hub).await;
+        ihf::db::annotations::create(
+            &app.db,
+            &ihf::db::annotations::NewAnnotation {
+                hub_id: hub,
+                widget_id: *first,
+                actor_id: 1,
+                body: "The chart moved",
+                category_id: category,
+                status: "new",
+                created_at: ihf::db::now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("annotation");
+        let expected = before.as_str().unwrap_or("0").parse::<i64>().unwrap_or_default() + 1;
+        wait_until(
+            b,
+            "the annotations sparkline to count the new one",
+            &format!("return document.querySelector('#widget-{first} svg.spark-annotations').dataset.values.split(',').pop() === '{expected}'"),
+        )
+        .await;
+        wait_until(b, "the backlog to grow", &format!("{backlog_js} === '{}'", backlog + 1)).await;
+        let events_before = first_events.last().copied().unwrap_or_default();
+        let batch: Vec<ihf::db::events::NewEvent> = (0..3)
+            .map(|_| ihf::db::events::NewEvent {
+                hub_id: hub,
+                widget_id: *first,
+                kind: "click",
+                actor_id: None,
+                occurred_at: ihf::db::now_ms(),
+                payload: "{}".into(),
+            })
+            .collect();
+        ihf::db::events::insert(&app.db, &batch).await.expect("events");
+        wait_until(
+            b,
+            "the events sparkline to count the new batch",
+            &format!(
+                "return document.querySelector('#widget-{first} svg.spark-events').dataset.values.split(',').pop() === '{}'",
+                events_before + 3
+            ),
+        )
+        .await;
+
+        // The widget page draws the same widget's lines, and follows a write too.
+        b.goto(&app.url(&format!("/hubs/checkout/widgets/{slug}"))).await.expect("widget page");
+        wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
+        let notes = per_day(
+            &times(&app, "SELECT created_at FROM annotations WHERE widget_id = $1 AND deleted_at IS NULL", *first)
+                .await,
+            ihf::db::now_ms(),
+        );
+        assert_eq!(
+            js(b, "return document.querySelector('#widget-charts svg.spark-annotations').dataset.values").await,
+            csv(&notes)
+        );
+        ihf::db::annotations::create(
+            &app.db,
+            &ihf::db::annotations::NewAnnotation {
+                hub_id: hub,
+                widget_id: *first,
+                actor_id: 1,
+                body: "And again",
+                category_id: category,
+                status: "new",
+                created_at: ihf::db::now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("annotation");
+        wait_until(
+            b,
+            "the widget page's sparkline to follow",
+            &format!(
+                "return document.querySelector('#widget-charts svg.spark-annotations').dataset.values.split(',').pop() === '{}'",
+                notes.last().copied().unwrap_or_default() + 1
+            ),
+        )
+        .await;
+        let _ = b.clone().close().await;
+    }
+}
+
+/// After "Load more", a held live update's button is in view, and showing the latest keeps
+/// the rows that were loaded (issue #20, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn showing_held_updates_keeps_the_loaded_rows_and_is_in_view() {
+    if skipped("showing_held_updates_keeps_the_loaded_rows_and_is_in_view") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
+    let rows = "return document.querySelectorAll('#feed-list > li[id]').length";
+    assert_eq!(js(b, rows).await, 20);
+    b.find(Locator::Css("#feed-list [data-load-more]")).await.expect("load more").click().await.expect("click");
+    wait_until(b, "the second page", "return document.querySelectorAll('#feed-list > li[id]').length > 20").await;
+    let loaded = js(b, rows).await.as_i64().unwrap_or_default();
+    js(b, "window.scrollTo(0, document.documentElement.scrollHeight); return true").await;
+
+    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let widget = app.scalar_i64("SELECT MIN(id) FROM widgets WHERE hub_id = $1", hub).await;
+    let category = app.scalar_i64("SELECT MIN(id) FROM categories WHERE hub_id = $1", hub).await;
+    let id = ihf::db::annotations::create(
+        &app.db,
+        &ihf::db::annotations::NewAnnotation {
+            hub_id: hub,
+            widget_id: widget,
+            actor_id: 1,
+            body: "Held until asked for",
+            category_id: category,
+            status: "new",
+            created_at: ihf::db::now_ms(),
+            idempotency_key: None,
+        },
+    )
+    .await
+    .expect("annotation");
+    wait_until(b, "the held-update button", "return !!document.querySelector('button.live-held')").await;
+    wait_until(
+        b,
+        "the button in the viewport",
+        "var r = document.querySelector('button.live-held').getBoundingClientRect();
+         return r.top >= 0 && r.bottom <= innerHeight;",
+    )
+    .await;
+    b.find(Locator::Css("button.live-held")).await.expect("button").click().await.expect("click");
+    wait_until(b, "the new row", &format!("return !!document.getElementById('annotation-{id}')")).await;
+    assert_eq!(js(b, rows).await.as_i64(), Some(loaded + 1), "the loaded rows stay, the new one on top");
+    assert_eq!(
+        js(b, "return document.querySelector('#feed-list > li[id]').id").await,
+        format!("annotation-{id}"),
+        "newest first"
+    );
+    assert_eq!(js(b, "return !!document.querySelector('#feed-list [data-load-more]')").await, true);
+    let _ = b.clone().close().await;
+}
+
+/// With the server gone, the page says so across the top, and an action is refused with a
+/// message naming it; nothing is applied behind the person's back (issue #20, item 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_server_down_actions_are_refused_out_loud() {
+    if skipped("with_the_server_down_actions_are_refused_out_loud") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "tomas", &logins["tomas"]).await;
+    open_board(b, &app).await;
+    // The connection chip sits in the flow: it covers no count of the board.
+    assert_eq!(js(b, "return getComputedStyle(document.querySelector('.live-indicator')).position").await, "static");
+    assert_eq!(js(b, "return document.getElementById('offline').hidden").await, true);
+    press(b, "j").await;
+    let id = js(b, "return document.activeElement.dataset.id").await.as_str().unwrap_or_default().to_owned();
+    let status: String = sqlx::query_scalar("SELECT status FROM annotations WHERE id = $1")
+        .bind(id.parse::<i64>().expect("a row id"))
+        .fetch_one(app.db.reader())
+        .await
+        .expect("status");
+
+    app.handle.stop(false).await;
+    wait_until(
+        b,
+        "the offline banner",
+        "var o = document.getElementById('offline'); var r = o.getBoundingClientRect();
+         return !o.hidden && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight && /cannot be reached/.test(o.textContent);",
+    )
+    .await;
+    press(b, "t").await;
+    wait_until(
+        b,
+        "the refusal",
+        "return /Not sent: .*Nothing was changed/.test(document.getElementById('offline').textContent)",
+    )
+    .await;
+    assert_eq!(
+        js(b, &format!("return !!document.getElementById('row-{id}')")).await,
+        true,
+        "the row stays where it was"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: String = sqlx::query_scalar("SELECT status FROM annotations WHERE id = $1")
+        .bind(id.parse::<i64>().expect("a row id"))
+        .fetch_one(app.db.reader())
+        .await
+        .expect("status");
+    assert_eq!(after, status, "nothing applied");
+    let _ = b.clone().close().await;
+}
+
+/// A long embedded thread does not stretch the host page: the iframe grows to its content up
+/// to a cap (640 px unless the host asks otherwise) and scrolls inside (issue #20, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embed_frame_stops_growing_at_its_cap_and_scrolls_inside() {
+    if skipped("the_embed_frame_stops_growing_at_its_cap_and_scrolls_inside") {
+        return;
+    }
+    let (app, _) = app().await;
+    let (hub, widget): (i64, i64) = sqlx::query_as("SELECT hub_id, id FROM widgets WHERE slug = 'cart-summary'")
+        .fetch_one(app.db.reader())
+        .await
+        .expect("the demo's public widget");
+    let category = app.scalar_i64("SELECT MIN(id) FROM categories WHERE hub_id = $1", hub).await;
+    for n in 0..30 {
+        let body = format!("Public note number {n}: the totals should stay visible while scrolling the cart.");
+        ihf::db::annotations::create(
+            &app.db,
+            &ihf::db::annotations::NewAnnotation {
+                hub_id: hub,
+                widget_id: widget,
+                actor_id: 1,
+                body: &body,
+                category_id: category,
+                status: "new",
+                created_at: ihf::db::now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("annotation");
+    }
+    let (port, server) =
+        ihf::demo_host::build(app.db.clone(), "127.0.0.1:0".parse().expect("addr"), app.address.clone())
+            .expect("demo host");
+    tokio::spawn(server);
+    let host = format!("http://localhost:{port}");
+    ihf::demo_host::allow_origin(&app.db, &host).await.expect("allow the demo host");
+    let session = browser().await;
+    let b = &session.client;
+    b.goto(&format!("{host}/")).await.expect("demo host page");
+    wait_until(
+        b,
+        "the first frame to size itself",
+        "var f = document.querySelector('iframe.ihf-embed'); return !!f && f.height !== '360' && f.height !== '';",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // later resizes would have come by now
+    let height = js(b, "return Number(document.querySelector('iframe.ihf-embed').height)").await;
+    assert_eq!(height.as_i64(), Some(640), "capped at 640 px, not grown to the thread's length");
+    let frame = b.find(Locator::Css("iframe.ihf-embed")).await.expect("frame");
+    frame.enter_frame().await.expect("into the frame");
+    let inside = js(b, "return [document.documentElement.scrollHeight, innerHeight]").await;
+    let (scroll, inner) = (inside[0].as_i64().unwrap_or_default(), inside[1].as_i64().unwrap_or_default());
+    assert!(scroll > inner + 100, "the thread scrolls inside the frame: {scroll} px in {inner} px");
+    let _ = b.clone().close().await;
+}
+
+/// After an undo the focus is on the row it brought back, not on its neighbour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_undo_the_focus_is_on_the_restored_row() {
+    if skipped("after_undo_the_focus_is_on_the_restored_row") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "tomas", &logins["tomas"]).await;
+    open_board(b, &app).await;
+    press(b, "j").await;
+    let id = js(b, "return document.activeElement.dataset.id").await.as_str().unwrap_or_default().to_owned();
+    press(b, "t").await;
+    wait_until(b, "the row to leave", &format!("return !document.getElementById('row-{id}')")).await;
+    wait_until(b, "the focus on the neighbour", "return document.activeElement.classList.contains('triage-row')").await;
+    press(b, "z").await;
+    wait_until(b, "the focus on the restored row", &format!("return document.activeElement.id === 'row-{id}'")).await;
+    let _ = b.clone().close().await;
+}
+
+/// The duplicate dialog numbers its choices, a digit picks one (it does not go into the search
+/// box), and closing the dialog gives the focus back to the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duplicate_dialog_numbers_its_choices_and_a_digit_picks_one() {
+    if skipped("the_duplicate_dialog_numbers_its_choices_and_a_digit_picks_one") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "tomas", &logins["tomas"]).await;
+    open_board(b, &app).await;
+    press(b, "j").await;
+    let id = js(b, "return document.activeElement.dataset.id").await.as_str().unwrap_or_default().to_owned();
+    press(b, "d").await;
+    wait_until(b, "the duplicate dialog", "return document.getElementById('triage-dialog').open").await;
+    wait_until(b, "the first choice focused", "return document.activeElement.dataset.choice === '1'").await;
+    assert_eq!(
+        js(b, "return Array.from(document.querySelectorAll('#dup-results [data-choice] kbd')).slice(0, 3).map(function (k) { return k.textContent; })").await,
+        serde_json::json!(["1", "2", "3"]),
+        "number hints"
+    );
+    // Escape closes it and the focus is back on the row.
+    press(b, ESCAPE).await;
+    wait_until(b, "the dialog closed", "return !document.getElementById('triage-dialog').open").await;
+    wait_until(b, "the focus back on the row", &format!("return document.activeElement.id === 'row-{id}'")).await;
+    press(b, "d").await;
+    wait_until(b, "the first choice focused", "return document.activeElement.dataset.choice === '1'").await;
+    let original = js(
+        b,
+        "return JSON.parse(document.querySelector('#dup-results [data-choice=\"1\"]').getAttribute('hx-vals')).of",
+    )
+    .await;
+    press(b, "1").await;
+    wait_until(b, "the dialog to close", "return !document.getElementById('triage-dialog').open").await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let of: Option<i64> = sqlx::query_scalar("SELECT duplicate_of FROM annotations WHERE id = $1")
+            .bind(id.parse::<i64>().expect("id"))
+            .fetch_one(app.db.reader())
+            .await
+            .expect("row");
+        if of.is_some() {
+            assert_eq!(of, original.as_i64(), "the first choice was picked");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the digit picked nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = b.clone().close().await;
+}
+
+/// A composer error puts the focus on the field it is about, not on the page body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composer_error_puts_the_focus_on_its_field() {
+    if skipped("a_composer_error_puts_the_focus_on_its_field") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "anna", &logins["anna"]).await;
+    b.goto(&app.url("/hubs/checkout/widgets/payment-form")).await.expect("widget page");
+    b.find(Locator::Css("#composer button[type=submit]")).await.expect("send").click().await.expect("click");
+    wait_until(b, "the error", "return !!document.getElementById('composer-body-error')").await;
+    wait_until(b, "the focus on the body field", "return document.activeElement.id === 'composer-body'").await;
     let _ = b.clone().close().await;
 }

@@ -311,3 +311,37 @@ async fn sqlite_checkpoints_the_wal_in_the_background() {
     }
     db.close().await;
 }
+
+// The demo is coherent (issue #20): everyone who can sign in and wrote feedback is a member of
+// that widget's hub (and may read that widget), and each text is about the widget it is on.
+dual_test!(the_demo_feedback_fits_its_widgets_and_its_authors_can_read_it, |app| {
+    app.seed_demo().await;
+    let strangers: i64 = app
+        .scalar(
+            "SELECT COUNT(*) FROM annotations a JOIN actors p ON p.id = a.actor_id JOIN widgets w ON w.id = a.widget_id
+              WHERE p.password_hash IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM hub_members m WHERE m.hub_id = a.hub_id AND m.actor_id = p.id)",
+        )
+        .await;
+    assert_eq!(strangers, 0, "an author without access to the hub appears there");
+    let private_strangers: i64 = app
+        .scalar(
+            "SELECT COUNT(*) FROM annotations a JOIN actors p ON p.id = a.actor_id JOIN widgets w ON w.id = a.widget_id
+               JOIN hub_members m ON m.hub_id = a.hub_id AND m.actor_id = p.id
+              WHERE w.policy_scope = 'private' AND m.role = 'annotator' AND w.owner_id IS DISTINCT FROM p.id",
+        )
+        .await;
+    assert_eq!(private_strangers, 0, "an annotator wrote on a private widget they cannot read");
+    let off_topic: i64 = app
+        .scalar(
+            "SELECT COUNT(*) FROM annotations a JOIN widgets w ON w.id = a.widget_id
+              WHERE (w.slug IN ('signup-wizard', 'workspace-invite', 'product-tour', 'billing-setup')
+                     AND (a.body LIKE '%cart%' OR a.body LIKE '%promo%' OR a.body LIKE '%card%'))
+                 OR (w.slug = 'cart-summary' AND (a.body LIKE '%tour%' OR a.body LIKE '%workspace%'))",
+        )
+        .await;
+    assert_eq!(off_topic, 0, "feedback about another widget");
+    let widgets_with_feedback: i64 = app.scalar("SELECT COUNT(DISTINCT widget_id) FROM annotations").await;
+    let widgets: i64 = app.scalar("SELECT COUNT(*) FROM widgets").await;
+    assert_eq!(widgets_with_feedback, widgets, "every demo widget has feedback");
+});

@@ -58,7 +58,9 @@ dual_test!(administrators_create_archive_and_restore_hubs, |app| {
     )
     .await;
     assert_eq!(created.status(), 303);
-    assert_eq!(location(&created), "/hubs/search/settings");
+    assert_eq!(location(&created), "/hubs/search/settings?created=1");
+    let confirmed = admin.get(app.url(&location(&created))).send().await.expect("GET").text().await.expect("body");
+    assert!(confirmed.contains("Hub created."), "a confirmation after creating the hub");
     let hub = ihf::db::hubs::by_slug(&app.db, "search").await.expect("created");
     assert_eq!((hub.name.as_str(), hub.description.as_str()), ("Search", "Finding things"));
     let categories: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM categories WHERE hub_id = $1")
@@ -113,7 +115,10 @@ dual_test!(administrators_create_archive_and_restore_hubs, |app| {
         .await
         .expect("POST");
     assert_eq!(htmx.status(), 200);
-    assert_eq!(htmx.headers().get("hx-redirect").and_then(|v| v.to_str().ok()), Some("/hubs/returns/settings"));
+    assert_eq!(
+        htmx.headers().get("hx-redirect").and_then(|v| v.to_str().ok()),
+        Some("/hubs/returns/settings?created=1")
+    );
 });
 
 dual_test!(only_administrators_manage_hubs, |app| {
@@ -249,7 +254,9 @@ dual_test!(operators_create_edit_rotate_and_archive_widgets, |app| {
     )
     .await;
     assert_eq!(saved.status(), 303);
-    assert_eq!(location(&saved), format!("{list}/card-form"));
+    assert_eq!(location(&saved), format!("{list}/card-form?saved=1"));
+    let confirmed = olga.get(app.url(&location(&saved))).send().await.expect("GET").text().await.expect("body");
+    assert!(confirmed.contains("Widget settings saved."), "a confirmation after saving");
     let saved = ihf::db::widgets::by_slug(&app.db, hub_id, "card-form").await.expect("renamed");
     assert_eq!((saved.id, saved.owner_id, saved.allowed_origins.as_str()), (widget.id, None, ""));
 

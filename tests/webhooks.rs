@@ -158,16 +158,6 @@ async fn fixture(app: &TestApp) -> Fixture {
     Fixture { hub_id: hub.id, widget_id: widget.id, category_id, author_id }
 }
 
-trait ScalarExt {
-    async fn scalar_i64(&self, sql: &'static str, arg: i64) -> i64;
-}
-
-impl ScalarExt for TestApp {
-    async fn scalar_i64(&self, sql: &'static str, arg: i64) -> i64 {
-        sqlx::query_scalar(sql).bind(arg).fetch_one(self.db.reader()).await.expect("scalar")
-    }
-}
-
 async fn annotate(db: &Db, f: &Fixture, body: &str) -> i64 {
     annotations::create(
         db,

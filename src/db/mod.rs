@@ -13,6 +13,7 @@ pub mod api;
 pub mod api_keys;
 pub mod candidates;
 pub mod categories;
+pub mod charts;
 pub mod error;
 pub mod events;
 pub mod exports;

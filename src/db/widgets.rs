@@ -102,6 +102,26 @@ pub async fn stats_for_hub(
     Ok(qb.build_query_as()?.fetch_all(db.reader()).await?)
 }
 
+/// A widget someone owns, for their direct link to its feedback inbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OwnedWidget {
+    pub hub_slug: String,
+    pub hub_name: String,
+    pub slug: String,
+    pub name: String,
+}
+
+/// The live widgets `actor_id` owns in live hubs, by hub and name.
+pub async fn owned_by(db: &Db, actor_id: i64) -> Result<Vec<OwnedWidget>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT h.slug AS hub_slug, h.name AS hub_name, w.slug, w.name FROM widgets w JOIN hubs h ON h.id = w.hub_id
+          WHERE w.owner_id = $1 AND w.archived_at IS NULL AND h.archived_at IS NULL ORDER BY h.name, w.name, w.id",
+    )
+    .bind(actor_id)
+    .fetch_all(db.reader())
+    .await?)
+}
+
 /// Adds `origin` to the allowed embed origins of widget `id` unless it is listed already;
 /// `true` when it was added.
 pub async fn add_allowed_origin(db: &Db, id: i64, origin: &str) -> Result<bool, StoreError> {

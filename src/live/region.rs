@@ -230,7 +230,8 @@ impl Region {
     /// The hub whose data this region shows (`None`: the hubs index).
     pub fn hub_id(&self) -> Option<i64> {
         match self {
-            Self::Hubs => None,
+            Self::Hubs | Self::Bell { .. } => None,
+            Self::Roadmap { hub_id } => Some(*hub_id),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }

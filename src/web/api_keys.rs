@@ -30,10 +30,10 @@ struct ApiKeysPage {
     created: Option<String>,
 }
 
-async fn operator_hub(state: &AppState, slug: &str, chrome: &Chrome) -> Result<Hub, AppError> {
+async fn operator_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
     let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
     access::require(access.can_manage(), &chrome.viewer)?;
-    Ok(hub)
+    Ok((hub, chrome.in_hub(&access)))
 }
 
 async fn show(
@@ -58,7 +58,7 @@ async fn index(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = operator_hub(&state, &path, &chrome).await?;
+    let (hub, chrome) = operator_hub(&state, &path, chrome).await?;
     show(&state, hub, chrome, htmx, StatusCode::OK, (String::new(), None, None)).await
 }
 
@@ -76,7 +76,7 @@ async fn create(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = operator_hub(&state, &path, &chrome).await?;
+    let (hub, chrome) = operator_hub(&state, &path, chrome).await?;
     let name = form.name.trim().to_owned();
     let problem = if name.is_empty() {
         Some("Give the key a name, e.g. where it is used.".to_owned())
@@ -103,7 +103,7 @@ async fn revoke(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let hub = operator_hub(&state, &slug, &chrome).await?;
+    let (hub, chrome) = operator_hub(&state, &slug, chrome).await?;
     match api_keys::revoke(&state.db, hub.id, id).await {
         Ok(()) => tracing::info!(hub = hub.id, key_id = id, actor_id = chrome.viewer.actor_id, "API key revoked"),
         Err(StoreError::NotFound) => return Err(AppError::NotFound("API key")),

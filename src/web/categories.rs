@@ -7,7 +7,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::Viewer;
 use crate::db::categories::{self, Category, CategoryFields, PALETTE};
 use crate::db::hubs::Hub;
 use crate::error::AppError;
@@ -119,10 +118,10 @@ struct CategoriesPage {
 }
 
 /// The hub, for viewers who may manage it (others: 401/403).
-async fn managed_hub(state: &AppState, slug: &str, viewer: &Viewer) -> Result<Hub, AppError> {
-    let (hub, access) = access::hub(state, slug, viewer).await?;
-    access::require(access.can_manage(), viewer)?;
-    Ok(hub)
+async fn managed_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
+    let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
+    access::require(access.can_manage(), &chrome.viewer)?;
+    Ok((hub, chrome.in_hub(&access)))
 }
 
 /// Renders the page, with `edited` replacing its row (or the new-category form) as typed.
@@ -162,7 +161,7 @@ async fn settings(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     page(&state, chrome, htmx, hub, None).await
 }
 
@@ -205,7 +204,7 @@ async fn create(
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let hub = managed_hub(&state, &path, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
     let (form, position) = validate(None, false, form.into_inner());
     save(&state, chrome, htmx, hub, form, position).await
 }
@@ -219,7 +218,7 @@ async fn update(
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let hub = managed_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, chrome) = managed_hub(&state, &slug, chrome).await?;
     let current = categories::list(&state.db, hub.id, true)
         .await?
         .into_iter()
@@ -242,7 +241,7 @@ async fn archive(
         "restore" => false,
         _ => return Err(AppError::NotFound("page")),
     };
-    let hub = managed_hub(&state, &slug, &chrome.viewer).await?;
+    let (hub, _) = managed_hub(&state, &slug, chrome).await?;
     match categories::set_archived(&state.db, hub.id, id, archived).await {
         Ok(()) => Ok(back(htmx, &hub)),
         Err(crate::db::StoreError::NotFound) => Err(AppError::NotFound("category")),

@@ -13,6 +13,7 @@ use crate::db::hubs::Hub;
 use crate::db::widgets::{self, WidgetStats};
 use crate::error::AppError;
 use crate::live::{self, Region};
+use crate::web::charts::{self, HubCharts, Sparkline};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -28,7 +29,17 @@ pub const FEED_PAGE: i64 = 20;
 #[template(path = "fragments/widgets_panel.html")]
 pub struct WidgetsPanel {
     pub hub_slug: String,
-    pub widgets: Vec<WidgetStats>,
+    pub widgets: Vec<WidgetRow>,
+    /// The hub's charts over the widgets above (the ones the viewer sees).
+    pub charts: HubCharts,
+}
+
+/// One widget of the panel: its counts and its sparklines of the last days.
+pub struct WidgetRow {
+    pub stats: WidgetStats,
+    pub events: Sparkline,
+    pub annotations: Sparkline,
+    pub daily: crate::db::charts::WidgetActivity,
 }
 
 /// The most recent interaction signals.
@@ -71,7 +82,18 @@ struct DashboardPage {
 /// Loads the widgets region of a hub.
 pub async fn load_widgets(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<WidgetsPanel, AppError> {
     let widgets = widgets::stats_for_hub(&state.db, hub.id, crate::db::now_ms() - DAY_MS, viewer).await?;
-    Ok(WidgetsPanel { hub_slug: hub.slug.clone(), widgets })
+    let ids: Vec<i64> = widgets.iter().map(|w| w.id).collect();
+    let charts = charts::load(state, hub.id, &ids).await?;
+    let widgets = widgets
+        .into_iter()
+        .map(|stats| WidgetRow {
+            events: charts.sparkline(stats.id, &stats.name, "events"),
+            annotations: charts.sparkline(stats.id, &stats.name, "annotations"),
+            daily: charts.daily(stats.id),
+            stats,
+        })
+        .collect();
+    Ok(WidgetsPanel { hub_slug: hub.slug.clone(), widgets, charts })
 }
 
 /// Loads the signals region of a hub.

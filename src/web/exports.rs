@@ -245,6 +245,7 @@ struct ExportPage {
     widgets: Vec<crate::db::widgets::Widget>,
     categories: Vec<categories::Category>,
     statuses: [&'static str; 5],
+    can_manage: bool,
 }
 
 /// The export form: the filters, and one button per format.
@@ -259,8 +260,15 @@ async fn export_form(
     access::require(access.can_export(), &chrome.viewer)?;
     let widgets = widgets::list_for_hub(&state.db, hub.id).await?;
     let categories = categories::list(&state.db, hub.id, true).await?;
-    let chrome = chrome.titled(format!("Export · {}", hub.name));
-    let page = ExportPage { chrome, hub, widgets, categories, statuses: annotations::STATUSES };
+    let chrome = chrome.titled(format!("Export · {}", hub.name)).in_hub(&access);
+    let page = ExportPage {
+        chrome,
+        hub,
+        widgets,
+        categories,
+        statuses: annotations::STATUSES,
+        can_manage: access.can_manage(),
+    };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 

@@ -57,6 +57,11 @@ pub fn kind(kind: &str) -> String {
     kind.replace('_', " ")
 }
 
+/// A UTC day, e.g. `26 Nov` (the charts' day labels).
+pub fn day(ms: impl Borrow<i64>) -> String {
+    at(*ms.borrow()).format(format_description!("[day padding:none] [month repr:short]")).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

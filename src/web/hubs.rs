@@ -25,6 +25,8 @@ pub struct HubList {
 struct HubsPage {
     chrome: Chrome,
     list: HubList,
+    /// The viewer's own widgets: a direct link to each one's feedback inbox.
+    owned: Vec<crate::db::widgets::OwnedWidget>,
 }
 
 /// Loads the hub list as `viewer` may see it.
@@ -43,7 +45,11 @@ async fn index(state: web::Data<AppState>, chrome: Chrome, htmx: Htmx) -> Result
     let since = state.feed.current_seq();
     let list = load_list(&state, &chrome.viewer).await?;
     let chrome = chrome.titled("Hubs").live(live::region::stream_url(&[Region::Hubs], since));
-    let page = HubsPage { chrome, list };
+    let owned = match chrome.viewer.actor_id {
+        Some(id) => crate::db::widgets::owned_by(&state.db, id).await?,
+        None => Vec::new(),
+    };
+    let page = HubsPage { chrome, list, owned };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 

@@ -192,6 +192,7 @@ async fn ledger_page(
     let regions = [Region::Ledger { hub_id: hub.id, status }];
     let chrome =
         chrome.titled(format!("{} · governance ledger", hub.name)).live(live::region::stream_url(&regions, since));
+    let chrome = chrome.in_hub(hub_access);
     Ok(LedgerPage { chrome, hub, list, can_propose: hub_access.can_propose(), propose })
 }
 
@@ -455,7 +456,8 @@ async fn candidate_page(
         query: forms.picker_query,
         results,
     };
-    let chrome = chrome.titled(candidate.title.clone()).live(live::region::stream_url(&regions, since));
+    let chrome =
+        chrome.titled(candidate.title.clone()).live(live::region::stream_url(&regions, since)).in_hub(hub_access);
     Ok(CandidatePage {
         chrome,
         hub,

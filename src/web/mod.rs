@@ -5,6 +5,7 @@ pub mod api;
 pub mod api_keys;
 pub mod assets;
 pub mod categories;
+pub mod charts;
 pub mod chrome;
 pub mod client_addr;
 pub mod content_type;

@@ -421,7 +421,7 @@ async fn board(
     let queue = TriageQueue { hub_slug: hub.slug.clone(), page: queue_page(&hub, rows, &categories, &filter, None) };
     let counts = counts_panel(&hub, &counts, &categories, &filter);
     let live_url = live::region::stream_url(&live_regions(&hub, &filter), since);
-    let chrome = chrome.titled(format!("Triage · {}", hub.name)).live(live_url);
+    let chrome = chrome.titled(format!("Triage · {}", hub.name)).live(live_url).in_hub(&access);
     let page = TriagePage {
         chrome,
         can_manage: access.can_manage(),

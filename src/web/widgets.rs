@@ -20,6 +20,7 @@ use crate::db::widgets::{self, Widget};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
 use crate::live::{self, Region};
+use crate::web::charts::{self, WidgetCharts};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::replies::Conversations;
@@ -167,6 +168,8 @@ struct WidgetPage {
     composer: Option<ComposerView>,
     can_read_inbox: bool,
     thread: ThreadPanel,
+    /// The widget's charts, for hub members who read events.
+    charts: Option<WidgetCharts>,
 }
 
 /// Loads one page of a widget's thread as `viewer` may read it.
@@ -260,6 +263,12 @@ async fn render_widget_page(
         false => None,
     };
     let thread = load_thread(state, &base, &access, &widget, &chrome.viewer).await?;
+    // The charts sit outside the live thread (one render of it serves every reader; only hub
+    // members who read events see the charts).
+    let charts = match access.can_read_events() {
+        true => Some(charts::load_widget(state, &widget).await?),
+        false => None,
+    };
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
     // The stream sends every reader the shared render (the viewer's own buttons shown by the
     // page): the page says which of those it shows, so the first update can be the new rows.
@@ -272,7 +281,7 @@ async fn render_widget_page(
     };
     let chrome = chrome.titled(widget.name.clone()).live(live_url).in_hub(&access);
     let can_read_inbox = access.can_read_inbox(&widget);
-    let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread };
+    let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread, charts };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
 }
 

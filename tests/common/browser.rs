@@ -141,3 +141,17 @@ pub async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Polls `script` (a function body returning a boolean) until it returns `true` (8 s at most);
+/// panics naming `what` otherwise. The one polling loop of the browser tests.
+pub async fn wait_until(browser: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let value = browser.execute(script, Vec::new()).await.expect("script");
+        if value == serde_json::Value::Bool(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what} (last answer: {value})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

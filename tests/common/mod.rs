@@ -321,6 +321,11 @@ impl TestApp {
     pub async fn scalar(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(self.db.reader()).await.expect("scalar query")
     }
+
+    /// A number from `sql` with one bound argument `$1`.
+    pub async fn scalar_i64(&self, sql: &'static str, arg: i64) -> i64 {
+        sqlx::query_scalar(sql).bind(arg).fetch_one(self.db.reader()).await.expect("scalar query")
+    }
 }
 
 /// The text between `after` and the next `<` following it, e.g. a number in `data-stat="new">12<`.

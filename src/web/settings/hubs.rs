@@ -74,7 +74,7 @@ async fn create(
     match hubs::create(&state.db, &slug, &name, &description).await {
         Ok(hub) => {
             tracing::info!(hub = hub.slug, actor = chrome.viewer.actor_id, "hub created");
-            Ok(redirect(htmx, &format!("/hubs/{}/settings", hub.slug)).finish())
+            Ok(redirect(htmx, &format!("/hubs/{}/settings?created=1", hub.slug)).finish())
         }
         Err(e) if e.is_conflict_on("hubs_slug_key", "hubs.slug") => {
             errors.add("slug", format!("A hub with the slug {slug} exists already (perhaps archived)."));

@@ -44,17 +44,26 @@ pub fn push_url(response: &mut HttpResponse, url: &str) {
 struct IndexPage {
     chrome: Chrome,
     hub: Hub,
+    /// The confirmation after creating the hub (`?created=1` on the redirect here).
+    notice: Option<&'static str>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CreatedQuery {
+    created: Option<String>,
 }
 
 #[get("/hubs/{hub_slug}/settings")]
 async fn index(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<CreatedQuery>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
     let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
-    let page = IndexPage { chrome: chrome.titled(format!("{} · settings", hub.name)), hub };
+    let notice = query.created.as_ref().map(|_| "Hub created. Next: add its widgets and members.");
+    let page = IndexPage { chrome: chrome.titled(format!("{} · settings", hub.name)), hub, notice };
     render::page(htmx, &page, |p| p.as_content().render())
 }
 

@@ -130,6 +130,14 @@ struct WidgetPage {
     snippet: String,
     /// Where the form posts: the widget, or the list to create one.
     form_action: String,
+    /// The confirmation after a save (`?saved=1` on the redirect back here).
+    notice: Option<&'static str>,
+}
+
+/// `?saved=1`: the page was reached by the redirect after a successful save.
+#[derive(Debug, serde::Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
 }
 
 /// This server's origin as the browser sees it, for the snippet.
@@ -165,6 +173,7 @@ impl WidgetPage {
             members,
             scopes: SCOPES,
             revealed_secret: None,
+            notice: None,
             snippet,
             form_action,
         }
@@ -283,6 +292,7 @@ async fn edit_form(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    query: web::Query<SavedQuery>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
@@ -290,7 +300,9 @@ async fn edit_form(
     let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     let members = settings::members(&state.db, hub.id).await?;
-    WidgetPage::new(&req, chrome, hub, Some(widget), members).respond(htmx, StatusCode::OK)
+    let mut page = WidgetPage::new(&req, chrome, hub, Some(widget), members);
+    page.notice = query.saved.as_ref().map(|_| "Widget settings saved.");
+    page.respond(htmx, StatusCode::OK)
 }
 
 #[post("/hubs/{hub_slug}/settings/widgets/{widget_slug}")]
@@ -329,7 +341,7 @@ async fn update(
                 actor = page.chrome.viewer.actor_id,
                 "widget updated"
             );
-            Ok(redirect(htmx, &format!("/hubs/{}/settings/widgets/{}", page.hub.slug, valid.slug)).finish())
+            Ok(redirect(htmx, &format!("/hubs/{}/settings/widgets/{}?saved=1", page.hub.slug, valid.slug)).finish())
         }
         Err(e) if is_slug_conflict(&e) => {
             page.with_mistakes(form, slug_taken(&valid.slug)).respond(htmx, StatusCode::UNPROCESSABLE_ENTITY)

@@ -283,7 +283,7 @@ async fn history(
         triage::history(&state.db, hub.id, id),
         triage::duplicates(&state.db, &access, hub.id, id),
     )?;
-    let chrome = chrome.titled(format!("Annotation #{id} · {}", hub.name));
+    let chrome = chrome.titled(format!("Annotation #{id} · {}", hub.name)).in_hub(&access);
     let page = HistoryPage { chrome, hub, row, entries, duplicates };
     render::page(htmx, &page, |p| p.as_content().render())
 }
