@@ -231,11 +231,12 @@ dual_test!(replies_show_on_the_widget_page_live_and_reach_webhooks, |app| {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut seen = false;
     while tokio::time::Instant::now() < deadline && !seen {
-        if let Some(event) = stream.next_event(Duration::from_secs(2)).await {
-            if event.event == "thread" && event.data.contains("Coming next sprint") {
-                assert!(!event.data.contains("staff-only note"), "the author's stream leaves internal replies out");
-                seen = true;
-            }
+        if let Some(event) = stream.next_event(Duration::from_secs(2)).await
+            && event.event == "thread"
+            && event.data.contains("Coming next sprint")
+        {
+            assert!(!event.data.contains("staff-only note"), "the author's stream leaves internal replies out");
+            seen = true;
         }
     }
     assert!(seen, "the reply reached the author's thread live");
