@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+use crate::web::client_addr::TrustedProxies;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -111,6 +113,12 @@ pub struct Config {
     /// (default `ihf-` and 8 random hex digits), fixed after that.
     #[arg(long, env = "IHF_LEDGER_NAME", global = true)]
     pub ledger_name: Option<String>,
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client, as
+    /// comma-separated addresses or CIDR networks (`127.0.0.1,10.0.0.0/8,::1`); empty trusts
+    /// nobody, and then the TCP peer is the client for every per-IP limit and log.
+    #[arg(long, env = "IHF_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -138,6 +146,7 @@ impl Config {
             ingest_per_key_per_min: 6000,
             ingest_per_ip_per_min: 600,
             ledger_name: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -202,6 +211,7 @@ impl fmt::Debug for Config {
             .field("ingest_per_key_per_min", &self.ingest_per_key_per_min)
             .field("ingest_per_ip_per_min", &self.ingest_per_ip_per_min)
             .field("ledger_name", &self.ledger_name)
+            .field("trusted_proxies", &self.trusted_proxies.to_string())
             .finish()
     }
 }
@@ -229,5 +239,14 @@ mod tests {
         assert!(!parse(&["--database-url", "sqlite:///srv/ihf/prod.sqlite3"]).seeds_demo());
         assert!(parse(&["--database-url", "postgres://postgres@127.0.0.1/ihf", "--seed-demo", "true"]).seeds_demo());
         assert!(!parse(&["--database-url", DEFAULT_DATABASE_URL, "--seed-demo", "false"]).seeds_demo());
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_nobody_and_refuse_bad_networks() {
+        assert!(parse(&[]).trusted_proxies.is_empty());
+        let list = parse(&["--trusted-proxies", "127.0.0.1,10.0.0.0/8,::1"]).trusted_proxies;
+        assert!(list.trusts("10.2.3.4".parse().unwrap()) && !list.trusts("192.0.2.1".parse().unwrap()));
+        let cli = Cli::try_parse_from(["ihf", "--trusted-proxies", "10.0.0.0/40"]);
+        assert!(cli.is_err(), "a prefix longer than the address is refused at start");
     }
 }

@@ -64,6 +64,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Fires when the server begins to stop; long-lived tasks and responses subscribe.
     pub shutdown: lifecycle::Shutdown,
+    /// Wakes the webhook worker after a delivery is enqueued outside the database triggers.
+    pub webhook_wake: webhooks::worker::Wake,
     /// Off outside tests.
     pub test_hooks: TestHooks,
 }
@@ -131,13 +133,15 @@ impl Application {
             Some(bind) => Some(metrics::serve(bind, Arc::clone(&metrics), Arc::clone(&live), db.clone())?),
             None => None,
         };
+        let webhook_wake = webhooks::worker::Wake::default();
         let webhook_worker = webhooks::worker::Worker::new(
             db.clone(),
             config.webhook_allow_private,
             config.webhook_retry_base_ms,
             Arc::clone(&metrics),
+            webhook_wake.clone(),
         )?
-        .spawn(shutdown.subscribe());
+        .spawn(shutdown.subscribe(), feed.subscribe());
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::new(config.static_dir.as_deref()),
@@ -153,6 +157,7 @@ impl Application {
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),
+            webhook_wake,
             test_hooks,
         });
         tokio::spawn(live::LiveHub::follow_sessions(state.clone(), shutdown_rx.clone()));

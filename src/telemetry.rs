@@ -132,7 +132,7 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
                     http.route = %route,
                     http.scheme = %info.scheme(),
                     http.host = %info.host(),
-                    http.client_ip = %info.realip_remote_addr().unwrap_or(""),
+                    http.client_ip = %crate::web::client_addr::client_ip(request.request()).map(|ip| ip.to_string()).unwrap_or_default(),
                     http.user_agent = %request.headers().get("User-Agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
                     http.target = %target,
                     http.status_code = tracing::field::Empty,

@@ -7,7 +7,7 @@ use super::sql::SqlBuilder;
 use crate::auth::Viewer;
 use crate::auth::policy;
 
-use super::{Db, StoreError, now_ms};
+use super::{Backend, Db, StoreError, now_ms};
 
 /// Who may read a widget's annotations beyond their authors (see `auth::policy`).
 pub const SCOPES: [&str; 3] = ["public", "members", "private"];
@@ -63,14 +63,38 @@ pub async fn stats_for_hub(
     since_ms: i64,
     viewer: &Viewer,
 ) -> Result<Vec<WidgetStats>, StoreError> {
+    // The annotation counts come from one grouped scan of the hub's annotations (the queue
+    // index covers it), not two correlated counts per widget. The recent events are grouped
+    // too on PostgreSQL, but counted per widget on SQLite, where that count is covering-index
+    // only and the grouped scan reads every event row. Measured on the demo (one statement,
+    // warm): PostgreSQL 0.58 ms (three correlated counts) → 0.30 ms; SQLite 0.36 → 0.30 ms,
+    // where grouping the events as well took 0.73 ms. An annotation and an event always
+    // carry their widget's hub.
+    let grouped_events = db.backend() == Backend::Postgres;
     let mut qb = SqlBuilder::new(
         "SELECT w.id, w.slug, w.name, w.policy_scope, o.display_name AS owner_name,
-            (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL) AS annotations_total,
-            (SELECT COUNT(*) FROM annotations a WHERE a.widget_id = w.id AND a.deleted_at IS NULL AND a.status = 'new') AS annotations_new,
-            (SELECT COUNT(*) FROM interaction_events e WHERE e.widget_id = w.id AND e.occurred_at >= ",
+            COALESCE(ac.total, 0) AS annotations_total, COALESCE(ac.fresh, 0) AS annotations_new, ",
     );
-    qb.push_bind(since_ms);
-    qb.push(") AS events_24h FROM widgets w LEFT JOIN actors o ON o.id = w.owner_id WHERE w.hub_id = ");
+    if grouped_events {
+        qb.push("COALESCE(ec.n, 0) AS events_24h");
+    } else {
+        qb.push("(SELECT COUNT(*) FROM interaction_events e WHERE e.widget_id = w.id AND e.occurred_at >= ");
+        qb.push_bind(since_ms).push(") AS events_24h");
+    }
+    qb.push(
+        " FROM widgets w LEFT JOIN actors o ON o.id = w.owner_id
+          LEFT JOIN (SELECT a.widget_id, COUNT(*) AS total, SUM(CASE WHEN a.status = 'new' THEN 1 ELSE 0 END) AS fresh
+                       FROM annotations a WHERE a.hub_id = ",
+    );
+    qb.push_bind(hub_id);
+    qb.push(" AND a.deleted_at IS NULL GROUP BY a.widget_id) ac ON ac.widget_id = w.id");
+    if grouped_events {
+        qb.push(" LEFT JOIN (SELECT e.widget_id, COUNT(*) AS n FROM interaction_events e WHERE e.hub_id = ");
+        qb.push_bind(hub_id);
+        qb.push(" AND e.occurred_at >= ").push_bind(since_ms);
+        qb.push(" GROUP BY e.widget_id) ec ON ec.widget_id = w.id");
+    }
+    qb.push(" WHERE w.hub_id = ");
     qb.push_bind(hub_id);
     qb.push(" AND w.archived_at IS NULL AND ");
     policy::push_widget_visible(&mut qb, viewer);

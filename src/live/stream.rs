@@ -71,7 +71,7 @@ async fn live(
     // tab (with whichever page, signed in or not) asked for them.
     let csrf = chrome.csrf_token;
     let session = req.extensions().get::<Session>().map(|s| s.token_hash.clone());
-    let ip = req.peer_addr().map(|a| a.ip());
+    let ip = crate::web::client_addr::client_ip(&req);
     let mut admitted = state.live.admit(ip, session).map_err(|refusal| {
         tracing::info!(?refusal, "live stream refused");
         AppError::Overloaded(match refusal {

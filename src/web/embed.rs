@@ -589,7 +589,8 @@ async fn live_thread(
 ) -> Result<impl Responder, AppError> {
     let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
     let mut visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
-    let admitted = state.live.admit(req.peer_addr().map(|a| a.ip()), None).map_err(|_| AppError::Overloaded(10))?;
+    let admitted =
+        state.live.admit(crate::web::client_addr::client_ip(&req), None).map_err(|_| AppError::Overloaded(10))?;
     let mut wake = Wake::new(&state, widget.hub_id, widget.id);
     let (sender, receiver) = mpsc::channel(8);
     actix_web::rt::spawn(async move {

@@ -13,6 +13,7 @@ use crate::crypto;
 use crate::db::{StoreError, actors, now_ms, sessions};
 use crate::error::AppError;
 use crate::web::chrome::Chrome;
+use crate::web::client_addr::ClientAddr;
 use crate::web::render::{self, Htmx};
 
 #[derive(Template)]
@@ -62,11 +63,12 @@ async fn login(
     form: web::Form<LoginForm>,
     chrome: Chrome,
     htmx: Htmx,
+    client: ClientAddr,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let handle = form.handle.trim().to_owned();
     let next = safe_next(form.next.as_deref());
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = client.key();
     let refuse = |status: StatusCode, message: String| {
         let page = LoginPage {
             chrome: chrome.clone().titled("Sign in"),

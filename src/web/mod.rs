@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod assets;
 pub mod categories;
 pub mod chrome;
+pub mod client_addr;
 pub mod content_type;
 pub mod dashboard;
 pub mod embed;

@@ -413,9 +413,8 @@ async fn board(
     // Before loading: a change made while the page renders is then sent when the stream opens.
     let since = state.feed.current_seq();
     // One read of each: the queue and the counts share the categories.
-    let (rows, counts, widgets, categories) = tokio::try_join!(
-        triage::queue(&state.db, &access, hub.id, &filter.store, None, QUEUE_PAGE + 1),
-        triage::counts(&state.db, &access, hub.id, &filter.store),
+    let ((rows, counts), widgets, categories) = tokio::try_join!(
+        triage::board(&state.db, &access, hub.id, &filter.store, QUEUE_PAGE + 1),
         widgets::list_for_hub(&state.db, hub.id),
         categories::list(&state.db, hub.id, true),
     )?;

@@ -11,25 +11,32 @@
 //! whole batch has). A receiver that hangs costs its own deliveries the request timeout, nobody
 //! else's. On shutdown the worker stops claiming, lets the deliveries in flight finish and
 //! record their outcome, then returns.
+//!
+//! An idle worker sleeps until the next delivery is due, or until something may have enqueued
+//! one: a committed change to annotations or requirement candidates (the tables whose triggers
+//! enqueue, seen on the change feed, from any instance) or an in-process [`Wake`] (a replay).
+//! It looks at the queue at least every [`IDLE_MAX`] all the same.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
 
 use super::guard::{self, PublicResolver};
 use crate::db::webhooks::{self, ClaimedDelivery, Outcome};
 use crate::db::{Db, StoreError, now_ms};
 use crate::lifecycle::ShutdownSignal;
+use crate::live::FeedMessage;
 use crate::metrics::Metrics;
 
 /// How long a claimed delivery stays with its worker.
 pub const LEASE_MS: i64 = 60_000;
 /// Longest wait for a receiver's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest sleep between looks at the queue (triggers enqueue without telling us).
-const POLL: Duration = Duration::from_millis(250);
+/// Longest sleep between looks at the queue when nothing says there is work.
+pub const IDLE_MAX: Duration = Duration::from_secs(5);
 /// Deliveries in flight at once, all webhooks together.
 const MAX_IN_FLIGHT: usize = 32;
 /// Deliveries in flight at once to one webhook.
@@ -45,12 +52,38 @@ pub struct Worker {
     allow_private: bool,
     retry_base_ms: u64,
     metrics: Arc<Metrics>,
+    wake: Wake,
+}
+
+/// Tells the worker to look at the queue now (after enqueueing outside the triggers).
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    /// Wakes the worker (or makes its next sleep return at once).
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What a look at the queue found.
+enum Claim {
+    /// Deliveries to send now.
+    Sent(Vec<ClaimedDelivery>),
+    /// Nothing to send now: sleep this long at most.
+    Idle(Duration),
 }
 
 impl Worker {
     /// A worker with its HTTP client: no redirects (a 3xx is a failure, not a way around the
     /// address check), no proxies from the environment, names resolved by [`PublicResolver`].
-    pub fn new(db: Db, allow_private: bool, retry_base_ms: u64, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Db,
+        allow_private: bool,
+        retry_base_ms: u64,
+        metrics: Arc<Metrics>,
+        wake: Wake,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
@@ -59,15 +92,21 @@ impl Worker {
             .dns_resolver(Arc::new(PublicResolver { allow_private }))
             .user_agent(concat!("IHF-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { db, client, allow_private, retry_base_ms, metrics })
+        Ok(Self { db, client, allow_private, retry_base_ms, metrics, wake })
     }
 
-    /// Starts the worker as a task that runs until `shutdown` fires.
-    pub fn spawn(self, shutdown: ShutdownSignal) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(Arc::new(self).run(shutdown))
+    /// Starts the worker as a task that runs until `shutdown` fires; `changes` is the change
+    /// feed (see the module).
+    pub fn spawn(
+        self,
+        shutdown: ShutdownSignal,
+        changes: broadcast::Receiver<FeedMessage>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Arc::new(self).run(shutdown, changes))
     }
 
-    async fn run(self: Arc<Self>, mut shutdown: ShutdownSignal) {
+    async fn run(self: Arc<Self>, mut shutdown: ShutdownSignal, mut changes: broadcast::Receiver<FeedMessage>) {
+        let mut feed_open = true;
         let mut in_flight: JoinSet<i64> = JoinSet::new();
         // Deliveries in flight per webhook.
         let mut per_endpoint: HashMap<i64, usize> = HashMap::new();
@@ -80,10 +119,11 @@ impl Worker {
             }
             let room = MAX_IN_FLIGHT - in_flight.len();
             let sleep = if room == 0 {
-                POLL
+                // Woken when one of them finishes.
+                IDLE_MAX
             } else {
                 match self.claim(room, &per_endpoint).await {
-                    Ok(claimed) if !claimed.is_empty() => {
+                    Ok(Claim::Sent(claimed)) => {
                         for delivery in claimed {
                             *per_endpoint.entry(delivery.webhook_id).or_default() += 1;
                             let worker = Arc::clone(&self);
@@ -95,17 +135,35 @@ impl Worker {
                         }
                         continue;
                     }
-                    Ok(_) => self.until_next_due().await,
+                    Ok(Claim::Idle(sleep)) => sleep,
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook worker: cannot read the queue");
                         Duration::from_secs(2)
                     }
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => finished(&mut per_endpoint, done),
-                () = shutdown.wait() => break,
+            let timer = tokio::time::sleep(sleep);
+            tokio::pin!(timer);
+            // Changes that cannot have enqueued anything (most of them) keep the same timer and
+            // cost no query.
+            let stop = loop {
+                tokio::select! {
+                    () = &mut timer => break false,
+                    Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                        finished(&mut per_endpoint, done);
+                        break false;
+                    }
+                    () = shutdown.wait() => break true,
+                    () = self.wake.0.notified() => break false,
+                    message = changes.recv(), if feed_open => match message {
+                        Ok(FeedMessage::Change(change)) if !may_enqueue(&change.table) => {}
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break false,
+                        Err(broadcast::error::RecvError::Closed) => feed_open = false,
+                    },
+                }
+            };
+            if stop {
+                break;
             }
         }
         // Stopping: no new claims; what is in flight finishes and records its outcome.
@@ -113,17 +171,17 @@ impl Worker {
         tracing::debug!("webhook worker stopped");
     }
 
-    async fn until_next_due(&self) -> Duration {
-        match webhooks::next_due_at(&self.db).await {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, POLL.as_millis() as i64) as u64),
-            _ => POLL,
-        }
-    }
-
-    /// Claims up to `room` due deliveries, none to a webhook at [`PER_ENDPOINT`] in flight.
-    async fn claim(&self, room: usize, per_endpoint: &HashMap<i64, usize>) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        if !matches!(webhooks::next_due_at(&self.db).await?, Some(at) if at <= now_ms()) {
-            return Ok(Vec::new());
+    /// Claims up to `room` due deliveries, none to a webhook at [`PER_ENDPOINT`] in flight; or
+    /// says how long to sleep when none is due (one cheap read, so an idle worker never takes
+    /// the SQLite writer just to find nothing).
+    async fn claim(&self, room: usize, per_endpoint: &HashMap<i64, usize>) -> Result<Claim, StoreError> {
+        let now = now_ms();
+        match webhooks::next_due_at(&self.db).await? {
+            None => return Ok(Claim::Idle(IDLE_MAX)),
+            Some(at) if at > now => {
+                return Ok(Claim::Idle(Duration::from_millis((at - now).min(IDLE_MAX.as_millis() as i64) as u64)));
+            }
+            Some(_) => {}
         }
         let busy: Vec<i64> = per_endpoint.iter().filter(|(_, n)| **n >= PER_ENDPOINT).map(|(id, _)| *id).collect();
         let mut claimed = webhooks::claim_due(&self.db, now_ms(), LEASE_MS, room as i64, &busy).await?;
@@ -144,7 +202,12 @@ impl Worker {
         if !returned.is_empty() {
             webhooks::unclaim(&self.db, &returned).await?;
         }
-        Ok(kept)
+        if kept.is_empty() {
+            // Due, but only to webhooks at their limit (or leased elsewhere): a finishing
+            // delivery wakes us, not a timer.
+            return Ok(Claim::Idle(IDLE_MAX));
+        }
+        Ok(Claim::Sent(kept))
     }
 
     async fn deliver(&self, delivery: ClaimedDelivery) {
@@ -232,6 +295,11 @@ impl Worker {
             Outcome::Retry { status, error, retry_at }
         }
     }
+}
+
+/// Whether a change to `table` may have enqueued deliveries (migration 0004's triggers).
+fn may_enqueue(table: &str) -> bool {
+    matches!(table, "annotations" | "requirement_candidates")
 }
 
 /// Counts a finished delivery off its webhook.

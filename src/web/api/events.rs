@@ -16,6 +16,7 @@ use crate::db::annotations::Cursor;
 use crate::db::api;
 use crate::db::events::{KINDS, NewEvent};
 use crate::db::now_ms;
+use crate::web::client_addr::ClientAddr;
 use crate::web::input;
 
 /// Most events in one batch.
@@ -104,13 +105,14 @@ async fn ingest(
     state: web::Data<AppState>,
     path: web::Path<String>,
     caller: Caller,
+    client: ClientAddr,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let widget = path_widget(&state, &caller, &path).await?;
     if !caller.rls_only && !policy::embed_key_can_send_events(&widget) {
         return Err(ApiError::Forbidden("this widget is archived".into()));
     }
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = client.key();
     state.ingest_limits.check(&widget.embed_key, &ip).map_err(ApiError::RateLimited)?;
     body::check_content_type(&req)?;
     let body = body::read_body(&req, payload.into_inner(), MAX_BODY).await?;

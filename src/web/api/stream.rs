@@ -137,7 +137,8 @@ async fn stream(
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     let (sender, receiver) = mpsc::channel(64);
     // Counted with the live streams: the same limits per IP and in total.
-    let admitted = state.live.admit(req.peer_addr().map(|a| a.ip()), None).map_err(|_| ApiError::Overloaded(10))?;
+    let admitted =
+        state.live.admit(crate::web::client_addr::client_ip(&req), None).map_err(|_| ApiError::Overloaded(10))?;
     let wake = Wake::new(&state, widget.hub_id, widget.id);
     let subscription = Subscription { state, token: bearer(&req), caller, widget_id: widget.id, filter, limit, resume };
     actix_web::rt::spawn(async move {

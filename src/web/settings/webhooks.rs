@@ -205,6 +205,7 @@ async fn replay(
     let webhook = webhook_of(&state, &hub, id).await?;
     match webhooks::replay(&state.db, hub.id, webhook.id, delivery_id).await {
         Ok(new_id) => {
+            state.webhook_wake.notify();
             tracing::info!(
                 hub = hub.slug,
                 webhook = webhook.id,
