@@ -22,6 +22,7 @@ pub mod tls;
 pub mod transparency;
 pub mod web;
 pub mod webhooks;
+pub mod witness;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub struct Application {
     shutdown: lifecycle::Shutdown,
     metrics: Arc<metrics::Metrics>,
     webhook_worker: tokio::task::JoinHandle<()>,
+    witness_worker: tokio::task::JoinHandle<()>,
     metrics_server: Option<(u16, Server)>,
 }
 
@@ -142,6 +144,9 @@ impl Application {
             webhook_wake.clone(),
         )?
         .spawn(shutdown.subscribe(), feed.subscribe());
+        let witness_worker =
+            witness::Worker::new(db.clone(), config.webhook_allow_private, config.webhook_retry_base_ms)?
+                .spawn(shutdown.subscribe());
         let state = aw::Data::new(AppState {
             db: db.clone(),
             assets: web::assets::Assets::new(config.static_dir.as_deref()),
@@ -185,7 +190,7 @@ impl Application {
             None => server.listen(listener)?,
         };
         let server = server.shutdown_timeout(10).disable_signals().run();
-        Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, metrics_server })
+        Ok(Self { port, server, db, live, shutdown, metrics, webhook_worker, witness_worker, metrics_server })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -249,7 +254,13 @@ impl Application {
         signals.abort();
         self.live.close_all();
         self.shutdown.trigger();
-        lifecycle::finish(self.webhook_worker, metrics_server).await;
+        // Requests to witnesses in flight finish (or time out) and record what came back.
+        let witnesses = async {
+            if tokio::time::timeout(std::time::Duration::from_secs(12), self.witness_worker).await.is_err() {
+                tracing::warn!("the witness worker did not stop in time; its claims run out by themselves");
+            }
+        };
+        tokio::join!(witnesses, lifecycle::finish(self.webhook_worker, metrics_server));
         result
     }
 }

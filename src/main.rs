@@ -35,8 +35,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            connect(&config).await?;
+            let db = connect(&config).await?;
+            // Entries written before the Merkle tree existed get their tree and a checkpoint
+            // now, not only at the next `serve`: `ihf ledger verify` right after passes.
+            db::ledger_tree::ensure_identity(&db, config.ledger_name.as_deref()).await?;
+            let added = db::ledger_tree::backfill(&db).await?;
             println!("migrations applied to {}", db::redact_url(&config.database_url));
+            if added > 0 {
+                println!("ledger: {added} entries added to the Merkle trees, checkpoints signed");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::SeedDemo => {

@@ -333,13 +333,18 @@ dual_test!(proofs_over_http_and_the_cli_verify_against_held_checkpoints, |app| {
         assert_eq!(status, 400, "{path}");
         assert!(body.contains(&words), "{path}: {body}");
     }
-    for path in
-        ["/hubs/checkout/ledger/key", "/hubs/checkout/ledger/proof/inclusion?seq=1", "/hubs/checkout/ledger/bundle"]
-    {
+    for path in ["/hubs/checkout/ledger/proof/inclusion?seq=1", "/hubs/checkout/ledger/bundle"] {
         assert_eq!(get_text(&app, &app.new_client(), path).await.0, 401, "{path}");
         let tara = demo.client(&app, "tara").await; // triager of onboarding only
         assert_eq!(get_text(&app, &tara, path).await.0, 403, "{path}");
     }
+    // The public key is published: anyone, signed in or not, may fetch and pin it.
+    let pinned = pinned_key(&app, &anna).await.encode();
+    for client in [app.new_client(), demo.client(&app, "tara").await] {
+        let (status, body) = get_text(&app, &client, "/hubs/checkout/ledger/key").await;
+        assert_eq!((status, body.trim()), (200, pinned.as_str()), "the key is public");
+    }
+    assert_eq!(get_text(&app, &app.new_client(), "/hubs/no-such-hub/ledger/key").await.0, 404);
 
     // The CLI gives the same proofs.
     let by_cli = cli_json(&app, &["ledger", "prove", "inclusion", "--hub", "checkout", "--seq", "3"]);
@@ -643,7 +648,19 @@ mod key_and_backfill {
         }
         let report = ledger::verify_all(&app.db, Some("checkout")).await.expect("verify");
         assert!(!report.ok && report.lines[0].contains("missing from the Merkle tree"), "{:?}", report.lines);
+        let (code, out) = cli(&app, &["ledger", "verify", "--hub", "checkout"]);
+        assert_eq!(code, 1, "{out}");
         app.handle.stop(true).await;
+
+        // `ihf migrate` builds the missing tree (not only the next `serve`): verify passes after it.
+        let (code, out) = cli(&app, &["migrate"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("5 entries added to the Merkle trees"), "{out}");
+        let (code, out) = cli(&app, &["ledger", "verify", "--hub", "checkout"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("ok (Merkle tree and"), "{out}");
+        let (code, out) = cli(&app, &["migrate"]);
+        assert!(code == 0 && !out.contains("added to the Merkle trees"), "a second migrate has nothing to add: {out}");
 
         // Restarted with another name: the key and the origin stay.
         let app = common::spawn_on(url, backend, |c| c.ledger_name = Some("elsewhere.example".into())).await;

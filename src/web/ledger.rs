@@ -67,6 +67,8 @@ pub struct LedgerList {
     pub items: Vec<CandidateRow>,
     pub truncated: bool,
     pub verdict: HeadVerdict,
+    /// The hub's witnesses and the newest checkpoint each cosigned.
+    pub cosigners: Vec<crate::db::witnesses::Cosigner>,
 }
 
 impl LedgerList {
@@ -84,7 +86,7 @@ pub async fn load_list(
     query: &str,
 ) -> Result<LedgerList, AppError> {
     let filter = candidates::ListFilter { status, query: query.to_owned() };
-    let (mut items, counts, verdict) = tokio::try_join!(
+    let (mut items, counts, (verdict, cosigners)) = tokio::try_join!(
         candidates::list(&state.db, viewer, hub.id, &filter, LIST_LIMIT + 1),
         candidates::status_counts(&state.db, viewer, hub.id, query),
         verify(state, hub, viewer),
@@ -114,16 +116,31 @@ pub async fn load_list(
         count,
         current: status == Some(s),
     }));
-    Ok(LedgerList { hub_slug: hub.slug.clone(), status, query: query.to_owned(), tabs, items, truncated, verdict })
+    Ok(LedgerList {
+        hub_slug: hub.slug.clone(),
+        status,
+        query: query.to_owned(),
+        tabs,
+        items,
+        truncated,
+        verdict,
+        cosigners,
+    })
 }
 
-/// The verdict from the newest checkpoint, in `O(log n)` (the full walk is `ihf ledger verify`).
-async fn verify(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<HeadVerdict, StoreError> {
+/// The verdict from the newest checkpoint, in `O(log n)` (the full walk is `ihf ledger verify`),
+/// and who cosigned what.
+async fn verify(
+    state: &AppState,
+    hub: &Hub,
+    viewer: &Viewer,
+) -> Result<(HeadVerdict, Vec<crate::db::witnesses::Cosigner>), StoreError> {
     let identity = ledger_tree::identity(&state.db).await?;
     let mut tx = state.db.begin_as(viewer.actor_id).await?;
     let verdict = ledger_tree::head_verdict(&mut tx, &identity, hub.id, &hub.slug).await?;
+    let cosigners = crate::db::witnesses::cosigners(&mut *tx, hub.id).await?;
     tx.commit().await?;
-    Ok(verdict)
+    Ok((verdict, cosigners))
 }
 
 /// The propose form: what was typed and what is wrong with it.

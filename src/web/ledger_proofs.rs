@@ -1,5 +1,5 @@
-//! The ledger as a transparency log, over HTTP (hub members only, like the exports): the
-//! hub's verifier key, its newest checkpoint, inclusion and consistency proofs, and the audit
+//! The ledger as a transparency log, over HTTP (hub members only, like the exports, except the
+//! public key, which anyone may fetch): the hub's verifier key, its newest checkpoint, inclusion and consistency proofs, and the audit
 //! bundle that `ihf ledger verify-bundle` checks offline.
 
 use actix_web::http::header::{self, HeaderValue};
@@ -34,11 +34,17 @@ async fn log_of(state: &AppState, slug: &str, chrome: &Chrome) -> Result<(Hub, l
     Ok((hub, ledger_tree::identity(&state.db).await?))
 }
 
-/// The verifier key of the hub's checkpoints, `<origin>+<key id>+<key>`: pin it.
+/// The verifier key of the hub's checkpoints, `<origin>+<key id>+<key>`: pin it. Public, with
+/// no sign-in: auditors and witnesses who are not members need it, and a public key reveals
+/// nothing but the hub's slug, which its 401/403 answers reveal anyway.
 #[get("/hubs/{hub_slug}/ledger/key")]
 async fn key(state: web::Data<AppState>, path: web::Path<String>, chrome: Chrome) -> Result<HttpResponse, AppError> {
-    let (hub, identity) = log_of(&state, &path, &chrome).await?;
-    Ok(text(format!("{}\n", identity.signer(&hub.slug)?.vkey())))
+    let (hub, _) = access::hub(&state, &path, &chrome.viewer).await?;
+    let identity = ledger_tree::identity(&state.db).await?;
+    let mut response = text(format!("{}\n", identity.signer(&hub.slug)?.vkey()));
+    // The key never changes: let anyone cache it for a day.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    Ok(response)
 }
 
 /// The newest signed checkpoint, with the cosignatures witnesses returned for it.

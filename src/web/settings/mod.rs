@@ -1,5 +1,5 @@
-//! Settings: site administrators manage hubs; a hub's operators manage its widgets, members
-//! and webhooks (categories and API keys have their own modules, linked from the index).
+//! Settings: site administrators manage hubs; a hub's operators manage its widgets, members,
+//! webhooks and ledger witnesses (categories and API keys have their own modules, linked from the index).
 //! Not live: these pages change rarely and are read by the person changing them.
 //!
 //! Forms work without JavaScript (plain POST, 303 on success) and with htmx (`hx-post` into
@@ -11,6 +11,7 @@ pub mod hubs;
 pub mod members;
 pub mod webhooks;
 pub mod widgets;
+pub mod witnesses;
 
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
@@ -64,4 +65,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     widgets::configure(cfg);
     members::configure(cfg);
     webhooks::configure(cfg);
+    witnesses::configure(cfg);
 }
