@@ -11,11 +11,21 @@ use std::collections::BTreeSet;
 use ihf::db::{Backend, Db};
 
 /// Tables only one dialect has, and why.
-const DIALECT_ONLY: &[(&str, &str)] = &[(
-    "change_log",
-    "SQLite's change feed is a table the server tails; PostgreSQL sends the same changes with \
-     NOTIFY from its triggers (migrations/*/0003_change_feed.sql)",
-)];
+const DIALECT_ONLY: &[(&str, &str)] = &[
+    (
+        "change_log",
+        "SQLite's change feed is a table the server tails; PostgreSQL sends the same changes with \
+         NOTIFY from its triggers (migrations/*/0003_change_feed.sql)",
+    ),
+    (
+        "annotations_fts_data",
+        "FTS5's shadow tables of the similar-feedback index (the virtual table itself is skipped); \
+         PostgreSQL indexes to_tsvector(body) instead (migrations/*/0017_close_the_loop.sql)",
+    ),
+    ("annotations_fts_idx", "FTS5 shadow table, as annotations_fts_data"),
+    ("annotations_fts_docsize", "FTS5 shadow table, as annotations_fts_data"),
+    ("annotations_fts_config", "FTS5 shadow table, as annotations_fts_data"),
+];
 
 /// `table.column NOT NULL?` for every column of every application table. A primary key column
 /// counts as NOT NULL on SQLite too: PostgreSQL implies it, and SQLite's `pragma_table_info`

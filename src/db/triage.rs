@@ -80,10 +80,8 @@ const PAGE_JOIN: &str = ")
         a.created_at, a.updated_at, a.version, a.category_id,
         w.slug AS widget_slug, w.name AS widget_name, p.display_name AS author_name,
         c.slug AS category_slug, c.label AS category_label, c.colour AS category_colour,
-        COALESCE(dup.n, 0) AS duplicates, ev.candidate_id,
-        a.actor_id,
-        (SELECT COUNT(*) FROM annotation_supports s WHERE s.annotation_id = a.id) AS supports,
-        (SELECT COUNT(*) FROM annotation_replies rp WHERE rp.annotation_id = a.id) AS replies
+        COALESCE(dup.n, 0) AS duplicates, ev.candidate_id, a.actor_id,
+        COALESCE(sup.n, 0) AS supports, COALESCE(rep.n, 0) AS replies
    FROM page a
    JOIN widgets w ON w.id = a.widget_id
    JOIN actors p ON p.id = a.actor_id
@@ -93,7 +91,13 @@ const PAGE_JOIN: &str = ")
                GROUP BY d.duplicate_of) dup ON dup.duplicate_of = a.id
    LEFT JOIN (SELECT e.annotation_id, MIN(e.candidate_id) AS candidate_id FROM candidate_evidence e
                WHERE e.removed_at IS NULL AND e.annotation_id IN (SELECT id FROM page)
-               GROUP BY e.annotation_id) ev ON ev.annotation_id = a.id";
+               GROUP BY e.annotation_id) ev ON ev.annotation_id = a.id
+   LEFT JOIN (SELECT s.annotation_id, COUNT(*) AS n FROM annotation_supports s
+               WHERE s.annotation_id IN (SELECT id FROM page)
+               GROUP BY s.annotation_id) sup ON sup.annotation_id = a.id
+   LEFT JOIN (SELECT rp.annotation_id, COUNT(*) AS n FROM annotation_replies rp
+               WHERE rp.annotation_id IN (SELECT id FROM page)
+               GROUP BY rp.annotation_id) rep ON rep.annotation_id = a.id";
 
 /// What the queue shows: every field narrows it; `status: None` means every status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
