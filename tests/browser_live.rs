@@ -466,9 +466,28 @@ async fn without_shared_worker_one_leader_tab_holds_the_connection_for_all() {
     let at = checkout(&app).await;
     let chromium = browser().await;
     let b = &chromium.client;
-    sign_in(b, &app, "olga", &logins["olga"]).await;
-    // The pages of the sign-in used the SharedWorker, whose stream may linger until the server
-    // notices it closed: count only what the two tabs add.
+    // Signed in outside the browser (its session cookie handed over on a page with no live
+    // region), so no page of this browser ever ran the SharedWorker: every stream counted is
+    // one of the two tabs'.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("client");
+    app.login(&client, "olga", &logins["olga"]).await;
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &app.url("/").parse().expect("url")).expect("cookies");
+    let session = cookies
+        .to_str()
+        .expect("cookie header")
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix("ihf_session="))
+        .expect("session cookie")
+        .to_owned();
+    b.goto(&app.url("/healthz")).await.expect("a page of the app");
+    let mut cookie = fantoccini::cookies::Cookie::new("ihf_session", session);
+    cookie.set_path("/");
+    b.add_cookie(cookie).await.expect("session cookie");
     let before = streams(&app);
     open_without_shared_worker(b, &app, "/hubs/checkout").await;
     let first = b.window().await.expect("first tab");
