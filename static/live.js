@@ -30,7 +30,9 @@
       parsed.innerHTML = template.innerHTML.split("__ID__").join(row.id.replace("annotation-", ""));
       var actions = parsed.content.firstElementChild;
       if (!actions) return;
-      body.after(document.createTextNode("\n  "), actions);
+      // Where the server puts them: after the body and its support line.
+      var anchor = row.querySelector(":scope > .support") || body;
+      anchor.after(document.createTextNode("\n  "), actions);
       htmx.process(actions);
     });
   }

