@@ -35,6 +35,7 @@
     this.flushTimer = null;
     this.idleTimer = null;
     this.retryTimer = null;
+    this.flushing = false; // a change of the stream is being answered
   }
 
   Core.prototype.receive = function (msg, post) {
@@ -252,13 +253,22 @@
     this.flushTimer = setTimeout(function () { self.flushTimer = null; self.flush(); }, 0);
   };
 
+  // One change of the stream at a time: a remove sent while an add is still being answered
+  // (its region rendering) could otherwise overtake it, leaving a region on the stream that no
+  // tab shows. What changes meanwhile goes in the next request, when this one is answered.
   Core.prototype.flush = function () {
     var self = this;
+    if (this.flushing) return;
     if (!this.stream || (this.adds.size === 0 && this.removes.size === 0)) return;
     var stream = this.stream;
     var body = { add: Array.from(this.adds.values()), remove: Array.from(this.removes) };
     this.adds.clear();
     this.removes.clear();
+    this.flushing = true;
+    var done = function () {
+      self.flushing = false;
+      self.flush();
+    };
     fetch("/live/" + encodeURIComponent(stream), {
       method: "POST",
       credentials: "same-origin",
@@ -285,7 +295,7 @@
       });
     }).catch(function () {
       // The stream's own error handling reconnects, and the new stream adds everything.
-    });
+    }).then(done, done);
   };
 
   global.IHFLiveCore = Core;

@@ -84,7 +84,15 @@ async fn wait_until(browser: &Client, what: &str, script: &str) {
         if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let dump = browser
+                .execute(
+                    "return [location.href, performance.getEntriesByType('navigation')[0].type, document.getElementById('live').getAttribute('sse-connect'), document.getElementById('live').dataset.liveStatus, String(window.__dbg || '')].join(' | ')",
+                    Vec::new(),
+                )
+                .await;
+            panic!("timed out waiting for {what}: {dump:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -288,13 +296,13 @@ async fn back_and_forward_through_ten_live_pages() {
     for path in pages.iter().rev().skip(1) {
         let started = Instant::now();
         b.back().await.expect("back");
-        wait_until(b, &format!("{path} to be current again"), &check(path)).await;
+        wait_until(b, &format!("{path} to be current again after going back"), &check(path)).await;
         assert!(started.elapsed() <= Duration::from_secs(1), "back to {path} took {:?}", started.elapsed());
     }
     for path in pages.iter().skip(1) {
         let started = Instant::now();
         b.forward().await.expect("forward");
-        wait_until(b, &format!("{path} to be current again"), &check(path)).await;
+        wait_until(b, &format!("{path} to be current again after going forward"), &check(path)).await;
         assert!(started.elapsed() <= Duration::from_secs(1), "forward to {path} took {:?}", started.elapsed());
     }
     let _ = b.clone().close().await;

@@ -364,6 +364,34 @@ async fn change_regions(
     (status, refused)
 }
 
+dual_test!(a_region_added_again_while_on_the_stream_is_brought_to_what_the_tab_has, |app| {
+    // The browser's worker sends one change at a time, but a stream may still hold a region a tab
+    // adds (a remove overtaken by the add before it, or lost): the add says what that tab shows.
+    let logins = app.seed_demo().await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let csrf = app.csrf(&olga, "/").await;
+    let checkout = hub(&app, "checkout").await;
+    let (mut stream, token) = empty_stream(&app, &olga).await;
+    let feed = format!("feed:{}", checkout.id);
+    let (status, _) = change_regions(&app, &olga, &csrf, &token, serde_json::json!({ "add": [{ "key": feed }] })).await;
+    assert_eq!(status, 200);
+    let first = until(&mut stream, WAIT, |e| e.event == "feed").await.expect("the current feed");
+    let old = first.data.lines().next().and_then(|l| l.split(' ').nth(1)).expect("KEY HASH").to_owned();
+    annotate(&app, &checkout, "Seen by the tab that stayed").await;
+    assert!(until(&mut stream, WAIT, |e| e.data.contains("Seen by the tab that stayed")).await.is_some());
+
+    // A tab showing the old HTML adds the region the stream still has: it gets the current one.
+    let (status, refused) =
+        change_regions(&app, &olga, &csrf, &token, serde_json::json!({ "add": [{ "key": feed, "hash": old }] })).await;
+    assert_eq!((status, refused.len()), (200, 0));
+    let again = until(&mut stream, WAIT, |e| e.event == "feed").await.expect("the feed again");
+    assert!(again.data.contains("Seen by the tab that stayed"), "the whole current region or its new rows: {again:?}");
+    // Still one region on the stream: later changes come once.
+    annotate(&app, &checkout, "One more").await;
+    let events = stream.events_within(QUIET).await;
+    assert_eq!(names(&events).iter().filter(|n| **n == "feed").count(), 1, "{events:?}");
+});
+
 dual_test!(one_stream_adds_and_removes_regions_while_open, |app| {
     let logins = app.seed_demo().await;
     let olga = app.signed_in("olga", &logins["olga"]).await;

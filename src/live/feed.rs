@@ -58,7 +58,8 @@ impl ChangeFeed {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
         // Another instance's positions start elsewhere, so a page rendered there never matches.
-        let start = i64::from(rand::random::<u32>()) << 30;
+        // Below 2^53, so the browser (JavaScript numbers) hands it back exactly.
+        let start = i64::from(rand::random::<u32>()) << 20;
         Self { sender, last_seq: Arc::new(AtomicI64::new(0)), position: Arc::new(AtomicI64::new(start)) }
     }
 

@@ -455,11 +455,11 @@ impl LiveHub {
         }
     }
 
-    /// Takes `region` off client `id`'s stream.
-    pub fn leave(&self, id: u64, region: &Region) {
+    /// Takes `region` off client `id`'s stream; false when it was not on it.
+    pub fn leave(&self, id: u64, region: &Region) -> bool {
         let mut inner = lock(&self.inner);
-        let Some(client) = inner.clients.get_mut(&id) else { return };
-        let Some(at) = client.regions.iter().position(|(r, _)| r == region) else { return };
+        let Some(client) = inner.clients.get_mut(&id) else { return false };
+        let Some(at) = client.regions.iter().position(|(r, _)| r == region) else { return false };
         let (_, audience) = client.regions.remove(at);
         let key = TopicKey::new(region, &audience);
         if let Some(topic) = inner.topics.get_mut(&key) {
@@ -468,6 +468,7 @@ impl LiveHub {
                 inner.topics.remove(&key);
             }
         }
+        true
     }
 
     /// Number of open streams.
@@ -642,7 +643,7 @@ impl LiveHub {
                 Ok(now) if now == audience => {}
                 Ok(now) => {
                     self.stats.audiences_changed.fetch_add(1, Ordering::Relaxed);
-                    self.leave(id, &region);
+                    let _ = self.leave(id, &region);
                     match self.join(id, &region, &now, Baseline::Nothing, || 0) {
                         Join::CatchUp => self.catch_up(id, &region),
                         Join::Render { .. } => {
@@ -659,7 +660,7 @@ impl LiveHub {
                 }
                 Err(_) => {
                     self.stats.audiences_changed.fetch_add(1, Ordering::Relaxed);
-                    self.leave(id, &region);
+                    let _ = self.leave(id, &region);
                     let frame = Arc::new(Frame::control("refused", &region.key()));
                     let mut inner = lock(&self.inner);
                     if !inner.send(&self.stats, id, &frame) {

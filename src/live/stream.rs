@@ -186,8 +186,9 @@ async fn change(
     }
     let body = body.into_inner();
     for key in &body.remove {
-        if let Some(region) = Region::parse(key) {
-            state.live.leave(id, &region);
+        if let Some(region) = Region::parse(key)
+            && state.live.leave(id, &region)
+        {
             count = count.saturating_sub(1);
         }
     }
@@ -197,6 +198,12 @@ async fn change(
             refused.push(add.key);
             continue;
         };
+        // The browser adds only what it believes is off the stream: a region still on it (its
+        // remove overtaken by this add, two requests racing) is joined afresh, so what the stream
+        // sent before is not taken for what the adding tab shows.
+        if state.live.leave(id, &region) {
+            count = count.saturating_sub(1);
+        }
         if count >= MAX_REGIONS {
             refused.push(add.key);
             continue;
@@ -211,7 +218,7 @@ async fn change(
             Err(AppError::NotFound("live stream")) => return Err(AppError::NotFound("live stream")),
             Err(e) => {
                 tracing::debug!(region = %add.key, error = %e, "live region refused");
-                state.live.leave(id, &region);
+                let _ = state.live.leave(id, &region);
                 refused.push(add.key);
             }
         }
