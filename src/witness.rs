@@ -69,6 +69,9 @@ pub fn accepted_cosignature(body: &str, answer: &str, key: &VerifierKey) -> Resu
     })
 }
 
+/// The shortest wait before a witness whose cosignature was rejected is asked again (10 min).
+const REJECTED_RETRY_MS: i64 = 10 * 60 * 1000;
+
 /// The witness worker of one instance.
 pub struct Worker {
     db: Db,
@@ -184,8 +187,17 @@ impl Worker {
             .is_some_and(|v| v.starts_with("text/x.tlog.size"));
         let answer = response.text().await.map_err(|e| describe(&e))?;
         if status.is_success() {
-            let (line, timestamp) = accepted_cosignature(&text, &answer, &key)?;
-            return Ok(Attempt::Cosigned { size: size as i64, line, signed_at: timestamp as i64 });
+            return Ok(match accepted_cosignature(&text, &answer, &key) {
+                Ok((line, timestamp)) => Attempt::Cosigned { size: size as i64, line, signed_at: timestamp as i64 },
+                // A cosignature that does not verify is a wrong key in the settings (or a witness
+                // that lies): asking again soon will not change it. Operators see the reason
+                // until the key is fixed (which makes it due at once) or the slow retry.
+                Err(error) => Attempt::Retry {
+                    error,
+                    retry_at: now_ms()
+                        + crate::webhooks::backoff_ms(self.retry_base_ms, witness.attempts).max(REJECTED_RETRY_MS),
+                },
+            });
         }
         if status == reqwest::StatusCode::CONFLICT && is_size {
             return match answer.trim().parse::<u64>() {

@@ -131,15 +131,20 @@ impl Cosigner {
     }
 }
 
-/// A hub's witnesses with the newest checkpoint each cosigned (readable by hub members).
+/// A hub's witnesses with the newest checkpoint each cosigned, as verified and stored here
+/// (readable by hub members).
 pub async fn cosigners<'e, E>(executor: E, hub_id: i64) -> Result<Vec<Cosigner>, StoreError>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
     Ok(sqlx::query_as(
-        "SELECT w.id, w.name, w.url, w.cosigned_size, c.signed_at, w.last_error
+        // What it cosigned is what this log verified and stored, not the size the witness says
+        // it has (a 409 answer is not signed).
+        "SELECT w.id, w.name, w.url, COALESCE(c.tree_size, 0) AS cosigned_size, c.signed_at, w.last_error
          FROM ledger_witnesses w
-         LEFT JOIN ledger_cosignatures c ON c.hub_id = w.hub_id AND c.witness_id = w.id AND c.tree_size = w.cosigned_size
+         LEFT JOIN ledger_cosignatures c ON c.hub_id = w.hub_id AND c.witness_id = w.id
+              AND c.tree_size = (SELECT MAX(x.tree_size) FROM ledger_cosignatures x
+                                 WHERE x.hub_id = w.hub_id AND x.witness_id = w.id)
          WHERE w.hub_id = $1 AND w.archived_at IS NULL ORDER BY w.id",
     )
     .bind(hub_id)

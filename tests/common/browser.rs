@@ -42,12 +42,25 @@ fn installed(program: &str) -> bool {
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// The browser's own profile folder: it names its processes.
+    profile: std::path::PathBuf,
 }
 
 impl Drop for Browser {
+    /// Also after a failed step (a panic skips the test's `close()`): chromedriver is killed,
+    /// and the Chromium processes it started, which would otherwise outlive the test and keep
+    /// loading the dead server's pages (2 cores shared by the whole suite).
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}( |$)", self.profile.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -110,7 +123,7 @@ async fn browser_with(extra: serde_json::Map<String, serde_json::Value>, extra_a
             .connect(&url)
             .await
         {
-            Ok(client) => return Browser { client, driver },
+            Ok(client) => return Browser { client, driver, profile },
             Err(e) => last_error = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -227,7 +227,20 @@ pub async fn spawn_app_hooked(backend: Backend, hooks: ihf::TestHooks) -> TestAp
 
 async fn start(config: Config, backend: Backend, hooks: ihf::TestHooks) -> TestApp {
     let database_url = config.database_url.clone();
-    let app = ihf::Application::build_with_hooks(config, hooks).await.expect("build app");
+    // The pools wait 1 s for a connection (the shipped setting: a busy database answers 503
+    // fast); a test machine running the whole suite on 2 cores can be slower than that to open
+    // the first ones, so the start is tried again a few times before it counts as a failure.
+    let mut attempt = 1;
+    let app = loop {
+        match ihf::Application::build_with_hooks(config.clone(), hooks).await {
+            Ok(app) => break app,
+            Err(e) if attempt < 3 && format!("{e:#}").contains("pool timed out") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("build app: {e:?}"),
+        }
+    };
     let port = app.port();
     let db = app.db().clone();
     let handle = app.handle();
