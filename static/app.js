@@ -146,7 +146,11 @@
   }, true);
 
   function merge(list, fresh) {
-    var items = Array.prototype.filter.call(fresh.children, function (li) { return li.id; });
+    // Rows only: the first page's "Load more" (li.more) and "empty" placeholder stay out, the
+    // list keeps its own "Load more" at its end.
+    var items = Array.prototype.filter.call(fresh.children, function (li) {
+      return li.id && !li.classList.contains("more") && !li.classList.contains("empty");
+    });
     if (items.length === 0) return;
     var keep = {};
     items.forEach(function (li) { keep[li.id] = true; });
@@ -218,8 +222,11 @@
     if (region) announceNew(region);
   });
 
-  // Rows someone loaded themselves ("Load more", a filter) are not news.
+  // Rows someone loaded themselves ("Load more", a filter) are not news. Only a request's
+  // settle counts: a live swap (htmx.swap from static/live.js, no request) settles at once,
+  // before its htmx:sseMessage, and would otherwise leave nothing to announce.
   document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail || !evt.detail.xhr) return;
     var region = evt.target && evt.target.closest ? evt.target.closest("[sse-swap]") : null;
     if (region) seen.set(region, rowIds(region));
   });

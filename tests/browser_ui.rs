@@ -467,7 +467,6 @@ async fn the_charts_show_the_database_and_follow_writes() {
 
 /// After "Load more", a held live update's button is in view, and showing the latest keeps
 /// the rows that were loaded (issue #20, item 5).
-#[ignore = "known failure (#20 item 5): with row-level live updates (#16) showing the held update drops the rows loaded by Load more again"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn showing_held_updates_keeps_the_loaded_rows_and_is_in_view() {
     if skipped("showing_held_updates_keeps_the_loaded_rows_and_is_in_view") {
@@ -722,5 +721,63 @@ async fn a_composer_error_puts_the_focus_on_its_field() {
     b.find(Locator::Css("#composer button[type=submit]")).await.expect("send").click().await.expect("click");
     wait_until(b, "the error", "return !!document.getElementById('composer-body-error')").await;
     wait_until(b, "the focus on the body field", "return document.activeElement.id === 'composer-body'").await;
+    let _ = b.clone().close().await;
+}
+
+/// New feedback arriving live is announced once, politely, with its count ("3 new
+/// annotations"); a live morph that only changes figures says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_feedback_is_announced_politely_with_its_count() {
+    if skipped("new_feedback_is_announced_politely_with_its_count") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = browser().await;
+    let b = &session.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout")).await.expect("dashboard");
+    wait_until(b, "the live stream", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
+    assert_eq!(js(b, "var a = document.getElementById('announce'); return a.getAttribute('aria-live') + ' ' + a.getAttribute('role')").await, "polite status");
+    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    let widget = app.scalar_i64("SELECT MIN(id) FROM widgets WHERE hub_id = $1", hub).await;
+    // Events only: the widgets panel morphs, nothing is announced.
+    let batch: Vec<ihf::db::events::NewEvent> = (0..2)
+        .map(|_| ihf::db::events::NewEvent {
+            hub_id: hub,
+            widget_id: widget,
+            kind: "view",
+            actor_id: None,
+            occurred_at: ihf::db::now_ms(),
+            payload: "{}".into(),
+        })
+        .collect();
+    ihf::db::events::insert(&app.db, &batch).await.expect("events");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(js(b, "return document.getElementById('announce').textContent").await, "");
+    let category = app.scalar_i64("SELECT MIN(id) FROM categories WHERE hub_id = $1", hub).await;
+    for n in 0..3 {
+        let body = format!("Announced feedback {n}");
+        ihf::db::annotations::create(
+            &app.db,
+            &ihf::db::annotations::NewAnnotation {
+                hub_id: hub,
+                widget_id: widget,
+                actor_id: 1,
+                body: &body,
+                category_id: category,
+                status: "new",
+                created_at: ihf::db::now_ms(),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("annotation");
+    }
+    wait_until(
+        b,
+        "the announcement",
+        "return /^[123] new annotations?$/.test(document.getElementById('announce').textContent) && document.querySelectorAll('#feed-list > li[id]').length >= 20 && !!Array.from(document.querySelectorAll('#feed-list .body')).find(function (p) { return p.textContent === 'Announced feedback 2'; })",
+    )
+    .await;
     let _ = b.clone().close().await;
 }
