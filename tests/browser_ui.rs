@@ -235,6 +235,63 @@ async fn no_page_is_wider_than_a_phone() {
     let _ = b.clone().close().await;
 }
 
+/// The pages of the feedback loop (#21: replies, "me too", similar feedback, the bell, the
+/// roadmap) fit the narrowest phones, 320 px, with replies and support on the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feedback_loop_pages_fit_320_px() {
+    if skipped("the_feedback_loop_pages_fit_320_px") {
+        return;
+    }
+    let (app, logins) = app().await;
+    let session = phone(320).await;
+    let b = &session.client;
+    sign_in(b, &app, "olga", &logins["olga"]).await;
+    b.goto(&app.url("/hubs/checkout/widgets/payment-form")).await.expect("widget page");
+    b.find(Locator::Css("#thread-list form.reply-form textarea"))
+        .await
+        .expect("a reply form")
+        .send_keys("Thanks, we are looking into it: a reply long enough to wrap on a narrow phone.")
+        .await
+        .expect("type");
+    b.find(Locator::Css("#thread-list form.reply-form button.reply-send"))
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
+    wait_until(b, "the reply", "return !!document.querySelector('#thread-list .reply-list .reply')").await;
+    b.find(Locator::Css("#thread-list .support-toggle")).await.expect("me too").click().await.expect("click");
+    wait_until(b, "the support", "return !!document.querySelector('#thread-list .support-toggle.supported')").await;
+    let mut wide = Vec::new();
+    for page in [
+        "/hubs/checkout/widgets/payment-form",
+        "/hubs/checkout/roadmap",
+        "/hubs/checkout/roadmap/whats-new",
+        "/notifications",
+        "/settings/notifications",
+        "/hubs/checkout",
+        "/",
+    ] {
+        b.goto(&app.url(page)).await.expect("page");
+        if page.ends_with("payment-form") {
+            // The similar feedback beside the composer, while typing.
+            b.find(Locator::Id("composer-body"))
+                .await
+                .expect("composer")
+                .send_keys("The card number field")
+                .await
+                .expect("type");
+            wait_until(b, "similar feedback", "return !!document.querySelector('#similar-list .similar-item')").await;
+        }
+        let scroll = js(b, "return document.documentElement.scrollWidth").await.as_i64().unwrap_or_default();
+        if scroll > 320 {
+            wide.push(format!("{page}: {scroll} px"));
+        }
+    }
+    assert!(wide.is_empty(), "pages wider than 320 px: {wide:?}");
+    let _ = b.clone().close().await;
+}
+
 /// The backends to run a browser test on: SQLite always, PostgreSQL when a server answers.
 fn backends() -> Vec<Backend> {
     let mut list = vec![Backend::Sqlite];
