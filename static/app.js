@@ -146,7 +146,11 @@
   }, true);
 
   function merge(list, fresh) {
-    var items = Array.prototype.filter.call(fresh.children, function (li) { return li.id; });
+    // Rows only: the first page's "Load more" (li.more) and "empty" placeholder stay out, the
+    // list keeps its own "Load more" at its end.
+    var items = Array.prototype.filter.call(fresh.children, function (li) {
+      return li.id && !li.classList.contains("more") && !li.classList.contains("empty");
+    });
     if (items.length === 0) return;
     var keep = {};
     items.forEach(function (li) { keep[li.id] = true; });
@@ -218,10 +222,47 @@
     if (region) announceNew(region);
   });
 
-  // Rows someone loaded themselves ("Load more", a filter) are not news.
+  // Rows someone loaded themselves ("Load more", a filter) are not news. Only a request's
+  // settle counts: a live swap (htmx.swap from static/live.js, no request) settles at once,
+  // before its htmx:sseMessage, and would otherwise leave nothing to announce.
   document.addEventListener("htmx:afterSettle", function (evt) {
+    if (!evt.detail || !evt.detail.xhr) return;
     var region = evt.target && evt.target.closest ? evt.target.closest("[sse-swap]") : null;
     if (region) seen.set(region, rowIds(region));
+  });
+
+  // --- Dialogs keep the focus. A modal <dialog> makes the page behind it inert, but Tab from
+  // its last control (Shift+Tab from its first) leaves the document for the browser's own
+  // controls: here it goes round to the dialog's other end instead. Escape closes it natively
+  // and the script that opened it gives the focus back (static/triage.js).
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+  function focusables(dialog) {
+    return Array.prototype.filter.call(dialog.querySelectorAll(FOCUSABLE), function (el) {
+      if (el.disabled || el.getAttribute("tabindex") === "-1" || (el.type === "hidden")) return false;
+      return el.getClientRects().length > 0 && !el.closest("[inert]");
+    });
+  }
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Tab" || evt.altKey || evt.ctrlKey || evt.metaKey) return;
+    var dialogs = document.querySelectorAll("dialog[open]");
+    var dialog = null;
+    Array.prototype.forEach.call(dialogs, function (d) { if (d.matches(":modal")) dialog = d; });
+    if (!dialog) return;
+    var all = focusables(dialog);
+    if (all.length === 0) return;
+    var first = all[0];
+    var last = all[all.length - 1];
+    var active = document.activeElement;
+    var inside = dialog.contains(active);
+    if (evt.shiftKey && (!inside || active === first || active === dialog)) {
+      evt.preventDefault();
+      last.focus();
+    } else if (!evt.shiftKey && (!inside || active === last)) {
+      evt.preventDefault();
+      first.focus();
+    }
   });
 
   // --- Focus after an error. A refused form (422, 409…) comes back with the field marked

@@ -16,25 +16,96 @@
 
   function liveRoot() { return document.getElementById("live"); }
 
-  // A region shared by many viewers (a widget's thread) comes without anyone's own buttons:
-  // this page adds them to its viewer's own rows (data-author), from the page's
-  // #own-actions-template, exactly as the server renders them for the author.
-  function showOwn(root) {
+  // A region shared by many viewers (a widget's thread) comes without anyone's own controls:
+  // this page adds its viewer's to the rows before they are shown, from the templates the page
+  // renders for its viewer only, exactly as the server renders them in the viewer's own page:
+  // the edit and delete buttons on their own rows (data-author, #own-actions-template), the
+  // "me too" toggle on the others' (#support-template) and the reply form (#reply-form-template,
+  // on their own rows or, for staff, on every row). `root`: an element or a detached fragment.
+  function personalize(root) {
     var me = document.querySelector('meta[name="ihf-viewer"]');
-    var template = document.getElementById("own-actions-template");
-    if (!me || !template || !root) return;
-    root.querySelectorAll('[data-author="' + me.getAttribute("content") + '"]').forEach(function (row) {
+    if (!me || !root) return false;
+    var viewer = me.getAttribute("content");
+    var own = document.getElementById("own-actions-template");
+    var support = document.getElementById("support-template");
+    var reply = document.getElementById("reply-form-template");
+    if (!own && !support && !reply) return false;
+    var replyAll = !!reply && reply.getAttribute("data-rows") === "all";
+    var rows = Array.prototype.slice.call(root.querySelectorAll("[data-author]"));
+    if (root.matches && root.matches("[data-author]")) rows.unshift(root);
+    var changed = false;
+    rows.forEach(function (row) {
       var body = row.querySelector(":scope > p.body");
-      if (!body || row.querySelector(":scope > .own-actions")) return;
-      var parsed = document.createElement("template");
-      parsed.innerHTML = template.innerHTML.split("__ID__").join(row.id.replace("annotation-", ""));
-      var actions = parsed.content.firstElementChild;
-      if (!actions) return;
-      // Where the server puts them: after the body and its support line.
-      var anchor = row.querySelector(":scope > .support") || body;
-      anchor.after(document.createTextNode("\n  "), actions);
-      htmx.process(actions);
+      if (!body || !row.id) return;
+      var id = row.id.replace("annotation-", "");
+      var mine = row.getAttribute("data-author") === viewer;
+      if (!mine && support && addSupport(row, id, support)) changed = true;
+      if (mine && own && addOwn(row, id, body, own)) changed = true;
+      if ((mine || replyAll) && reply && addReplyForm(row, id, reply)) changed = true;
     });
+    return changed;
+  }
+
+  function filled(template, id) {
+    var parsed = document.createElement("template");
+    parsed.innerHTML = template.innerHTML.split("__ID__").join(id);
+    return parsed.content;
+  }
+
+  // The count stays the shared render's; whether the viewer said "me too" is what this page
+  // shows now (a new row: not yet).
+  function addSupport(row, id, template) {
+    var span = row.querySelector(":scope > .support");
+    if (!span || span.querySelector(".support-toggle")) return false;
+    var next = filled(template, id).querySelector(".support");
+    var toggle = next && next.querySelector(".support-toggle");
+    if (!toggle) return false;
+    var shown = span.querySelector(".support-count");
+    var count = (shown && shown.getAttribute("data-count")) || "0";
+    var number = toggle.querySelector(".support-count");
+    if (number) {
+      number.setAttribute("data-count", count);
+      number.textContent = count;
+    }
+    var current = document.getElementById("support-" + id);
+    var pressed = current && current.querySelector('.support-toggle[aria-pressed="true"]');
+    if (pressed) {
+      toggle.className = "support-toggle supported";
+      toggle.setAttribute("aria-pressed", "true");
+    }
+    span.replaceWith(next);
+    return true;
+  }
+
+  function addOwn(row, id, body, template) {
+    if (row.querySelector(":scope > .own-actions")) return false;
+    var actions = filled(template, id).firstElementChild;
+    if (!actions) return false;
+    // Where the server puts them: after the body and its support line.
+    var anchor = row.querySelector(":scope > .support") || body;
+    anchor.after(document.createTextNode("\n  "), actions);
+    return true;
+  }
+
+  // The form goes last in the row's replies, after their list, as the server renders it.
+  function addReplyForm(row, id, template) {
+    var box = row.querySelector(":scope > .replies");
+    if (!box || box.querySelector(":scope > form.reply-form")) return false;
+    var form = filled(template, id).querySelector("form.reply-form");
+    if (!form) return false;
+    var space = document.createTextNode("\n  ");
+    var list = box.querySelector(":scope > ol.reply-list");
+    if (list) list.after(space, form);
+    else box.prepend(space, form);
+    return true;
+  }
+
+  // The HTML of a region's update with this viewer's controls in it.
+  function personalizedHtml(html) {
+    if (!document.querySelector('meta[name="ihf-viewer"]')) return html;
+    var parsed = document.createElement("template");
+    parsed.innerHTML = html;
+    return personalize(parsed.content) ? parsed.innerHTML : html;
   }
 
   function readPage() {
@@ -80,37 +151,65 @@
       document.querySelector('header [sse-swap="' + msg.event + '"]');
     if (!region) return;
     region.setAttribute("data-live-key", msg.key);
+    var extended = region.hasAttribute("data-extended");
     if (msg.base) {
       // Only the rows that changed since the HTML of hash msg.base: applied when this tab has
-      // exactly that, else (and when a "Load more" extended the region) the whole is asked for.
-      if (have[msg.key] !== msg.base || region.hasAttribute("data-extended") || !applyRows(region, msg.html)) {
-        if (region.hasAttribute("data-extended")) hold(region, null);
+      // exactly that, else the whole is asked for. A region that "Load more" extended keeps
+      // its first page aside (region.firstPage): the rows go there, and the result is held.
+      if (have[msg.key] !== msg.base) {
         have[msg.key] = null;
-        if (!region.hasAttribute("data-extended")) resync(msg.key);
+        resync(msg.key);
+        return;
+      }
+      if (extended) {
+        var firstPage = region.firstPage != null ? rowsApplied(region.firstPage, msg.html) : null;
+        if (firstPage === null) {
+          region.firstPage = null;
+          have[msg.key] = null;
+          resync(msg.key);
+          return;
+        }
+        region.firstPage = firstPage;
+        have[msg.key] = msg.hash;
+        hold(region, personalizedHtml(firstPage));
+        return;
+      }
+      if (!applyRows(region, msg.html, false)) {
+        have[msg.key] = null;
+        resync(msg.key);
         return;
       }
       have[msg.key] = msg.hash;
-      showOwn(region);
+      htmx.process(region);
       htmx.trigger(region, "htmx:sseMessage", { type: msg.event, rows: true });
       return;
     }
     have[msg.key] = msg.hash;
-    if (region.hasAttribute("data-extended")) {
-      hold(region, msg.html);
+    if (extended) {
+      region.firstPage = msg.html;
+      hold(region, personalizedHtml(msg.html));
       return;
     }
     // contextElement: htmx finds the swap extension (morph) from it; without it htmx.swap
     // falls back to a plain innerHTML swap that replaces every node (focus, typing, open edits).
-    htmx.swap(region, msg.html, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
-    showOwn(region);
+    htmx.swap(region, personalizedHtml(msg.html), { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
+    htmx.process(region);
     // What htmx's SSE extension announced after a swap (static/triage.js listens).
     htmx.trigger(region, "htmx:sseMessage", { type: msg.event });
   }
 
+  // The HTML of a region's first page after a row-level update, or null when it does not apply.
+  function rowsApplied(html, rows) {
+    var box = document.createElement("template");
+    box.innerHTML = html;
+    return applyRows(box.content, rows, true) ? box.innerHTML : null;
+  }
+
   // Applies a row-level update (see src/live/delta.rs): each <template> removes rows of a list,
   // or puts one row (new or changed: its HTML inside; else only moved) right after another.
-  // False when the page's list does not match (the whole region is asked for then).
-  function applyRows(region, html) {
+  // False when the page's list does not match (the whole region is asked for then). `detached`:
+  // the region is a copy off the page (rows are replaced, not morphed).
+  function applyRows(region, html, detached) {
     var steps = document.createElement("template");
     steps.innerHTML = html;
     var ops = steps.content.children;
@@ -132,7 +231,11 @@
       var after = op.getAttribute("data-after");
       var row = childById(list, id);
       var next = op.content.firstElementChild;
-      if (next && row) {
+      if (next && !detached) personalize(next);
+      if (next && row && detached) {
+        row.replaceWith(document.importNode(next, true));
+        row = childById(list, id);
+      } else if (next && row) {
         // Morphed in place: focus, typing and open details survive, as in a whole swap.
         htmx.swap(row, next.outerHTML, { swapStyle: "morph:outerHTML" }, { contextElement: region });
         row = childById(list, id);
@@ -146,7 +249,7 @@
       var place = previous ? previous.nextElementSibling : list.firstElementChild;
       if (place !== row) list.insertBefore(row, place);
     }
-    fresh.forEach(function (row) { htmx.process(row); });
+    if (!detached) fresh.forEach(function (row) { htmx.process(row); });
     return true;
   }
 
@@ -163,9 +266,9 @@
 
   // A live region holds more than its first page once someone used "Load more" in it. A live
   // update (always the first page) would take those rows away, so it is held instead: the
-  // latest one waits behind a "Show latest" button placed before the region.
+  // latest one waits behind a "Show latest" button placed before the region, which merges it
+  // into the list (static/app.js) and keeps the loaded rows.
   function hold(region, html) {
-    // null: only rows came, so the whole region is fetched when the button is pressed.
     region.heldUpdate = html;
     var button = region.previousElementSibling;
     if (button && button.classList.contains("live-held")) return;
@@ -173,17 +276,15 @@
     button.type = "button";
     button.className = "live-held";
     button.textContent = "New activity: show latest";
+    // Reached only when static/app.js could not merge (the update has another list): the whole
+    // region is shown then.
     button.addEventListener("click", function () {
       region.removeAttribute("data-extended");
+      region.firstPage = null;
       button.remove();
-      var key = region.getAttribute("data-live-key");
-      if (region.heldUpdate === null && key) {
-        have[key] = null;
-        resync(key);
-        return;
-      }
+      if (typeof region.heldUpdate !== "string") return;
       htmx.swap(region, region.heldUpdate, { swapStyle: region.getAttribute("hx-swap") || "innerHTML" }, { contextElement: region });
-      showOwn(region);
+      htmx.process(region);
       region.heldUpdate = null;
     });
     region.parentNode.insertBefore(button, region);
@@ -332,6 +433,9 @@
     var elt = evt.detail.elt;
     if (!elt || !elt.hasAttribute("data-load-more")) return;
     var region = elt.closest("[sse-swap]");
-    if (region) region.setAttribute("data-extended", "");
+    if (!region || region.hasAttribute("data-extended")) return;
+    // The first page as shown, which later row-level updates apply to (see apply).
+    region.firstPage = region.innerHTML;
+    region.setAttribute("data-extended", "");
   });
 })();

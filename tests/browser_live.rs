@@ -401,7 +401,6 @@ async fn row_updates_converge_to_the_full_render() {
     let _ = b.clone().close().await;
 }
 
-#[ignore = "known failure (#16/#21): the shared thread render carries no reply form or support toggle, so a live row differs from the viewer's own render until reload"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
     if !enabled() {

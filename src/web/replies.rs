@@ -121,6 +121,89 @@ impl Conversations {
     }
 }
 
+/// The viewer's own controls of a shared thread render (which has none), as templates the page
+/// carries for static/live.js to fill into rows that arrive live: the "me too" toggle (when the
+/// viewer may give support on the widget) and the reply form (on their own annotations, or on
+/// every one for staff). Rendered from the same fragments as a personal render, with `__ID__`
+/// for the annotation and a count of 0 the page replaces.
+pub struct PersonalControls {
+    /// `fragments/support.html` with its toggle.
+    pub support: Option<String>,
+    /// `fragments/replies.html` with its form and no replies.
+    pub reply: Option<String>,
+    /// The reply form goes under every annotation (staff), not only the viewer's own.
+    pub reply_all: bool,
+}
+
+impl PersonalControls {
+    /// The controls `viewer` has on the thread of `widget` at `base`.
+    pub fn for_thread(base: &str, viewer: &Viewer, access: &HubAccess, widget: &Widget) -> Result<Self, AppError> {
+        if !viewer.is_signed_in() {
+            return Ok(Self { support: None, reply: None, reply_all: false });
+        }
+        let support = match policy::supportable(widget) {
+            true => Some(
+                SupportTemplate {
+                    url: Some(format!("{base}/annotations/{PLACEHOLDER}/support")),
+                    count: 0,
+                    mine: false,
+                }
+                .render()?,
+            ),
+            false => None,
+        };
+        let staff = access.can_reply_internally();
+        let reply = RepliesTemplate {
+            base: base.to_owned(),
+            annotation_id: PLACEHOLDER,
+            replies: Vec::new(),
+            viewer_id: viewer.actor_id,
+            can_reply: true,
+            can_internal: staff,
+            error: None,
+            typed: String::new(),
+        }
+        .render()?;
+        Ok(Self { support, reply: Some(reply), reply_all: staff })
+    }
+}
+
+/// Where a template of [`PersonalControls`] names its annotation.
+const PLACEHOLDER: &str = "__ID__";
+
+/// [`SupportView`] of annotation [`PLACEHOLDER`] (in the thread).
+#[derive(Template)]
+#[template(path = "fragments/support.html")]
+struct SupportTemplate {
+    count: i64,
+    mine: bool,
+    url: Option<String>,
+}
+
+impl SupportTemplate {
+    fn element_id(&self) -> String {
+        format!("support-{PLACEHOLDER}")
+    }
+
+    fn post_url(&self) -> String {
+        self.url.clone().unwrap_or_default()
+    }
+}
+
+/// [`RepliesView`] of annotation [`PLACEHOLDER`].
+#[derive(Template)]
+#[template(path = "fragments/replies.html")]
+struct RepliesTemplate {
+    base: String,
+    annotation_id: &'static str,
+    replies: Vec<Reply>,
+    viewer_id: Option<i64>,
+    can_reply: bool,
+    can_internal: bool,
+    error: Option<String>,
+    typed: String,
+}
+
 /// The replies under one annotation, with the reply form for those who may reply.
 #[derive(Template)]
 #[template(path = "fragments/replies.html")]

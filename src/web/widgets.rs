@@ -23,7 +23,7 @@ use crate::live::{self, Region};
 use crate::web::charts::{self, WidgetCharts};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
-use crate::web::replies::Conversations;
+use crate::web::replies::{Conversations, PersonalControls};
 use crate::web::{access, region};
 
 /// Annotations per page of the thread.
@@ -170,6 +170,8 @@ struct WidgetPage {
     thread: ThreadPanel,
     /// The widget's charts, for hub members who read events.
     charts: Option<WidgetCharts>,
+    /// The viewer's own controls, for static/live.js to add to the shared live thread's rows.
+    personal: PersonalControls,
 }
 
 /// Loads one page of a widget's thread as `viewer` may read it.
@@ -281,7 +283,8 @@ async fn render_widget_page(
     };
     let chrome = chrome.titled(widget.name.clone()).live(live_url).in_hub(&access);
     let can_read_inbox = access.can_read_inbox(&widget);
-    let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread, charts };
+    let personal = PersonalControls::for_thread(&base, &chrome.viewer, &access, &widget)?;
+    let page = WidgetPage { chrome, hub, widget, base, composer, can_read_inbox, thread, charts, personal };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
 }
 
