@@ -21,7 +21,10 @@ use super::delta::{self, Split};
 use super::feed::FeedMessage;
 use super::region::{Audience, Region};
 use crate::AppState;
+
+mod follow;
 use crate::auth::Viewer;
+pub use follow::{Follower, Woken};
 
 /// One region's HTML on its way to clients, encoded once as an SSE event for all of them.
 #[derive(Debug)]
@@ -29,6 +32,22 @@ pub struct Frame {
     pub hash: u64,
     /// `event:`, `id:` and `data:` lines, ready for the wire.
     pub wire: Bytes,
+    /// What it is: the wire of a page's stream, or a signal to a subscriber that reads for
+    /// itself (see [`Follower`]).
+    pub kind: FrameKind,
+}
+
+/// What a [`Frame`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A region's HTML, whole or as the rows that changed.
+    Region,
+    /// A control event (`hello`, `session`, `refused`).
+    Control,
+    /// To a [`Follower`]: what it follows changed; read again.
+    Changed,
+    /// To a [`Follower`]: check access again (a membership or the widget changed).
+    Recheck,
 }
 
 impl Frame {
@@ -41,7 +60,7 @@ impl Frame {
         let mut data = String::with_capacity(head.len() + html.len());
         data.push_str(&head);
         data.push_str(html);
-        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data) }
+        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data), kind: FrameKind::Region }
     }
 
     /// Rows of `region` that changed since the HTML of hash `base`, as steps (see
@@ -52,12 +71,17 @@ impl Frame {
         let mut data = String::with_capacity(head.len() + steps.len());
         data.push_str(&head);
         data.push_str(steps);
-        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data) }
+        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data), kind: FrameKind::Region }
     }
 
     /// A control event (`hello`, `session`) that no region dedupe applies to.
     pub fn control(event: &str, data: &str) -> Self {
-        Self { hash: 0, wire: encode_event(event, None, data) }
+        Self { hash: 0, wire: encode_event(event, None, data), kind: FrameKind::Control }
+    }
+
+    /// A signal to a [`Follower`] (never on a page's wire).
+    pub fn signal(kind: FrameKind, seq: i64) -> Self {
+        Self { hash: seq as u64, wire: Bytes::new(), kind }
     }
 }
 
@@ -628,6 +652,11 @@ impl LiveHub {
                 })
                 .collect()
         };
+        let (followers, pending): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, region, _, _)| region.follows_itself());
+        for (id, region, _, _) in followers {
+            self.signal(id, &region, FrameKind::Recheck);
+        }
         if pending.is_empty() {
             return;
         }
@@ -702,6 +731,7 @@ impl LiveHub {
                     {
                         Some(None)
                     }
+                    (Region::Follow { widget_id, .. }, "widgets") if change.widget_id == Some(*widget_id) => Some(None),
                     _ => None,
                 };
                 let Some(who) = who else { continue };
@@ -761,6 +791,11 @@ impl LiveHub {
             return;
         }
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        // Subscribers that read for themselves are woken, not rendered for.
+        let (followed, due): (Vec<_>, Vec<_>) = due.into_iter().partition(|(key, _, _)| key.region.follows_itself());
+        for (key, _, seq) in followed {
+            self.wake(&key, seq);
+        }
         let mut renders = futures_util::stream::iter(due)
             .map(|(key, viewer, seq)| async move {
                 let html = key.region.render_for(state, &viewer, &key.audience).await;

@@ -60,6 +60,12 @@ pub enum Region {
     Bell { actor_id: i64 },
     /// A hub's roadmap (planned and shipped, with support).
     Roadmap { hub_id: i64 },
+    /// A widget's annotations as a subscriber that reads them for itself follows them: the
+    /// data API's subscription and the embed's live thread. The dispatcher renders nothing for
+    /// it; it wakes the subscriber (coalesced like every region), which reads as its own
+    /// credential, and asks it to check its access again when the hub's memberships or the
+    /// widget change. Not a page region: `/live` does not accept its key.
+    Follow { hub_id: i64, widget_id: i64 },
 }
 
 impl Region {
@@ -106,6 +112,7 @@ impl Region {
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
             Self::Bell { actor_id } => format!("bell:{actor_id}"),
             Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
+            Self::Follow { hub_id, widget_id } => format!("follow:{hub_id}:{widget_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -158,6 +165,7 @@ impl Region {
             Self::TriageCounts { .. } => "triage-counts",
             Self::Bell { .. } => "bell",
             Self::Roadmap { .. } => "roadmap",
+            Self::Follow { .. } => "changed",
         }
     }
 
@@ -177,7 +185,9 @@ impl Region {
                 in_hub(*hub_id) && matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
             }
             // Annotation and widget changes carry their widget; categories and members only the hub.
-            Self::Thread { hub_id, widget_id } | Self::Inbox { hub_id, widget_id, .. } => {
+            Self::Thread { hub_id, widget_id }
+            | Self::Inbox { hub_id, widget_id, .. }
+            | Self::Follow { hub_id, widget_id } => {
                 in_hub(*hub_id)
                     && (matches!(table, "categories" | "hub_members")
                         || (matches!(table, "annotations" | "widgets") && change.widget_id == Some(*widget_id)))
@@ -231,7 +241,7 @@ impl Region {
     pub fn hub_id(&self) -> Option<i64> {
         match self {
             Self::Hubs | Self::Bell { .. } => None,
-            Self::Roadmap { hub_id } => Some(*hub_id),
+            Self::Roadmap { hub_id } | Self::Follow { hub_id, .. } => Some(*hub_id),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }
@@ -249,7 +259,15 @@ impl Region {
     /// Whether this region's audiences can change with the hub's memberships (a member's role
     /// decides whether they are staff); the dispatcher checks its viewers again on such a change.
     pub fn shares_renders(&self) -> bool {
-        matches!(self, Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. })
+        matches!(
+            self,
+            Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. } | Self::Follow { .. }
+        )
+    }
+
+    /// Whether its subscribers read for themselves (see [`Region::Follow`]).
+    pub fn follows_itself(&self) -> bool {
+        matches!(self, Self::Follow { .. })
     }
 
     /// Applies the access policy to `viewer` for this region and says which audience they
@@ -278,6 +296,8 @@ impl Region {
                 widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
                 Ok(Audience::Everyone)
             }
+            // The subscriber authorized itself with its own credential, and reads as it.
+            Self::Follow { .. } => Ok(person),
             _ => {
                 self.authorize(state, viewer).await?;
                 Ok(person)
@@ -289,7 +309,7 @@ impl Region {
     /// says the same (a hub membership); other regions are rendered and the HTML dropped.
     pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
         match self {
-            Self::Hubs => Ok(()),
+            Self::Hubs | Self::Follow { .. } => Ok(()),
             Self::Bell { actor_id } => own_bell(*actor_id, viewer),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
@@ -363,6 +383,8 @@ impl Region {
                 crate::web::notifications::render_bell(state, *actor_id).await
             }
             Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
+            // Never rendered: its subscribers are woken instead (`LiveHub::flush`).
+            Self::Follow { .. } => Ok(String::new()),
         }
     }
 }
