@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{Admitted, Frame, FrameKind, LiveHub, Topic, TopicKey, lock};
+use super::{Admitted, Frame, FrameKind, LiveHub, TopicKey, lock};
 use crate::auth::Viewer;
 use crate::live::region::{Audience, Region};
 
@@ -94,7 +94,7 @@ impl LiveHub {
         let mut inner = lock(&self.inner);
         if let Some(client) = inner.clients.get_mut(&id) {
             client.regions.push((region.clone(), audience.clone()));
-            inner.topics.entry(TopicKey::new(&region, &audience)).or_insert_with(Topic::new).clients.insert(id, None);
+            inner.topic_mut(&TopicKey::new(&region, &audience)).clients.insert(id, None);
         }
         drop(inner);
         Follower { frames, changed: false, quiet, _admitted: admitted }
