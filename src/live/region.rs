@@ -60,6 +60,12 @@ pub enum Region {
     Bell { actor_id: i64 },
     /// A hub's roadmap (planned and shipped, with support).
     Roadmap { hub_id: i64 },
+    /// A widget's annotations as a subscriber that reads them for itself follows them: the
+    /// data API's subscription and the embed's live thread. The dispatcher renders nothing for
+    /// it; it wakes the subscriber (coalesced like every region), which reads as its own
+    /// credential, and asks it to check its access again when the hub's memberships or the
+    /// widget change. Not a page region: `/live` does not accept its key.
+    Follow { hub_id: i64, widget_id: i64 },
 }
 
 impl Region {
@@ -106,6 +112,7 @@ impl Region {
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
             Self::Bell { actor_id } => format!("bell:{actor_id}"),
             Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
+            Self::Follow { hub_id, widget_id } => format!("follow:{hub_id}:{widget_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
                 let category = category_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
@@ -158,6 +165,7 @@ impl Region {
             Self::TriageCounts { .. } => "triage-counts",
             Self::Bell { .. } => "bell",
             Self::Roadmap { .. } => "roadmap",
+            Self::Follow { .. } => "changed",
         }
     }
 
@@ -177,7 +185,9 @@ impl Region {
                 in_hub(*hub_id) && matches!(table, "annotations" | "widgets" | "categories" | "hub_members")
             }
             // Annotation and widget changes carry their widget; categories and members only the hub.
-            Self::Thread { hub_id, widget_id } | Self::Inbox { hub_id, widget_id, .. } => {
+            Self::Thread { hub_id, widget_id }
+            | Self::Inbox { hub_id, widget_id, .. }
+            | Self::Follow { hub_id, widget_id } => {
                 in_hub(*hub_id)
                     && (matches!(table, "categories" | "hub_members")
                         || (matches!(table, "annotations" | "widgets") && change.widget_id == Some(*widget_id)))
@@ -227,11 +237,53 @@ impl Region {
         }
     }
 
+    /// The tables this region reads: with its hub, what the dispatcher indexes it by; a change
+    /// of another table, or in another hub, is never matched against it. ([`affected_by`]
+    /// then narrows to the widget or row.)
+    ///
+    /// [`affected_by`]: Self::affected_by
+    pub fn tables(&self) -> &'static [&'static str] {
+        match self {
+            Self::Hubs => &["hubs", "widgets", "annotations", "interaction_events", "hub_members"],
+            Self::Widgets { .. } => &["widgets", "annotations", "interaction_events", "hub_members"],
+            Self::Signals { .. } => &["interaction_events", "widgets", "hub_members"],
+            Self::Feed { .. } => &["annotations", "widgets", "categories", "hub_members"],
+            Self::Thread { .. } | Self::Inbox { .. } | Self::Follow { .. } => {
+                &["annotations", "widgets", "categories", "hub_members"]
+            }
+            Self::Ledger { .. } => &["requirement_candidates", "ledger_entries", "candidate_evidence", "hub_members"],
+            Self::CandidateHead { .. } => &["requirement_candidates", "hub_members"],
+            Self::CandidateEvidence { .. } => {
+                &["annotations", "widgets", "categories", "hub_members", "candidate_evidence"]
+            }
+            Self::CandidateHistory { .. } => &["ledger_entries", "hub_members"],
+            Self::TriageQueue { .. } | Self::TriageCounts { .. } => {
+                &["annotations", "widgets", "categories", "hub_members", "candidate_evidence"]
+            }
+            Self::Bell { .. } => &["notifications"],
+            Self::Roadmap { .. } => &[
+                "requirement_candidates",
+                "ledger_entries",
+                "candidate_evidence",
+                "annotations",
+                "widgets",
+                "hubs",
+                "hub_members",
+            ],
+        }
+    }
+
+    /// The (table, hub) pairs this region depends on (`None`: a change in any hub).
+    pub fn dependencies(&self) -> impl Iterator<Item = (&'static str, Option<i64>)> {
+        let hub = self.hub_id();
+        self.tables().iter().map(move |table| (*table, hub))
+    }
+
     /// The hub whose data this region shows (`None`: the hubs index).
     pub fn hub_id(&self) -> Option<i64> {
         match self {
             Self::Hubs | Self::Bell { .. } => None,
-            Self::Roadmap { hub_id } => Some(*hub_id),
+            Self::Roadmap { hub_id } | Self::Follow { hub_id, .. } => Some(*hub_id),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }
@@ -249,7 +301,15 @@ impl Region {
     /// Whether this region's audiences can change with the hub's memberships (a member's role
     /// decides whether they are staff); the dispatcher checks its viewers again on such a change.
     pub fn shares_renders(&self) -> bool {
-        matches!(self, Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. })
+        matches!(
+            self,
+            Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. } | Self::Follow { .. }
+        )
+    }
+
+    /// Whether its subscribers read for themselves (see [`Region::Follow`]).
+    pub fn follows_itself(&self) -> bool {
+        matches!(self, Self::Follow { .. })
     }
 
     /// Applies the access policy to `viewer` for this region and says which audience they
@@ -278,6 +338,8 @@ impl Region {
                 widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
                 Ok(Audience::Everyone)
             }
+            // The subscriber authorized itself with its own credential, and reads as it.
+            Self::Follow { .. } => Ok(person),
             _ => {
                 self.authorize(state, viewer).await?;
                 Ok(person)
@@ -289,7 +351,7 @@ impl Region {
     /// says the same (a hub membership); other regions are rendered and the HTML dropped.
     pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
         match self {
-            Self::Hubs => Ok(()),
+            Self::Hubs | Self::Follow { .. } => Ok(()),
             Self::Bell { actor_id } => own_bell(*actor_id, viewer),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
@@ -363,6 +425,8 @@ impl Region {
                 crate::web::notifications::render_bell(state, *actor_id).await
             }
             Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
+            // Never rendered: its subscribers are woken instead (`LiveHub::flush`).
+            Self::Follow { .. } => Ok(String::new()),
         }
     }
 }
@@ -375,54 +439,6 @@ fn own_bell(actor_id: i64, viewer: &Viewer) -> Result<(), AppError> {
 async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hubs::Hub, AppError> {
     let (hub, _) = access::member_hub_by_id(state, hub_id, viewer).await?;
     Ok(hub)
-}
-
-/// The annotation keys: `thread:HUB:WIDGET` and `inbox:HUB:WIDGET:CATEGORY:STATUS` (`-` for
-/// no category or status filter).
-fn parse_annotations(key: &str) -> Option<Region> {
-    let mut parts = key.split(':');
-    let kind = parts.next()?;
-    if kind != "thread" && kind != "inbox" {
-        return None;
-    }
-    let hub_id = parts.next()?.parse().ok()?;
-    let widget_id = parts.next()?.parse().ok()?;
-    let region = if kind == "thread" {
-        Region::Thread { hub_id, widget_id }
-    } else {
-        let category_id = match parts.next()? {
-            "-" => None,
-            id => Some(id.parse().ok()?),
-        };
-        let status = match parts.next()? {
-            "-" => None,
-            name => Some(*crate::db::annotations::STATUSES.iter().find(|s| **s == name)?),
-        };
-        Region::Inbox { hub_id, widget_id, category_id, status }
-    };
-    parts.next().is_none().then_some(region)
-}
-
-/// The ledger's keys: `ledger:HUB`, `ledger-STATUS:HUB`, and `candidate:`, `evidence:` or
-/// `history:` followed by `HUB:CANDIDATE`.
-fn parse_ledger(key: &str) -> Option<Region> {
-    let (kind, rest) = key.split_once(':')?;
-    if let Some(status) = kind.strip_prefix("ledger") {
-        let status = match status.strip_prefix('-') {
-            Some(name) => Some(Status::parse(name)?),
-            None if status.is_empty() => None,
-            None => return None,
-        };
-        return Some(Region::Ledger { hub_id: rest.parse().ok()?, status });
-    }
-    let (hub_id, candidate_id) = rest.split_once(':')?;
-    let (hub_id, candidate_id) = (hub_id.parse().ok()?, candidate_id.parse().ok()?);
-    match kind {
-        "candidate" => Some(Region::CandidateHead { hub_id, candidate_id }),
-        "evidence" => Some(Region::CandidateEvidence { hub_id, candidate_id }),
-        "history" => Some(Region::CandidateHistory { hub_id, candidate_id }),
-        _ => None,
-    }
 }
 
 /// The `/live` URL for a page showing `regions`, rendered at change sequence `since`.
@@ -440,79 +456,8 @@ pub fn stream_url_with(regions: &[(Region, &str)], since: i64) -> String {
     format!("/live?regions={}&since={since}&hashes={}", keys.join(","), hashes.join(","))
 }
 
+mod keys;
+use keys::{parse_annotations, parse_ledger};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn change(table: &str, hub_id: i64) -> ChangeEvent {
-        ChangeEvent {
-            seq: 1,
-            table: table.into(),
-            op: "insert".into(),
-            hub_id: Some(hub_id),
-            widget_id: None,
-            row_id: None,
-        }
-    }
-
-    #[test]
-    fn keys_round_trip() {
-        for region in [
-            Region::Hubs,
-            Region::Widgets { hub_id: 3 },
-            Region::Signals { hub_id: 3 },
-            Region::Feed { hub_id: 9 },
-            Region::Roadmap { hub_id: 2 },
-        ] {
-            assert_eq!(Region::parse(&region.key()), Some(region.clone()));
-        }
-        assert_eq!(Region::parse("widgets"), None);
-        assert_eq!(Region::parse("widgets:x"), None);
-        assert_eq!(Region::parse("nope:1"), None);
-        for region in [
-            Region::Thread { hub_id: 1, widget_id: 4 },
-            Region::Inbox { hub_id: 1, widget_id: 4, category_id: None, status: None },
-            Region::Inbox { hub_id: 1, widget_id: 4, category_id: Some(7), status: Some("triaged") },
-        ] {
-            assert_eq!(Region::parse(&region.key()), Some(region));
-        }
-        for bad in ["thread:1", "thread:1:x", "thread:1:2:3", "inbox:1:2", "inbox:1:2:-:bogus", "inbox:1:2:x:-"] {
-            assert_eq!(Region::parse(bad), None, "{bad}");
-        }
-        for region in [
-            Region::Ledger { hub_id: 2, status: None },
-            Region::Ledger { hub_id: 2, status: Some(Status::Deferred) },
-            Region::CandidateHead { hub_id: 2, candidate_id: 5 },
-            Region::CandidateEvidence { hub_id: 2, candidate_id: 5 },
-            Region::CandidateHistory { hub_id: 2, candidate_id: 5 },
-        ] {
-            assert_eq!(Region::parse(&region.key()), Some(region));
-        }
-        assert_eq!(Region::parse("ledger-done:2"), None);
-        assert_eq!(Region::parse("ledgerx:2"), None);
-        assert_eq!(Region::parse("history:2"), None);
-        let queue = Region::TriageQueue { hub_id: 2, filter: "status=new&q=a,b".into() };
-        assert_eq!(Region::parse(&queue.key()), Some(queue.clone()));
-        assert!(!queue.key().contains(',') && !queue.key().contains('&'));
-        assert_eq!(Region::parse("triage-queue:2:!!"), None);
-    }
-
-    #[test]
-    fn scope_and_tables() {
-        let feed = Region::Feed { hub_id: 1 };
-        assert!(feed.affected_by(&change("annotations", 1)));
-        assert!(!feed.affected_by(&change("annotations", 2)));
-        assert!(!feed.affected_by(&change("interaction_events", 1)));
-        let signals = Region::Signals { hub_id: 1 };
-        assert!(signals.affected_by(&change("interaction_events", 1)));
-        assert!(!signals.affected_by(&change("annotations", 1)));
-        assert!(Region::Hubs.affected_by(&change("annotations", 7)));
-        let thread = Region::Thread { hub_id: 1, widget_id: 4 };
-        let on_widget = |table: &str, widget_id| ChangeEvent { widget_id: Some(widget_id), ..change(table, 1) };
-        assert!(thread.affected_by(&on_widget("annotations", 4)));
-        assert!(!thread.affected_by(&on_widget("annotations", 5)), "another widget");
-        assert!(!thread.affected_by(&ChangeEvent { widget_id: Some(4), ..change("annotations", 2) }));
-        assert!(thread.affected_by(&change("categories", 1)));
-        assert!(!thread.affected_by(&on_widget("interaction_events", 4)));
-    }
-}
+mod tests;

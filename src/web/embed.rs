@@ -31,9 +31,10 @@ use crate::db::widgets::{self, Widget};
 use crate::db::{Backend, Db, StoreError, now_ms};
 use crate::db::{replies, supports};
 use crate::error::AppError;
+use crate::live::Region;
+use crate::live::hub::Woken;
 use crate::live::hub::html_hash;
 use crate::web::api::cors::origin_listed;
-use crate::web::api::stream::{Wake, Woken};
 use crate::web::render::Htmx;
 use crate::web::replies::{Conversations, SimilarView, SupportSlot, SupportView};
 use crate::web::security::CSP;
@@ -652,14 +653,16 @@ async fn live_thread(
     path: web::Path<String>,
     query: web::Query<TokenQuery>,
 ) -> Result<impl Responder, AppError> {
-    let Some(widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
+    let Some(mut widget) = live_widget(&state, &path).await? else { return Err(AppError::NotFound("widget")) };
     let mut visitor = reader(&state, &req, &widget, query.vt.as_deref()).await?;
     let admitted =
         state.live.admit(crate::web::client_addr::client_ip(&req), None).map_err(|_| AppError::Overloaded(10))?;
-    let mut wake = Wake::new(&state, widget.hub_id, widget.id);
+    // The live dispatcher wakes it (the same feed, coalescing and bounded queue as page
+    // regions); the thread is rendered as the visitor, so it shows only what they may read.
+    let region = Region::Follow { hub_id: widget.hub_id, widget_id: widget.id };
+    let mut follower = state.live.follow(admitted, &visitor.viewer(), region, Duration::from_secs(4));
     let (sender, receiver) = mpsc::channel(8);
     actix_web::rt::spawn(async move {
-        let _admitted = admitted;
         let mut last = None;
         let mut dirty = true;
         while !sender.is_closed() && visitor.is_live() {
@@ -689,10 +692,22 @@ async fn live_thread(
                     Err(e) => tracing::warn!(error = %e, "embed thread could not be rendered"),
                 }
             }
-            match wake.wait().await {
-                Woken::Closing => return,
+            match follower.wait().await {
+                Woken::Ended => return,
                 Woken::Changed => dirty = true,
-                Woken::Recheck => {}
+                // The widget changed (archived, its scope): read it again, then the thread.
+                Woken::Recheck => match live_widget(&state, &widget.embed_key).await {
+                    Ok(Some(now)) => {
+                        widget = now;
+                        dirty = true;
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "embed widget could not be read again");
+                        dirty = true;
+                    }
+                },
+                Woken::Quiet => {}
             }
         }
     });

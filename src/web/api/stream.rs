@@ -7,108 +7,47 @@
 //! `Last-Event-ID` gets what changed since instead of a snapshot. Events are idempotent by `id`
 //! and `version`: a reconnect may repeat a few.
 //!
-//! How changes are found: the change feed (`src/live/`) wakes the stream when a committed write
-//! touches the widget's annotations (bursts coalesced for the live window); the stream then
-//! re-reads, *as the caller* (policy predicate and Row Level Security), the widget's annotations
-//! changed since its watermark, with a few seconds of overlap for writes that committed late. So
-//! a row the caller may not see never travels, whoever wrote it and however (another instance,
-//! psql). Every few seconds without changes, the stream re-checks the caller's credential.
+//! How changes are found: the subscription follows the widget in the live dispatcher
+//! (`crate::live::hub::Follower`, the same change feed, coalescing and bounded queues as page
+//! regions). When a committed write touches the widget's annotations the dispatcher wakes it
+//! (the first change at once, a burst once per live window), and it re-reads, *as the caller*
+//! (policy predicate and Row Level Security), the widget's annotations changed since its
+//! watermark, with a few seconds of overlap for writes that committed late. So a row the caller
+//! may not see never travels, whoever wrote it and however (another instance, psql). When the
+//! hub's memberships or the widget change, the dispatcher asks it to check the caller may still
+//! read the widget: if not, it ends with `end` (`forbidden`). Every few seconds without
+//! changes, the stream re-checks the caller's credential (`end`, `unauthorized`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, Responder, get, web};
+use actix_web::{HttpMessage, HttpRequest, Responder, get, web};
 use actix_web_lab::sse;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::annotations::ListQuery;
-use super::caller::{Caller, bearer};
+use super::caller::{Caller, Credential, bearer};
 use super::error::ApiError;
 use super::{AnnotationJson, parse_limit, path_widget, readable_widget};
 use crate::AppState;
+use crate::auth::Session;
 use crate::db::api::{self, ApiAnnotation, CHANGES_LIMIT, Filter, Order};
 use crate::db::now_ms;
-use crate::live::{ChangeEvent, FeedMessage};
+use crate::live::Region;
+use crate::live::hub::{Follower, Woken};
 
 /// How far back each re-read reaches before the watermark, for writes that committed late.
 pub const OVERLAP_MS: i64 = 5_000;
 /// How often a stream without changes re-checks its caller's credential.
 pub const RECHECK: Duration = Duration::from_secs(4);
 
-/// What woke a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Woken {
-    /// Something the widget's annotations depend on changed (or may have: a feed resync).
-    Changed,
-    /// [`RECHECK`] passed quietly.
-    Recheck,
-    /// The server is shutting down: end the stream, the client reconnects elsewhere.
-    Closing,
-}
-
-/// The change feed, narrowed to what concerns one widget's annotations.
-pub struct Wake {
-    feed: broadcast::Receiver<FeedMessage>,
-    closing: watch::Receiver<bool>,
-    hub_id: i64,
-    widget_id: i64,
-    window: Duration,
-}
-
-impl Wake {
-    /// Subscribes to the feed. Make it before the first read, so that a change committed in
-    /// between still wakes the stream.
-    pub fn new(state: &AppState, hub_id: i64, widget_id: i64) -> Self {
-        Self {
-            feed: state.feed.subscribe(),
-            closing: state.live.closing(),
-            hub_id,
-            widget_id,
-            window: Duration::from_millis(state.config.live_window_ms),
-        }
-    }
-
-    /// Waits for a change that concerns the widget (then lets the burst settle for the live
-    /// window: one read covers it all), for [`RECHECK`], or for shutdown.
-    pub async fn wait(&mut self) -> Woken {
-        let (hub_id, widget_id) = (self.hub_id, self.widget_id);
-        let recheck = tokio::time::sleep(RECHECK);
-        tokio::pin!(recheck);
-        loop {
-            tokio::select! {
-                message = self.feed.recv() => match message {
-                    Ok(FeedMessage::Change(change)) if concerns(hub_id, widget_id, &change) => break,
-                    Ok(FeedMessage::Change(_)) => {}
-                    Ok(FeedMessage::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Woken::Closing,
-                },
-                _ = &mut recheck => return Woken::Recheck,
-                _ = self.closing.wait_for(|closed| *closed) => return Woken::Closing,
-            }
-        }
-        tokio::time::sleep(self.window).await;
-        // The read that follows covers whatever else arrived meanwhile.
-        while matches!(self.feed.try_recv(), Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_))) {}
-        Woken::Changed
-    }
-}
-
-/// Whether a change can alter what a stream of widget `widget_id` (in hub `hub_id`) shows.
-fn concerns(hub_id: i64, widget_id: i64, change: &ChangeEvent) -> bool {
-    match change.table.as_str() {
-        "annotations" | "widgets" => change.widget_id == Some(widget_id),
-        // Roles change what a caller may read; categories how rows look.
-        "hub_members" | "categories" => change.hub_id == Some(hub_id),
-        _ => false,
-    }
-}
-
 struct Subscription {
     state: web::Data<AppState>,
     caller: Caller,
     token: Option<String>,
     widget_id: i64,
+    embed_key: String,
     filter: Filter,
     limit: i64,
     resume: Option<i64>,
@@ -136,14 +75,29 @@ async fn stream(
     super::annotations::check_category_filter(&state, widget.hub_id, &query).await?;
     let resume = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     let (sender, receiver) = mpsc::channel(64);
-    // Counted with the live streams: the same limits per IP and in total.
+    // Counted with the live streams: the same limits per IP and in total; a session's stream
+    // ends with its session, like its pages' streams.
+    let session = match &caller.credential {
+        Some(Credential::Session(_)) => req.extensions().get::<Session>().map(|s| s.token_hash.clone()),
+        _ => None,
+    };
     let admitted =
-        state.live.admit(crate::web::client_addr::client_ip(&req), None).map_err(|_| ApiError::Overloaded(10))?;
-    let wake = Wake::new(&state, widget.hub_id, widget.id);
-    let subscription = Subscription { state, token: bearer(&req), caller, widget_id: widget.id, filter, limit, resume };
+        state.live.admit(crate::web::client_addr::client_ip(&req), session).map_err(|_| ApiError::Overloaded(10))?;
+    // Joined before the first read, so a change committed in between still wakes it.
+    let region = Region::Follow { hub_id: widget.hub_id, widget_id: widget.id };
+    let follower = state.live.follow(admitted, &caller.viewer(), region, RECHECK);
+    let subscription = Subscription {
+        state,
+        token: bearer(&req),
+        caller,
+        widget_id: widget.id,
+        embed_key: widget.embed_key.clone(),
+        filter,
+        limit,
+        resume,
+    };
     actix_web::rt::spawn(async move {
-        let _admitted = admitted;
-        if let Err(e) = follow(&subscription, wake, &sender).await {
+        if let Err(e) = follow(&subscription, follower, &sender).await {
             tracing::warn!(error = %e, "annotation stream ended");
             let _ = sender.send(end_event("error", &e.to_string())).await;
         }
@@ -181,7 +135,7 @@ fn end_event(reason: &str, message: &str) -> sse::Event {
 }
 
 /// Runs a subscription until the client goes away (a failed send) or its credential lapses.
-async fn follow(sub: &Subscription, mut wake: Wake, out: &mpsc::Sender<sse::Event>) -> Result<(), ApiError> {
+async fn follow(sub: &Subscription, mut follower: Follower, out: &mpsc::Sender<sse::Event>) -> Result<(), ApiError> {
     let state = &sub.state;
     let me = sub.caller.actor_id();
     let visible = sub.caller.annotation_filter();
@@ -216,10 +170,18 @@ async fn follow(sub: &Subscription, mut wake: Wake, out: &mpsc::Sender<sse::Even
     let mut dirty = false;
     loop {
         if resuming.is_none() {
-            match wake.wait().await {
-                Woken::Closing => return Ok(()),
+            match follower.wait().await {
+                Woken::Ended => return Ok(()),
                 Woken::Changed => dirty = true,
-                Woken::Recheck => {}
+                Woken::Recheck => {
+                    if !still_readable(sub).await? {
+                        let _ = out.send(end_event("forbidden", "the caller may no longer read this widget")).await;
+                        return Ok(());
+                    }
+                    // A new role may show rows it did not.
+                    dirty = true;
+                }
+                Woken::Quiet => {}
             }
         } else {
             dirty = true;
@@ -263,6 +225,18 @@ async fn follow(sub: &Subscription, mut wake: Wake, out: &mpsc::Sender<sse::Even
         };
         resuming = None;
     }
+}
+
+/// Whether the caller may still read the widget (after a membership or widget change).
+async fn still_readable(sub: &Subscription) -> Result<bool, ApiError> {
+    let mut tx = api::begin(&sub.state.db, sub.caller.scope(), false).await?;
+    let readable = match readable_widget(&mut tx, &sub.caller, &sub.embed_key).await {
+        Ok(_) => true,
+        Err(ApiError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    tx.commit().await?;
+    Ok(readable)
 }
 
 async fn read_changes(
@@ -321,23 +295,6 @@ mod tests {
             version,
             matches,
         }
-    }
-
-    #[test]
-    fn wakes_for_its_widget_only() {
-        let change = |table: &str, hub: i64, widget: Option<i64>| ChangeEvent {
-            seq: 1,
-            table: table.into(),
-            op: "insert".into(),
-            hub_id: Some(hub),
-            widget_id: widget,
-            row_id: None,
-        };
-        assert!(concerns(1, 7, &change("annotations", 1, Some(7))));
-        assert!(!concerns(1, 7, &change("annotations", 1, Some(8))));
-        assert!(!concerns(1, 7, &change("interaction_events", 1, Some(7))));
-        assert!(concerns(1, 7, &change("hub_members", 1, None)));
-        assert!(!concerns(1, 7, &change("hub_members", 2, None)));
     }
 
     #[test]
