@@ -121,6 +121,13 @@ impl fmt::Display for WidgetScope {
     }
 }
 
+/// Compares with a stored name (`scope == "public"`).
+impl PartialEq<&str> for WidgetScope {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
 impl TryFrom<String> for WidgetScope {
     type Error = String;
 

@@ -357,10 +357,11 @@ dual_test!(taken_slugs_are_typed_and_an_unexpected_unique_violation_is_409, |app
     assert_eq!(AppError::from(again).status_code().as_u16(), 409);
 
     // A unique violation no caller maps (the membership's primary key, written twice).
+    let ana = app.person("conflicts-ana", &[]).await;
     let member = "INSERT INTO hub_members (hub_id, actor_id, role, created_at)
-                  SELECT h.id, (SELECT MIN(id) FROM actors), 'annotator', 0 FROM hubs h WHERE h.slug = 'conflicts'";
-    sqlx::query(member).execute(app.db.writer()).await.expect("first membership");
-    let twice: StoreError = sqlx::query(member).execute(app.db.writer()).await.expect_err("second").into();
+                  SELECT h.id, $1, 'annotator', 0 FROM hubs h WHERE h.slug = 'conflicts'";
+    sqlx::query(member).bind(ana).execute(app.db.writer()).await.expect("first membership");
+    let twice: StoreError = sqlx::query(member).bind(ana).execute(app.db.writer()).await.expect_err("second").into();
     assert!(matches!(twice, StoreError::Conflict { .. }), "{twice:?}");
     assert_eq!(AppError::from(twice).status_code().as_u16(), 409, "a conflict, never a 500");
 });

@@ -307,7 +307,7 @@ async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Re
     Ok(Thread {
         items,
         me: visitor.actor_id,
-        public: widget.policy_scope == crate::access::WidgetScope::Public,
+        public: widget.policy_scope == "public",
         talk: Conversations::embed(replies, support, visitor.actor_id),
         support_url,
     })

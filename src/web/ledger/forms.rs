@@ -101,7 +101,7 @@ pub(super) async fn post_decide(
     // The status the person saw; without one (a plain form), the current one.
     let from = match from.as_deref() {
         None => current,
-        Some(seen) => Status::parse(seen).filter(|seen| *seen == current).ok_or(governance::stale(current))?,
+        Some(seen) => Status::parse(seen).filter(|seen| *seen == current).ok_or_else(|| governance::stale(current))?,
     };
     let command = match Status::parse(&to) {
         None => Err("Choose a decision.".to_owned()),
