@@ -54,9 +54,9 @@ async fn append_one(db: &Db, hub: i64, actor: i64, i: usize, with_tree: bool) ->
         detail: format!("{{\"n\":{i}}}"),
     };
     if with_tree {
-        ledger::append(&mut tx, db.backend(), &entry).await?;
+        ledger::append(&mut tx, &entry).await?;
     } else {
-        ledger::append_chain_only(&mut tx, db.backend(), &entry).await?;
+        ledger::append_chain_only(&mut tx, &entry).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
                 rationale: &rationale,
                 detail: format!("{{\"n\":{i}}}"),
             };
-            ledger::append(&mut tx, db.backend(), &entry).await?;
+            ledger::append(&mut tx, &entry).await?;
         }
         tx.commit().await?;
         size = (size + FILL_BATCH).min(target);

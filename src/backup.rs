@@ -133,8 +133,8 @@ pub async fn restore(database_url: &str, source: &Path, force: bool) -> anyhow::
             bail!(
                 "{} has newer writes ({}) than the backup ({}): pass --force to overwrite it",
                 target.display(),
-                crate::web::format::iso(current),
-                crate::web::format::iso(backup.newest_write_ms)
+                crate::clock::iso(current),
+                crate::clock::iso(backup.newest_write_ms)
             );
         }
         // Fold the write-ahead log into the file, so nothing of it is left to replay over the

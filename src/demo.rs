@@ -2,11 +2,12 @@
 //! feedback and a few requirement candidates with their ledger. Seeded once, idempotently.
 
 use crate::auth::password;
+use crate::db::Db;
 use crate::db::annotations::NewAnnotation;
 use crate::db::events::NewEvent;
 use crate::db::widgets::NewWidget;
-use crate::db::{Backend, Db};
 use crate::db::{StoreError, actors, annotations, candidates, events, hubs, now_ms, widgets};
+use crate::governance::Status;
 
 /// A demo login to print at start-up.
 #[derive(Debug, Clone)]
@@ -458,7 +459,6 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
     }
 
     // Requirement candidates, promoted from triaged feedback, with their ledger entries.
-    let backend: Backend = db.backend();
     let olga = person_ids.get("olga").copied().ok_or(StoreError::NotFound)?;
     let tomas = person_ids.get("tomas").copied().ok_or(StoreError::NotFound)?;
     let tara = person_ids.get("tara").copied().ok_or(StoreError::NotFound)?;
@@ -477,7 +477,7 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             "Keep the order total visible on every checkout step",
             "Customers lose track of the total when they change quantities or shipping. The summary must stay in view (sticky on desktop, collapsible on mobile).",
             "friction",
-            Some(("accepted", "Strong signal across cart and payment; cheap to build.")),
+            Some((Status::Accepted, "Strong signal across cart and payment; cheap to build.")),
         ),
         (
             checkout.id,
@@ -485,7 +485,7 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             "Promo codes: explain why a code is refused",
             "A refused code must say why (expired, minimum not met, not combinable) so customers don't abandon checkout.",
             "bug",
-            Some(("deferred", "Needs the pricing service rewrite planned for Q3.")),
+            Some((Status::Deferred, "Needs the pricing service rewrite planned for Q3.")),
         ),
         (
             checkout.id,
@@ -501,22 +501,22 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             "Let people skip and resume the product tour",
             "The tour must be skippable and restartable from Help; it must not reopen on workspace switch.",
             "friction",
-            Some(("accepted", "Top onboarding complaint this month.")),
+            Some((Status::Accepted, "Top onboarding complaint this month.")),
         ),
     ];
     for (hub, proposer, title, statement, category, decision) in plans {
         let ids = evidence(hub, category, 3);
-        let candidate = candidates::propose(&mut tx, backend, hub, proposer, title, statement, &ids).await?;
+        let candidate = candidates::propose(&mut tx, hub, proposer, title, statement, &ids).await?;
         if let Some((to, rationale)) = decision {
             let decision = candidates::Decision {
                 hub_id: hub,
                 candidate_id: candidate,
                 actor_id: olga,
-                from: "proposed",
+                from: Status::Proposed,
                 to,
                 rationale,
             };
-            candidates::decide(&mut tx, backend, &decision).await?;
+            candidates::decide(&mut tx, &decision).await?;
         }
     }
     tx.commit().await?;

@@ -114,7 +114,7 @@ async fn render(host: &Host) -> anyhow::Result<String> {
             "<section class=\"card\"><h2>{name}</h2><p class=\"note\">{scope} widget · {who}</p>\n\
              <script src=\"{server}/embed.js\" data-ihf-widget=\"{key}\"{token} async></script></section>\n",
             name = html_escape(&widget.name),
-            scope = html_escape(&widget.policy_scope),
+            scope = html_escape(widget.policy_scope.as_str()),
             server = host.server,
             key = html_escape(&widget.embed_key),
         ));

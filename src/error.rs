@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::db::{Outage, StoreError};
+use crate::domain::DomainError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,24 @@ impl From<StoreError> for AppError {
             StoreError::Stale => {
                 Self::Conflict("this was changed by someone else; reload to see the current state".into())
             }
+            StoreError::SlugTaken => Self::Conflict("that slug is taken; choose another".into()),
+            // A unique constraint no caller expected still means "it exists already", never a 500.
+            StoreError::Conflict { .. } => Self::Conflict("that clashes with something that exists already".into()),
             other => Self::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// The one mapping of the domain layers' refusals: 422, 403 (401 for nobody), 409, 404.
+impl From<DomainError> for AppError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::Invalid(message) => Self::Invalid(message),
+            DomainError::NotAllowed { signed_in: true } => Self::Forbidden,
+            DomainError::NotAllowed { signed_in: false } => Self::Unauthorized,
+            DomainError::Stale(message) => Self::Conflict(message),
+            DomainError::NotFound(what) => Self::NotFound(what),
+            DomainError::Store(error) => error.into(),
         }
     }
 }

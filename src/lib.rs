@@ -3,17 +3,21 @@
 //! The library holds the whole application; `main.rs` parses the command line and calls
 //! [`Application::build`], and so do the integration tests, each on its own port and database.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cli;
+pub mod clock;
 pub mod components;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod demo_host;
+pub mod domain;
 pub mod error;
+pub mod governance;
 pub mod lifecycle;
 pub mod live;
 pub mod metrics;
@@ -21,6 +25,7 @@ pub mod notifications;
 pub mod telemetry;
 pub mod tls;
 pub mod transparency;
+pub mod triage;
 pub mod web;
 pub mod webhooks;
 pub mod witness;

@@ -66,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 display_name: actor.display_name.clone(),
                 is_admin: actor.is_admin == 1,
             };
-            let access = auth::policy::HubAccess::load(&db, &viewer, hub.id).await?;
+            let access = ihf::access::HubAccess::load(&db, &viewer, hub.id).await?;
             if !access.can_manage() {
                 anyhow::bail!("{by} is not an operator of {hub_slug}: the key would not work");
             }
@@ -170,8 +170,8 @@ async fn user(db: &Db, command: UserCommand) -> anyhow::Result<ExitCode> {
             println!("password of {handle} changed; {ended} session(s) signed out");
         }
         UserCommand::Grant { handle, hub_slug, role } => {
-            if !auth::policy::ROLES.contains(&role.as_str()) {
-                anyhow::bail!("role must be one of {}", auth::policy::ROLES.join(", "));
+            if ihf::access::Role::parse(&role).is_none() {
+                anyhow::bail!("role must be one of {}", ihf::access::Role::names().join(", "));
             }
             let actor = actors::by_handle(db, &handle)
                 .await

@@ -333,11 +333,11 @@ dual_test!(marking_a_duplicate_moves_its_support_to_the_original, |app| {
         .fetch_one(app.db.reader())
         .await
         .expect("version");
-    ihf::db::triage::apply(
+    ihf::triage::apply(
         &app.db,
         hub_id,
         actor(&app, "tomas").await,
-        &[(ihf::db::triage::Target { id: duplicate, version }, ihf::db::triage::Change::Duplicate { of: original })],
+        &[(ihf::triage::Target { id: duplicate, version }, ihf::triage::Change::Duplicate { of: original })],
     )
     .await
     .expect("duplicate");
@@ -408,24 +408,17 @@ async fn ihf_widget(app: &TestApp, slug: &str) -> (i64, i64, String, String) {
 
 /// Proposes a candidate with `evidence` and walks it to each status of `path`.
 async fn candidate(app: &TestApp, title: &str, evidence: &[i64], path: &[(&str, &str, &str)]) -> i64 {
-    use ihf::db::candidates::{self, Decision};
+    use ihf::db::candidates::{self, Decision, Status};
     let hub_id: i64 = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
     let olga = actor(app, "olga").await;
     let mut tx = app.db.begin_write().await.expect("begin");
-    let id = candidates::propose(
-        &mut tx,
-        app.db.backend(),
-        hub_id,
-        olga,
-        title,
-        &format!("{title}, because people asked"),
-        evidence,
-    )
-    .await
-    .expect("propose");
+    let id = candidates::propose(&mut tx, hub_id, olga, title, &format!("{title}, because people asked"), evidence)
+        .await
+        .expect("propose");
     for (from, to, rationale) in path {
+        let (from, to) = (Status::parse(from).expect("status"), Status::parse(to).expect("status"));
         let decision = Decision { hub_id, candidate_id: id, actor_id: olga, from, to, rationale };
-        candidates::decide(&mut tx, app.db.backend(), &decision).await.expect("decide");
+        candidates::decide(&mut tx, &decision).await.expect("decide");
     }
     tx.commit().await.expect("commit");
     id

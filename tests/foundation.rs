@@ -345,3 +345,23 @@ dual_test!(the_demo_feedback_fits_its_widgets_and_its_authors_can_read_it, |app|
     let widgets: i64 = app.scalar("SELECT COUNT(*) FROM widgets").await;
     assert_eq!(widgets_with_feedback, widgets, "every demo widget has feedback");
 });
+
+dual_test!(taken_slugs_are_typed_and_an_unexpected_unique_violation_is_409, |app| {
+    use actix_web::ResponseError;
+    use ihf::db::StoreError;
+    use ihf::error::AppError;
+
+    ihf::db::hubs::create(&app.db, "conflicts", "Conflicts", "").await.expect("hub");
+    let again = ihf::db::hubs::create(&app.db, "conflicts", "Again", "").await.expect_err("taken");
+    assert!(matches!(again, StoreError::SlugTaken), "{again:?}");
+    assert_eq!(AppError::from(again).status_code().as_u16(), 409);
+
+    // A unique violation no caller maps (the membership's primary key, written twice).
+    let ana = app.person("conflicts-ana", &[]).await;
+    let member = "INSERT INTO hub_members (hub_id, actor_id, role, created_at)
+                  SELECT h.id, $1, 'annotator', 0 FROM hubs h WHERE h.slug = 'conflicts'";
+    sqlx::query(member).bind(ana).execute(app.db.writer()).await.expect("first membership");
+    let twice: StoreError = sqlx::query(member).bind(ana).execute(app.db.writer()).await.expect_err("second").into();
+    assert!(matches!(twice, StoreError::Conflict { .. }), "{twice:?}");
+    assert_eq!(AppError::from(twice).status_code().as_u16(), 409, "a conflict, never a 500");
+});

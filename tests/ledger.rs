@@ -46,9 +46,7 @@ async fn actor(app: &TestApp, handle: &str) -> i64 {
 async fn new_candidate(app: &TestApp, hub: i64, title: &str) -> i64 {
     let tomas = actor(app, "tomas").await;
     let mut tx = app.db.writer().begin().await.expect("begin");
-    let id = candidates::propose(&mut tx, app.db.backend(), hub, tomas, title, "Because customers asked.", &[])
-        .await
-        .expect("propose");
+    let id = candidates::propose(&mut tx, hub, tomas, title, "Because customers asked.", &[]).await.expect("propose");
     tx.commit().await.expect("commit");
     id
 }
@@ -59,15 +57,9 @@ async fn walk(app: &TestApp, hub: i64, id: i64, steps: &[Status]) {
     let mut from = Status::Proposed;
     for to in steps {
         let mut tx = app.db.writer().begin().await.expect("begin");
-        let decision = Decision {
-            hub_id: hub,
-            candidate_id: id,
-            actor_id: olga,
-            from: from.as_str(),
-            to: to.as_str(),
-            rationale: "set up by the test",
-        };
-        candidates::decide(&mut tx, app.db.backend(), &decision).await.expect("decide");
+        let decision =
+            Decision { hub_id: hub, candidate_id: id, actor_id: olga, from, to: *to, rationale: "set up by the test" };
+        candidates::decide(&mut tx, &decision).await.expect("decide");
         tx.commit().await.expect("commit");
         from = *to;
     }
@@ -823,16 +815,7 @@ dual_test!(promotion_writes_candidate_evidence_and_ledger_together, |app| {
     let before = snapshot(&app).await;
     {
         let mut tx = app.db.writer().begin().await.expect("begin");
-        let failed = candidates::propose(
-            &mut tx,
-            app.db.backend(),
-            demo.checkout,
-            tomas,
-            "Half promoted",
-            "s",
-            &[ids[0], foreign],
-        )
-        .await;
+        let failed = candidates::propose(&mut tx, demo.checkout, tomas, "Half promoted", "s", &[ids[0], foreign]).await;
         assert!(failed.is_err());
         // Dropped without commit: rolled back.
     }
@@ -848,25 +831,15 @@ dual_test!(promotion_writes_candidate_evidence_and_ledger_together, |app| {
     // A failure of the database itself (an annotation that does not exist): nothing either.
     {
         let mut tx = app.db.writer().begin().await.expect("begin");
-        let failed = candidates::propose(
-            &mut tx,
-            app.db.backend(),
-            demo.checkout,
-            tomas,
-            "Half promoted",
-            "s",
-            &[ids[0], 9_999_999],
-        )
-        .await;
+        let failed =
+            candidates::propose(&mut tx, demo.checkout, tomas, "Half promoted", "s", &[ids[0], 9_999_999]).await;
         assert!(failed.is_err());
     }
     assert_eq!(snapshot(&app).await, before);
 
     // Success: all three.
     let mut tx = app.db.writer().begin().await.expect("begin");
-    let id = candidates::propose(&mut tx, app.db.backend(), demo.checkout, tomas, "Promoted", "s", &ids)
-        .await
-        .expect("propose");
+    let id = candidates::propose(&mut tx, demo.checkout, tomas, "Promoted", "s", &ids).await.expect("propose");
     tx.commit().await.expect("commit");
     let evidence: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM candidate_evidence WHERE candidate_id = $1")
         .bind(id)

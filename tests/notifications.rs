@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::TestApp;
 use ihf::db::annotations::{self, NewAnnotation};
-use ihf::db::triage::{self, Change, Promotion, Target};
 use ihf::db::{candidates, now_ms, widgets};
+use ihf::triage::{self, Change, Promotion, Target};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A hub with an owner's public and private widgets, and the people around them.
@@ -157,11 +157,11 @@ dual_test!(each_event_reaches_exactly_the_right_people, |app| {
         hub_id: w.hub_id,
         candidate_id: candidate,
         actor_id: w.operator,
-        from: "proposed",
-        to: "accepted",
+        from: candidates::Status::Proposed,
+        to: candidates::Status::Accepted,
         rationale: "Top friction this quarter",
     };
-    candidates::decide(&mut tx, app.db.backend(), &decision).await.expect("decide");
+    candidates::decide(&mut tx, &decision).await.expect("decide");
     tx.commit().await.unwrap();
     // Bob once, though he wrote evidence (p1) and supports a1 (his duplicate's support moved there).
     let mut decided: Vec<_> = since(&app, n).await.into_iter().map(|(r, k, _, d)| (r, k, d)).collect();
@@ -189,8 +189,13 @@ dual_test!(each_event_reaches_exactly_the_right_people, |app| {
     assert!(triage::apply(&app.db, w.hub_id, w.triager, &batch).await.is_err());
     assert_eq!(all(&app).await.len(), n, "a rolled-back change left a notification");
     let mut tx = app.db.begin_write().await.unwrap();
-    let reject = candidates::Decision { from: "accepted", to: "implemented", rationale: "shipped", ..decision };
-    candidates::decide(&mut tx, app.db.backend(), &reject).await.expect("decide");
+    let reject = candidates::Decision {
+        from: candidates::Status::Accepted,
+        to: candidates::Status::Implemented,
+        rationale: "shipped",
+        ..decision
+    };
+    candidates::decide(&mut tx, &reject).await.expect("decide");
     tx.rollback().await.unwrap();
     assert_eq!(all(&app).await.len(), n, "a rolled-back decision left a notification");
 });
@@ -750,11 +755,11 @@ dual_test!(replies_and_mentions_reach_exactly_who_may_read_them, |app| {
         hub_id: w.hub_id,
         candidate_id: candidate,
         actor_id: w.operator,
-        from: "proposed",
-        to: "accepted",
+        from: candidates::Status::Proposed,
+        to: candidates::Status::Accepted,
         rationale: "Planned",
     };
-    candidates::decide(&mut tx, app.db.backend(), &decision).await.unwrap();
+    candidates::decide(&mut tx, &decision).await.unwrap();
     tx.commit().await.unwrap();
     let mut told: Vec<i64> = since(&app, n).await.into_iter().map(|(r, ..)| r).collect();
     told.sort();

@@ -48,9 +48,7 @@ async fn entries(app: &TestApp, hub: i64) -> i64 {
 async fn propose(app: &TestApp, hub: i64, title: &str) {
     let tomas = ihf::db::actors::by_handle(&app.db, "tomas").await.expect("tomas").id;
     let mut tx = app.db.writer().begin().await.expect("begin");
-    candidates::propose(&mut tx, app.db.backend(), hub, tomas, title, "Because customers asked.", &[])
-        .await
-        .expect("propose");
+    candidates::propose(&mut tx, hub, tomas, title, "Because customers asked.", &[]).await.expect("propose");
     tx.commit().await.expect("commit");
 }
 
@@ -188,7 +186,7 @@ async fn append(app: &TestApp, hub: i64, rationale: &str) -> LedgerEntry {
     let mut tx = app.db.writer().begin().await.expect("begin");
     let entry =
         NewEntry { hub_id: hub, candidate_id: None, actor_id: olga, action: "edited", rationale, detail: "{}".into() };
-    let stored = ledger::append(&mut tx, app.db.backend(), &entry).await.expect("append");
+    let stored = ledger::append(&mut tx, &entry).await.expect("append");
     tx.commit().await.expect("commit");
     stored
 }
@@ -221,9 +219,7 @@ dual_test!(every_append_extends_the_tree_and_signs_a_checkpoint, |app| {
     {
         let tomas = ihf::db::actors::by_handle(&app.db, "tomas").await.expect("tomas").id;
         let mut tx = app.db.writer().begin().await.expect("begin");
-        candidates::propose(&mut tx, app.db.backend(), demo.checkout, tomas, "Rolled back", "s", &[])
-            .await
-            .expect("propose");
+        candidates::propose(&mut tx, demo.checkout, tomas, "Rolled back", "s", &[]).await.expect("propose");
         // dropped: rolled back
     }
     assert_eq!(count(&app, "SELECT COUNT(*) FROM ledger_checkpoints WHERE hub_id = $1", demo.checkout).await, n);
@@ -239,9 +235,7 @@ dual_test!(every_append_extends_the_tree_and_signs_a_checkpoint, |app| {
         let (db, hub) = (app.db.clone(), demo.checkout);
         tasks.push(tokio::spawn(async move {
             let mut tx = db.writer().begin().await.expect("begin");
-            candidates::propose(&mut tx, db.backend(), hub, tomas, &format!("Concurrent {i}"), "s", &[])
-                .await
-                .expect("propose");
+            candidates::propose(&mut tx, hub, tomas, &format!("Concurrent {i}"), "s", &[]).await.expect("propose");
             tx.commit().await.expect("commit");
         }));
     }
@@ -643,7 +637,7 @@ mod key_and_backfill {
                 rationale: &rationale,
                 detail: "{}".into(),
             };
-            ledger::append_chain_only(&mut tx, app.db.backend(), &entry).await.expect("append");
+            ledger::append_chain_only(&mut tx, &entry).await.expect("append");
             tx.commit().await.expect("commit");
         }
         let report = ledger::verify_all(&app.db, Some("checkout")).await.expect("verify");

@@ -348,20 +348,17 @@ dual_test!(every_write_path_enqueues_exactly_once, |app| {
     let olga = ihf::db::actors::by_handle(&app.db, "olga").await.expect("olga").id;
     let mut tx = app.db.writer().begin().await.expect("tx");
     let candidate =
-        ihf::db::candidates::propose(&mut tx, app.db.backend(), f.hub_id, olga, "Fix coupons", "Because", &[a])
-            .await
-            .expect("propose");
+        ihf::db::candidates::propose(&mut tx, f.hub_id, olga, "Fix coupons", "Because", &[a]).await.expect("propose");
     tx.commit().await.expect("commit");
     let mut tx = app.db.writer().begin().await.expect("tx");
     ihf::db::candidates::decide(
         &mut tx,
-        app.db.backend(),
         &ihf::db::candidates::Decision {
             hub_id: f.hub_id,
             candidate_id: candidate,
             actor_id: olga,
-            from: "proposed",
-            to: "accepted",
+            from: ihf::db::candidates::Status::Proposed,
+            to: ihf::db::candidates::Status::Accepted,
             rationale: "yes",
         },
     )

@@ -158,9 +158,7 @@ fn add_checkpoint(
 async fn propose(app: &TestApp, hub: i64, title: &str) {
     let tomas = ihf::db::actors::by_handle(&app.db, "tomas").await.expect("tomas").id;
     let mut tx = app.db.writer().begin().await.expect("begin");
-    ihf::db::candidates::propose(&mut tx, app.db.backend(), hub, tomas, title, "Because customers asked.", &[])
-        .await
-        .expect("propose");
+    ihf::db::candidates::propose(&mut tx, hub, tomas, title, "Because customers asked.", &[]).await.expect("propose");
     tx.commit().await.expect("commit");
 }
 

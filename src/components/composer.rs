@@ -12,7 +12,7 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 
 use super::Component;
-use crate::auth::policy::HubAccess;
+use crate::access::HubAccess;
 use crate::db::annotations::{self, AnnotationBody, BODY_MAX_CHARS, BodyError, NewAnnotation};
 use crate::db::categories::{Category, DEFAULT_SLUG};
 use crate::db::widgets::Widget;

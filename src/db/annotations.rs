@@ -4,8 +4,8 @@ use sqlx::{Any, Transaction};
 
 use super::sql::SqlBuilder;
 
-use crate::auth::Viewer;
-use crate::auth::policy;
+use super::visibility;
+use crate::access::Viewer;
 
 use super::{Db, StoreError, now_ms};
 
@@ -96,7 +96,7 @@ pub async fn feed_for_hub(
     qb.push(" AND a.deleted_at IS NULL AND (a.created_at < ").push_bind(before.created_at);
     qb.push(" OR (a.created_at = ").push_bind(before.created_at);
     qb.push(" AND a.id < ").push_bind(before.id).push(")) AND ");
-    policy::push_annotation_visible_alone(&mut qb, viewer);
+    visibility::push_annotation_visible_alone(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
     qb.push(PAGE_JOIN).push(" ORDER BY a.created_at DESC, a.id DESC");
     db.fetch_all_as(viewer.actor_id, qb).await
@@ -240,11 +240,11 @@ pub async fn thread_for_widget(
 ) -> Result<Vec<ThreadItem>, StoreError> {
     let mut qb = SqlBuilder::new(thread_select());
     qb.push(" WHERE a.widget_id = ").push_bind(widget_id);
-    qb.push(" AND (a.deleted_at IS NULL OR (a.actor_id = ").push_bind(policy::sql_actor(viewer));
+    qb.push(" AND (a.deleted_at IS NULL OR (a.actor_id = ").push_bind(visibility::sql_actor(viewer));
     qb.push(" AND a.deleted_at >= ").push_bind(undo_since).push("))");
     push_before(&mut qb, before);
     qb.push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
     db.fetch_all_as(viewer.actor_id, qb).await
 }
@@ -254,7 +254,7 @@ pub async fn thread_for_widget(
 pub async fn visible_on_widget(db: &Db, viewer: &Viewer, widget_id: i64, id: i64) -> Result<ThreadItem, StoreError> {
     let mut qb = SqlBuilder::new(thread_select());
     qb.push(" WHERE a.id = ").push_bind(id).push(" AND a.widget_id = ").push_bind(widget_id).push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     let mut tx = db.begin_as(viewer.actor_id).await?;
     let row = qb.build_query_as()?.fetch_one(&mut *tx).await?;
     tx.commit().await?;
@@ -397,7 +397,7 @@ pub async fn inbox_for_widget(
     push_inbox_filter(&mut qb, widget_id, filter);
     push_before(&mut qb, before);
     qb.push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").push_bind(limit);
     db.fetch_all_as(viewer.actor_id, qb).await
 }
@@ -430,11 +430,11 @@ pub async fn inbox_counts(
            LEFT JOIN (SELECT a.category_id, COUNT(*) AS count,
                              SUM(CASE WHEN a.created_at > ",
     );
-    qb.push_bind(read_up_to).push(" AND a.actor_id <> ").push_bind(policy::sql_actor(viewer));
+    qb.push_bind(read_up_to).push(" AND a.actor_id <> ").push_bind(visibility::sql_actor(viewer));
     qb.push(" THEN 1 ELSE 0 END) AS unread FROM annotations a JOIN widgets w ON w.id = a.widget_id");
     push_inbox_filter(&mut qb, widget_id, &InboxFilter { category: None, status: status.map(str::to_owned) });
     qb.push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     qb.push(" GROUP BY a.category_id) n ON n.category_id = c.id WHERE c.hub_id = ").push_bind(hub_id);
     qb.push(" AND (c.archived_at IS NULL OR n.count > 0) ORDER BY c.position, c.id");
     db.fetch_all_as(viewer.actor_id, qb).await
@@ -446,7 +446,7 @@ pub async fn newest_on_widget(db: &Db, viewer: &Viewer, widget_id: i64) -> Resul
         "SELECT COALESCE(MAX(a.created_at), 0) FROM annotations a JOIN widgets w ON w.id = a.widget_id WHERE a.widget_id = ",
     );
     qb.push_bind(widget_id).push(" AND a.deleted_at IS NULL AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     let mut tx = db.begin_as(viewer.actor_id).await?;
     let newest = qb.build_query_scalar()?.fetch_one(&mut *tx).await?;
     tx.commit().await?;

@@ -3,7 +3,7 @@
 //! Every function runs inside a transaction opened with [`begin`] for the request's
 //! [`RlsScope`], so on PostgreSQL Row Level Security filters every row a second time (an embed
 //! credential confines it to one widget, an API key to one hub). The `visible_to` argument is the
-//! first wall, the access policy's predicate (`auth::policy`), and the only one on SQLite;
+//! first wall, the access policy's predicate (`db::visibility`), and the only one on SQLite;
 //! `None` leaves it out, for callers that were already confined by their credential or for the
 //! test hook that proves RLS holds alone.
 
@@ -11,8 +11,9 @@ use sqlx::{Any, Transaction};
 
 use super::annotations::Cursor;
 use super::sql::SqlBuilder;
+use super::visibility;
 use super::{Backend, Db, StoreError, now_ms};
-use crate::auth::{Viewer, policy};
+use crate::access::Viewer;
 
 /// A transaction of the data API.
 pub type Tx = Transaction<'static, Any>;
@@ -75,7 +76,7 @@ pub async fn widget_by_key(
     qb.push(" WHERE w.embed_key = ").push_bind(embed_key.to_owned());
     if let Some(viewer) = visible_to {
         qb.push(" AND ");
-        policy::push_widget_visible(&mut qb, viewer);
+        visibility::push_widget_visible(&mut qb, viewer);
     }
     Ok(qb.build_query_as()?.fetch_optional(&mut **tx).await?)
 }
@@ -93,7 +94,7 @@ pub async fn list_widgets(
     }
     if let Some(viewer) = visible_to {
         qb.push(" AND ");
-        policy::push_widget_visible(&mut qb, viewer);
+        visibility::push_widget_visible(&mut qb, viewer);
     }
     qb.push(" ORDER BY h.slug, w.name, w.id LIMIT 500");
     Ok(qb.build_query_as()?.fetch_all(&mut **tx).await?)
@@ -122,7 +123,7 @@ pub async fn widget_counts(
     qb.push_bind(widget_id);
     if let Some(viewer) = visible_to {
         qb.push(" AND ");
-        policy::push_annotation_visible(&mut qb, viewer);
+        visibility::push_annotation_visible(&mut qb, viewer);
     }
     let (annotations, annotations_new): (i64, i64) = qb.build_query_as()?.fetch_one(&mut **tx).await?;
     let events = match events_since {
@@ -211,7 +212,7 @@ fn push_filter(qb: &mut SqlBuilder, filter: &Filter) {
 fn push_visible(qb: &mut SqlBuilder, visible_to: Option<&Viewer>) {
     if let Some(viewer) = visible_to {
         qb.push(" AND ");
-        policy::push_annotation_visible(qb, viewer);
+        visibility::push_annotation_visible(qb, viewer);
     }
 }
 

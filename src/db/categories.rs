@@ -68,8 +68,7 @@ pub struct CategoryFields<'a> {
     pub position: i64,
 }
 
-/// Adds a category to a hub; a taken slug is a [`StoreError::Conflict`] on
-/// `categories_hub_id_slug_key` (see [`is_slug_conflict`]).
+/// Adds a category to a hub; a taken slug is [`StoreError::SlugTaken`].
 pub async fn create(db: &Db, hub_id: i64, fields: &CategoryFields<'_>) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO categories (hub_id, slug, label, colour, position) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -128,9 +127,4 @@ pub async fn next_position(db: &Db, hub_id: i64) -> Result<i64, StoreError> {
         .fetch_one(db.reader())
         .await?;
     Ok(max.map_or(0, |m| m + 1))
-}
-
-/// Whether `error` is the unique-slug conflict of a hub's categories.
-pub fn is_slug_conflict(error: &StoreError) -> bool {
-    error.is_conflict_on("categories_hub_id_slug_key", "categories.hub_id, categories.slug")
 }

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 
 use super::sql::SqlBuilder;
 use super::{Db, StoreError};
+use crate::clock::DAY_MS;
 
 /// How many days the charts cover, today included.
 pub const DAYS: usize = 14;
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The first millisecond of the chart window that ends today (UTC) at `now_ms`.
 pub fn window_start(now_ms: i64) -> i64 {

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// A unique or check constraint refused the write; `constraint` names it when known.
     #[error("constraint {constraint} refused the write")]
     Conflict { constraint: String },
+    /// A hub, widget or category with that slug exists already (in its hub): the unique
+    /// constraints of [`SLUG_CONSTRAINTS`], named here once for both dialects.
+    #[error("the slug is taken")]
+    SlugTaken,
     /// The row changed since the caller read it (optimistic concurrency).
     #[error("the row was changed by someone else")]
     Stale,
@@ -131,16 +135,29 @@ impl Outage {
     }
 }
 
+/// The unique constraints on slugs, as PostgreSQL names them and as SQLite reports them
+/// (its `table.column` list): a violation of one is [`StoreError::SlugTaken`].
+const SLUG_CONSTRAINTS: [(&str, &str); 3] = [
+    ("hubs_slug_key", "hubs.slug"),
+    ("widgets_hub_id_slug_key", "widgets.hub_id, widgets.slug"),
+    ("categories_hub_id_slug_key", "categories.hub_id, categories.slug"),
+];
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::RowNotFound => Self::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict {
-                constraint: db.constraint().map(str::to_owned).unwrap_or_else(|| {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let constraint = db.constraint().map(str::to_owned).unwrap_or_else(|| {
                     // SQLite names the columns, not the constraint: "UNIQUE constraint failed: widgets.hub_id, widgets.slug".
                     db.message().rsplit(": ").next().unwrap_or_default().to_owned()
-                }),
-            },
+                });
+                if SLUG_CONSTRAINTS.iter().any(|(pg, sqlite)| constraint == *pg || constraint == *sqlite) {
+                    Self::SlugTaken
+                } else {
+                    Self::Conflict { constraint }
+                }
+            }
             e if Outage::of(e).is_some() => Self::Unavailable(error),
             _ => Self::Other(error),
         }

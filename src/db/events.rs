@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use sqlx::{Any, Transaction};
 
-use super::{Db, StoreError};
+use super::{Backend, Db, Dialect, StoreError};
 
 /// The kinds of interaction event a widget may send.
 pub const KINDS: [&str; 10] =
@@ -127,7 +127,7 @@ pub async fn insert_encoded(tx: &mut Transaction<'static, Any>, batches: &[&Enco
         rows.push_str(&batch.rows);
     }
     rows.push(']');
-    let postgres = (**tx).backend_name() == "PostgreSQL";
+    let postgres = tx.backend() == Backend::Postgres;
     let insert = if postgres { INSERT_POSTGRES } else { INSERT_SQLITE };
     let inserted = sqlx::query(insert).bind(rows).execute(&mut **tx).await?.rows_affected();
     if !postgres {

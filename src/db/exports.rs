@@ -1,9 +1,10 @@
 //! Annotation exports: keyset pages in ascending `(created_at, id)` order, so an export of any
 //! size is read a page at a time and never held whole.
 
-use super::sql::SqlBuilder;
+use super::sql::{SqlBuilder, like_pattern};
+use super::visibility;
 use super::{Db, StoreError};
-use crate::auth::{Viewer, policy};
+use crate::access::Viewer;
 
 /// The triage board's filters, as an export applies them. `None` means "any".
 #[derive(Debug, Clone, Default)]
@@ -80,29 +81,7 @@ pub async fn page(
         qb.push(" AND a.created_at < ").push_bind(until);
     }
     qb.push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    visibility::push_annotation_visible(&mut qb, viewer);
     qb.push(" ORDER BY a.created_at, a.id LIMIT ").push_bind(limit);
     db.fetch_all_as(viewer.actor_id, qb).await
-}
-
-/// `%text%` in lower case with `%`, `_` and `\` escaped.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(super::like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
-    }
 }

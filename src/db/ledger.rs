@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Transaction};
 
-use super::{Backend, Db, StoreError, ledger_tree, now_ms};
+use super::{Backend, Db, Dialect, StoreError, ledger_tree, now_ms};
 use crate::transparency::merkle::{self, Hash};
 
 /// The `prev_hash` of a hub's first entry.
@@ -130,12 +130,8 @@ impl LedgerEntry {
 ///
 /// On PostgreSQL the hub row is locked first so concurrent appends to one hub queue up; on
 /// SQLite the single writer connection already serializes them.
-pub async fn append(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    entry: &NewEntry<'_>,
-) -> Result<LedgerEntry, StoreError> {
-    let (slug, identity) = ledger_tree::prepare_append(tx, backend, entry.hub_id).await?;
+pub async fn append(tx: &mut Transaction<'static, Any>, entry: &NewEntry<'_>) -> Result<LedgerEntry, StoreError> {
+    let (slug, identity) = ledger_tree::prepare_append(tx, entry.hub_id).await?;
     let stored = insert(tx, entry).await?;
     ledger_tree::record_append(tx, &identity, entry.hub_id, &slug, stored.seq, stored.leaf_hash()).await?;
     Ok(stored)
@@ -147,10 +143,9 @@ pub async fn append(
 #[doc(hidden)]
 pub async fn append_chain_only(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
     entry: &NewEntry<'_>,
 ) -> Result<LedgerEntry, StoreError> {
-    if backend == Backend::Postgres {
+    if tx.backend() == Backend::Postgres {
         let sql = format!("SELECT id FROM hubs WHERE id = $1{}", ledger_tree::HUB_APPEND_LOCK);
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(entry.hub_id).execute(&mut **tx).await?;
     }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use sqlx::{Any, Transaction};
 
 use super::sql::SqlBuilder;
-use super::{Backend, Db, StoreError, now_ms};
+use super::{Backend, Db, Dialect, StoreError, now_ms};
 use crate::transparency::merkle::{self, Hash, NodeId, Plan, Span};
 use crate::transparency::note::{Checkpoint, NoteSigner, VerifierKey};
 
@@ -255,10 +255,9 @@ pub const HUB_APPEND_LOCK: &str = " FOR NO KEY UPDATE";
 /// the log identity. On PostgreSQL the hub row is locked, so appends to one hub queue up.
 pub async fn prepare_append(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
     hub_id: i64,
 ) -> Result<(String, LogIdentity), StoreError> {
-    let lock = if backend == Backend::Postgres { HUB_APPEND_LOCK } else { "" };
+    let lock = if tx.backend() == Backend::Postgres { HUB_APPEND_LOCK } else { "" };
     let slug: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT slug FROM hubs WHERE id = $1{lock}")))
         .bind(hub_id)
         .fetch_one(&mut **tx)
@@ -410,7 +409,7 @@ pub async fn backfill(db: &Db) -> Result<u64, StoreError> {
         let mut size = leaves as u64;
         while (size as i64) < entries {
             let mut tx = db.writer().begin().await?;
-            let (slug, identity) = prepare_append(&mut tx, db.backend(), hub_id).await?;
+            let (slug, identity) = prepare_append(&mut tx, hub_id).await?;
             let batch = super::ledger::page_after(&mut *tx, hub_id, size as i64, 1000).await?;
             let mut root = None;
             for entry in &batch {

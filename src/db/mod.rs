@@ -14,6 +14,7 @@ pub mod api_keys;
 pub mod candidates;
 pub mod categories;
 pub mod charts;
+pub mod dialect;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -31,6 +32,7 @@ pub mod similar;
 pub mod sql;
 pub mod supports;
 pub mod triage;
+pub mod visibility;
 pub mod visitors;
 pub mod webhooks;
 pub mod widgets;
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use dialect::{Backend, Dialect, Tx};
 pub use error::{Outage, StoreError};
 
 /// How long a request waits for a pooled connection (or for a PostgreSQL server that does not
@@ -50,28 +53,6 @@ pub use error::{Outage, StoreError};
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long `/readyz` keeps reporting an outage a request ran into.
 pub const OUTAGE_MEMORY: Duration = Duration::from_secs(5);
-
-/// Which database the store talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The embedded default: one file, WAL, one writer connection.
-    Sqlite,
-    /// Multi-instance deployments: LISTEN/NOTIFY and Row Level Security.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a `DATABASE_URL` names, or `None` for a scheme IHF does not speak.
-    pub fn from_url(url: &str) -> Option<Self> {
-        if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else {
-            None
-        }
-    }
-}
 
 /// Handle to the database: cheap to clone, shared by every request.
 ///

@@ -15,7 +15,7 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{Backend, Db, StoreError, now_ms};
+use super::{Backend, Db, Dialect, StoreError, now_ms};
 
 /// How people get mail: at once, as a daily digest, or not at all.
 pub const EMAIL_MODES: [&str; 3] = ["immediate", "daily", "off"];
@@ -154,12 +154,11 @@ pub async fn mark_all_read(db: &Db, recipient_id: i64) -> Result<u64, StoreError
 /// `ihf_notify_reply` (migration 0021).
 pub async fn on_reply(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
     reply_id: i64,
     mentions: &[String],
 ) -> Result<(), StoreError> {
     let handles = serde_json::to_string(mentions).unwrap_or_else(|_| "[]".into());
-    match backend {
+    match tx.backend() {
         Backend::Postgres => {
             sqlx::query("SELECT ihf_notify_reply($1, $2)").bind(reply_id).bind(handles).execute(&mut **tx).await?;
         }
@@ -310,10 +309,7 @@ pub async fn unsubscribe(db: &Db, actor_id: i64) -> Result<(), StoreError> {
 /// (`FOR UPDATE SKIP LOCKED`) and their `last_digest_at` checked again in the update; on
 /// SQLite the write lock is held throughout.
 pub async fn gather_digests(db: &Db, now: i64, period_ms: i64) -> Result<Vec<i64>, StoreError> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+    let lock = db.backend().claim_lock();
     let mut tx = db.begin_write().await?;
     let due: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT a.id FROM actors a
@@ -409,10 +405,7 @@ pub async fn next_due_at(db: &Db) -> Result<Option<i64>, StoreError> {
 /// Claims up to `limit` due mails for `lease_ms`: counts the attempt and moves
 /// `next_attempt_at` to the end of the lease, in one statement.
 pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<ClaimedMail>, StoreError> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+    let lock = db.backend().claim_lock();
     let mut tx = db.begin_write().await?;
     let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = $1

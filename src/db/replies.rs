@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use super::sql::SqlBuilder;
+use super::visibility;
 use super::{Db, StoreError, now_ms};
-use crate::auth::Viewer;
-use crate::auth::policy;
+use crate::access::Viewer;
 use crate::db::annotations::AnnotationBody;
 
 /// A reply as a thread shows it.
@@ -59,7 +59,7 @@ pub async fn for_annotations(db: &Db, viewer: &Viewer, ids: &[i64]) -> Result<Ha
     }
     let mut qb = SqlBuilder::new(SELECT);
     qb.push(" WHERE r.annotation_id IN (").push_bind_list(ids.iter().copied()).push(") AND ");
-    policy::push_reply_visible(&mut qb, viewer);
+    visibility::push_reply_visible(&mut qb, viewer);
     qb.push(" ORDER BY r.annotation_id, r.created_at, r.id");
     let rows: Vec<Reply> = db.fetch_all_as(viewer.actor_id, qb).await?;
     for reply in rows {
@@ -72,12 +72,12 @@ pub async fn for_annotations(db: &Db, viewer: &Viewer, ids: &[i64]) -> Result<Ha
 pub async fn visible(db: &Db, viewer: &Viewer, id: i64) -> Result<Reply, StoreError> {
     let mut qb = SqlBuilder::new(SELECT);
     qb.push(" WHERE r.id = ").push_bind(id).push(" AND ");
-    policy::push_reply_visible(&mut qb, viewer);
+    visibility::push_reply_visible(&mut qb, viewer);
     db.fetch_all_as(viewer.actor_id, qb).await?.into_iter().next().ok_or(StoreError::NotFound)
 }
 
 /// What it takes to write a reply. The caller has checked that the author may reply (and mark
-/// it internal) with [`policy::HubAccess::can_reply`]; PostgreSQL checks it again.
+/// it internal) with [`crate::access::HubAccess::can_reply`]; PostgreSQL checks it again.
 #[derive(Debug, Clone)]
 pub struct NewReply<'a> {
     pub annotation_id: i64,
@@ -128,7 +128,7 @@ pub async fn create(db: &Db, new: &NewReply<'_>) -> Result<CreatedReply, StoreEr
         .await?;
     let mentions = mentions(&reply.body);
     // Notified in the reply's own transaction: no notice of a reply that rolled back.
-    super::notifications::on_reply(&mut tx, db.backend(), id, &mentions).await?;
+    super::notifications::on_reply(&mut tx, id, &mentions).await?;
     tx.commit().await?;
     Ok(CreatedReply { reply, annotation_author_id, mentions })
 }

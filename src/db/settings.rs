@@ -64,7 +64,7 @@ pub struct WidgetFields<'a> {
     pub allowed_origins: &'a str,
 }
 
-/// Saves a widget's fields; a slug taken in the hub is a `Conflict` on `widgets_hub_id_slug_key`.
+/// Saves a widget's fields; a slug taken in the hub is [`StoreError::SlugTaken`].
 pub async fn update_widget(db: &Db, hub_id: i64, widget_id: i64, f: &WidgetFields<'_>) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE widgets SET slug = $1, name = $2, description = $3, owner_id = $4, policy_scope = $5, allowed_origins = $6

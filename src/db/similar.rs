@@ -4,9 +4,9 @@
 
 use super::annotations::{AnnotationRow, ROW_SELECT};
 use super::sql::SqlBuilder;
+use super::visibility;
 use super::{Backend, Db, StoreError};
-use crate::auth::Viewer;
-use crate::auth::policy;
+use crate::access::Viewer;
 
 /// How many words a draft needs before anything is suggested.
 pub const MIN_WORDS: usize = 3;
@@ -66,8 +66,8 @@ pub async fn on_widget(
     }
     qb.push(" WHERE a.widget_id = ").push_bind(widget_id);
     qb.push(" AND a.deleted_at IS NULL AND a.status NOT IN ('dismissed', 'duplicate') AND a.actor_id <> ");
-    qb.push_bind(policy::sql_actor(viewer)).push(" AND ");
-    policy::push_annotation_visible(&mut qb, viewer);
+    qb.push_bind(visibility::sql_actor(viewer)).push(" AND ");
+    visibility::push_annotation_visible(&mut qb, viewer);
     match db.backend() {
         Backend::Sqlite => qb.push(" ORDER BY f.rank, a.created_at DESC LIMIT "),
         Backend::Postgres => qb.push(" ORDER BY f.score DESC, a.created_at DESC LIMIT "),

@@ -92,6 +92,21 @@ impl SqlBuilder {
     }
 }
 
+/// The `LIKE` pattern for "contains `text`" (trimmed, lower-cased, `%`, `_` and `\` escaped,
+/// wrapped in `%…%`): compare with `LOWER(column) LIKE $n ESCAPE '\'`.
+pub fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +116,14 @@ mod tests {
         let mut sql = SqlBuilder::new("SELECT 1 WHERE a = ");
         sql.push_bind(1_i64).push(" AND b IN (").push_bind_list(["x".to_owned(), "y".to_owned()]).push(")");
         assert_eq!(sql.sql(), "SELECT 1 WHERE a = $1 AND b IN ($2, $3)");
+    }
+
+    /// The three searches that had their own copies (exports, triage, candidates) keep their cases.
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("plain"), "%plain%");
+        assert_eq!(like_pattern(" 50%_Off\\ "), "%50\\%\\_off\\\\%");
     }
 }

@@ -8,7 +8,7 @@
 //! SQLite the single writer serializes claims). A claimed delivery whose instance dies before
 //! recording the outcome is due again when the lease runs out, so nothing is lost.
 
-use super::{Backend, Db, StoreError, now_ms};
+use super::{Db, StoreError, now_ms};
 
 /// The events a webhook can subscribe to.
 pub const EVENTS: [&str; 6] = [
@@ -208,10 +208,7 @@ pub async fn claim_due(
     limit: i64,
     busy: &[i64],
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+    let lock = db.backend().claim_lock();
     let mut claim =
         super::sql::SqlBuilder::new("UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ");
     claim

@@ -4,13 +4,10 @@ use sqlx::{Any, Transaction};
 
 use super::sql::SqlBuilder;
 
-use crate::auth::Viewer;
-use crate::auth::policy;
+use super::visibility;
+use crate::access::{Guarded, Viewer, WidgetScope};
 
 use super::{Backend, Db, StoreError, now_ms};
-
-/// Who may read a widget's annotations beyond their authors (see `auth::policy`).
-pub const SCOPES: [&str; 3] = ["public", "members", "private"];
 
 /// A widget as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,12 +18,27 @@ pub struct Widget {
     pub name: String,
     pub description: String,
     pub owner_id: Option<i64>,
-    pub policy_scope: String,
+    #[sqlx(try_from = "String")]
+    pub policy_scope: WidgetScope,
     pub embed_key: String,
     pub embed_secret: String,
     pub allowed_origins: String,
     pub created_at: i64,
     pub archived_at: Option<i64>,
+}
+
+impl Guarded for Widget {
+    fn scope(&self) -> WidgetScope {
+        self.policy_scope
+    }
+
+    fn owner_id(&self) -> Option<i64> {
+        self.owner_id
+    }
+
+    fn is_live(&self) -> bool {
+        self.archived_at.is_none()
+    }
 }
 
 /// A widget with the counts the hub dashboard shows.
@@ -97,7 +109,7 @@ pub async fn stats_for_hub(
     qb.push(" WHERE w.hub_id = ");
     qb.push_bind(hub_id);
     qb.push(" AND w.archived_at IS NULL AND ");
-    policy::push_widget_visible(&mut qb, viewer);
+    visibility::push_widget_visible(&mut qb, viewer);
     qb.push(" ORDER BY w.name, w.id");
     Ok(qb.build_query_as()?.fetch_all(db.reader()).await?)
 }

@@ -1,8 +1,8 @@
 //! Resolving a hub from the URL together with what the viewer may do in it.
 
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::StoreError;
 use crate::db::hubs::{self, Hub, HubKey};
 use crate::error::AppError;

@@ -7,6 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::db::StoreError;
 use crate::db::categories::{self, Category, CategoryFields, PALETTE};
 use crate::db::hubs::Hub;
 use crate::error::AppError;
@@ -188,7 +189,7 @@ async fn save(
     };
     match saved {
         Ok(()) => Ok(back(htmx, &hub)),
-        Err(e) if categories::is_slug_conflict(&e) => {
+        Err(StoreError::SlugTaken) => {
             form.slug_error = Some("Another category of this hub has this slug.".into());
             page(state, chrome, htmx, hub, Some(form)).await
         }

@@ -12,10 +12,9 @@ use std::collections::HashMap;
 use askama::Template;
 
 use crate::AppState;
+use crate::clock::DAY_MS;
 use crate::db::charts::{self, CategoryDaily, DAYS, Daily, WidgetActivity};
 use crate::error::AppError;
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The UTC days of the window, as `19 Nov`, oldest first.
 pub fn day_labels(start: i64) -> Vec<String> {

@@ -49,7 +49,7 @@ impl Chrome {
     }
 
     /// The same chrome showing the viewer's role in the page's hub.
-    pub fn in_hub(mut self, access: &crate::auth::policy::HubAccess) -> Self {
+    pub fn in_hub(mut self, access: &crate::access::HubAccess) -> Self {
         self.hub_role = match access.role {
             Some(role) => Some(role.as_str()),
             None if access.is_admin => Some("admin"),

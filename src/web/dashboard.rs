@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::clock::DAY_MS;
 use crate::db::annotations::{self, AnnotationRow, Cursor};
 use crate::db::events::{self, RecentEvent};
 use crate::db::hubs::Hub;
@@ -17,8 +18,6 @@ use crate::web::charts::{self, HubCharts, Sparkline};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// How many interaction signals the dashboard shows.
 pub const SIGNALS: i64 = 20;
 /// Annotations per page of the feed.

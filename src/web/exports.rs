@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Viewer;
+use crate::clock::{DAY_MS, day_start_ms};
 use crate::db::exports::{self, AnnotationFilter, ExportRow};
 use crate::db::hubs::Hub;
 use crate::db::{StoreError, annotations, categories, widgets};
@@ -48,16 +49,6 @@ enum Format {
 
 const CSV_HEADER: &str =
     "id,created_at,updated_at,widget,author_id,author,category,status,duplicate_of,version,body\r\n";
-
-/// Midnight UTC of a `YYYY-MM-DD` date, in epoch milliseconds.
-fn day_start_ms(raw: &str) -> Option<i64> {
-    let mut parts = raw.trim().splitn(3, '-');
-    let year: i32 = parts.next()?.parse().ok()?;
-    let month: u8 = parts.next()?.parse().ok()?;
-    let day: u8 = parts.next()?.parse().ok()?;
-    let date = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
-}
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
@@ -95,7 +86,7 @@ async fn resolve(state: &AppState, hub: &Hub, query: &ExportQuery) -> Result<Ann
         filter.from_ms = Some(date(from)?);
     }
     if let Some(to) = non_empty(&query.to) {
-        filter.until_ms = Some(date(to)? + 24 * 60 * 60 * 1000);
+        filter.until_ms = Some(date(to)? + DAY_MS);
     }
     Ok(filter)
 }

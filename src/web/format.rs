@@ -2,17 +2,10 @@
 
 use std::borrow::Borrow;
 
-use time::OffsetDateTime;
 use time::macros::format_description;
 
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// RFC 3339 in UTC, for `<time datetime>`.
-pub fn iso(ms: impl Borrow<i64>) -> String {
-    at(*ms.borrow()).format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap_or_default()
-}
+use crate::clock::at;
+pub use crate::clock::iso;
 
 /// A short human form in UTC, e.g. `26 Nov 14:02`.
 pub fn short(ms: impl Borrow<i64>) -> String {
@@ -36,6 +29,14 @@ pub fn count(n: impl Borrow<i64>) -> String {
         out.push(c);
     }
     out
+}
+
+/// The first `max` characters of `text`, with an ellipsis when cut.
+pub fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
+        None => text.to_owned(),
+    }
 }
 
 /// Characters left as they are in a query parameter: unreserved ones, and `/` so paths stay readable.
@@ -74,6 +75,8 @@ mod tests {
         assert_eq!(count(12), "12");
         assert_eq!(plural(1, "widget"), "widget");
         assert_eq!(plural(2, "widget"), "widgets");
+        assert_eq!(excerpt("héllo world", 5), "héllo…");
+        assert_eq!(excerpt("short", 10), "short");
         assert_eq!(urlencode("/hubs/a b?x=1&y"), "/hubs/a%20b%3Fx%3D1%26y");
     }
 }

@@ -4,13 +4,12 @@ use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
 use crate::AppState;
+use crate::clock::DAY_MS;
 use crate::db::hubs::{self, HubScope, HubSummary};
 use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The list of hubs with counts: a live region of the index.
 #[derive(Template)]

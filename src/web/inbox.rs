@@ -8,8 +8,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::annotations::{self, AnnotationRow, CategoryCount, Cursor, InboxFilter, STATUSES};
 use crate::db::categories;
 use crate::db::hubs::Hub;

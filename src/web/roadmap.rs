@@ -9,8 +9,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::hubs::Hub;
 use crate::db::roadmap::{self, RoadmapItem};
 use crate::db::widgets;

@@ -10,6 +10,7 @@
 
 mod actions;
 mod dialogs;
+mod filter;
 mod undo;
 
 use actix_web::http::header;
@@ -17,129 +18,26 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use askama::Template;
 use serde::Deserialize;
 
+pub use filter::{Filter, FilterParams};
 pub use undo::{UNDO_MS, UndoError, UndoToken};
 
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::annotations::{Cursor, STATUSES};
 use crate::db::categories::{self, Category};
 use crate::db::hubs::Hub;
 use crate::db::now_ms;
-use crate::db::triage::{self, QueueFilter, TriageRow};
+use crate::db::triage::{self, TriageRow};
 use crate::db::widgets::{self, Widget};
 use crate::error::AppError;
 use crate::live::{self, Region};
 use crate::web::chrome::Chrome;
-use crate::web::format::urlencode;
-use crate::web::input;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
 
 /// Rows per page of the queue.
 pub const QUEUE_PAGE: i64 = 50;
-
-/// The board's filters as they appear in the URL (every field optional).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct FilterParams {
-    pub status: Option<String>,
-    pub widget: Option<String>,
-    pub category: Option<String>,
-    pub q: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    /// `support`: most "me too"s first; otherwise oldest first.
-    pub sort: Option<String>,
-}
-
-/// The filters, checked: what the form shows and what the store filters by.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    /// A status, or `all`.
-    pub status: String,
-    pub widget: String,
-    pub category: String,
-    pub q: String,
-    pub from: String,
-    pub to: String,
-    /// `support` or empty (oldest first).
-    pub sort: String,
-    pub store: QueueFilter,
-}
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// Midnight UTC of a `YYYY-MM-DD` date, in epoch milliseconds.
-fn day_start_ms(date: &str) -> Option<i64> {
-    let mut parts = date.splitn(3, '-');
-    let year: i32 = parts.next()?.parse().ok()?;
-    let month: u8 = parts.next()?.parse().ok()?;
-    let day: u8 = parts.next()?.parse().ok()?;
-    let date = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
-    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
-}
-
-impl Filter {
-    /// Checks the URL's filters: the status defaults to `new`; unknown values are a 400.
-    pub fn parse(params: FilterParams) -> Result<Self, AppError> {
-        let clean = |v: Option<String>| v.map(|v| v.trim().to_owned()).unwrap_or_default();
-        let status = match clean(params.status) {
-            s if s.is_empty() => "new".to_owned(),
-            s if s == "all" || STATUSES.contains(&s.as_str()) => s,
-            _ => return Err(AppError::BadRequest("unknown status".into())),
-        };
-        let (from, to) = (clean(params.from), clean(params.to));
-        let day = |d: &str| {
-            if d.is_empty() {
-                Ok(None)
-            } else {
-                day_start_ms(d).map(Some).ok_or_else(|| AppError::BadRequest("dates are written YYYY-MM-DD".into()))
-            }
-        };
-        let (from_ms, until_ms) = (day(&from)?, day(&to)?.map(|t| t + DAY_MS));
-        let widget = input::slug_filter("widget", params.widget.as_deref())?;
-        let category = input::slug_filter("category", params.category.as_deref())?;
-        let q = input::search(params.q.as_deref())?;
-        let sort = match clean(params.sort) {
-            s if s.is_empty() || s == "oldest" => String::new(),
-            s if s == "support" => s,
-            _ => return Err(AppError::BadRequest("sort is oldest or support".into())),
-        };
-        let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
-        let store = QueueFilter {
-            status: (status != "all").then(|| status.clone()),
-            widget: some(&widget),
-            category: some(&category),
-            text: some(&q),
-            from_ms,
-            until_ms,
-            by_support: !sort.is_empty(),
-        };
-        Ok(Self { status, widget, category, q, from, to, sort, store })
-    }
-
-    fn query_with(&self, status: &str, category: &str) -> String {
-        let mut out = format!("status={}", urlencode(status));
-        for (name, value) in [
-            ("widget", &self.widget),
-            ("category", &category.to_owned()),
-            ("q", &self.q),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("sort", &self.sort),
-        ] {
-            if !value.is_empty() {
-                out.push_str(&format!("&{name}={}", urlencode(value)));
-            }
-        }
-        out
-    }
-
-    /// The query string of these filters.
-    pub fn query(&self) -> String {
-        self.query_with(&self.status, &self.category)
-    }
-}
 
 /// A category as a one-click pill; the first nine live ones have a number key.
 #[derive(Debug, Clone)]
@@ -192,13 +90,8 @@ pub fn age(now: &i64, then: &i64) -> String {
     }
 }
 
-/// The first `max` characters of a body, with an ellipsis when cut.
-pub fn excerpt(body: &str, max: usize) -> String {
-    match body.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", body[..cut].trim_end()),
-        None => body.to_owned(),
-    }
-}
+/// Templates say `crate::web::triage::excerpt`.
+pub use crate::web::format::excerpt;
 
 /// `1 duplicate`, `3 duplicates`.
 pub fn duplicates_label(n: &i64) -> String {
@@ -207,7 +100,7 @@ pub fn duplicates_label(n: &i64) -> String {
 
 /// The label of a dismiss reason.
 pub fn reason_label(slug: &str) -> &str {
-    triage::reason_label(slug)
+    crate::triage::reason_label(slug)
 }
 
 /// One page of queue rows, and the "load more" row to the next.
@@ -497,27 +390,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_default_to_new_and_round_trip() {
-        let filter = Filter::parse(FilterParams::default()).expect("filter");
-        assert_eq!(filter.store.status.as_deref(), Some("new"));
-        assert_eq!(filter.query(), "status=new");
-        let filter = Filter::parse(FilterParams {
-            status: Some("all".into()),
-            q: Some(" 50% off ".into()),
-            from: Some("2024-02-28".into()),
-            to: Some("2024-02-29".into()),
-            ..FilterParams::default()
-        })
-        .expect("filter");
-        assert_eq!(filter.store.status, None);
-        assert_eq!(filter.query(), "status=all&q=50%25%20off&from=2024-02-28&to=2024-02-29");
-        assert_eq!(filter.store.from_ms, Some(1_709_078_400_000));
-        assert_eq!(filter.store.until_ms, Some(1_709_251_200_000));
-        assert!(Filter::parse(FilterParams { status: Some("bogus".into()), ..FilterParams::default() }).is_err());
-        assert!(Filter::parse(FilterParams { from: Some("2024-13-01".into()), ..FilterParams::default() }).is_err());
-    }
+    use crate::clock::DAY_MS;
 
     #[test]
     fn ages_and_excerpts() {

@@ -10,7 +10,7 @@ use super::caller::{Caller, Credential};
 use super::error::ApiError;
 use super::{AnnotationJson, parse_cursor, parse_limit, path_widget, readable_widget};
 use crate::AppState;
-use crate::auth::policy;
+use crate::access as policy;
 use crate::db::annotations::{self, AnnotationBody, Cursor, NewAnnotation, STATUSES};
 use crate::db::api::{self, Changes, Filter, Order};
 use crate::db::widgets::Widget;

@@ -8,8 +8,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use super::error::ApiError;
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::embed::{Refusal, Visitor};
-use crate::auth::policy::HubAccess;
 use crate::auth::{Session, Viewer};
 use crate::crypto;
 use crate::db::api::RlsScope;

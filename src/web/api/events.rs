@@ -11,7 +11,7 @@ use super::caller::{Caller, Credential};
 use super::error::ApiError;
 use super::{parse_cursor, parse_limit, path_widget, readable_widget};
 use crate::AppState;
-use crate::auth::policy;
+use crate::access as policy;
 use crate::db::annotations::Cursor;
 use crate::db::api;
 use crate::db::events::{KINDS, NewEvent};

@@ -8,9 +8,8 @@ use super::caller::{Caller, Credential};
 use super::error::ApiError;
 use super::{path_widget, readable_widget};
 use crate::AppState;
+use crate::clock::DAY_MS;
 use crate::db::api::{self, WidgetCounts, WidgetInfo};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A widget as the API returns it (never its embed secret).
 #[derive(Debug, Serialize)]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::forms::{self, FieldErrors};
 use crate::AppState;
-use crate::auth::policy;
+use crate::access as policy;
 use crate::db::hubs::{self, Hub};
 use crate::db::{StoreError, settings};
 use crate::error::AppError;
@@ -76,7 +76,7 @@ async fn create(
             tracing::info!(hub = hub.slug, actor = chrome.viewer.actor_id, "hub created");
             Ok(redirect(htmx, &format!("/hubs/{}/settings?created=1", hub.slug)).finish())
         }
-        Err(e) if e.is_conflict_on("hubs_slug_key", "hubs.slug") => {
+        Err(StoreError::SlugTaken) => {
             errors.add("slug", format!("A hub with the slug {slug} exists already (perhaps archived)."));
             render(&state, chrome, htmx, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
         }

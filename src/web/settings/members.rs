@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::forms::FieldErrors;
 use super::managed_hub;
 use crate::AppState;
-use crate::auth::policy::{ROLES, Role};
+use crate::access::Role;
 use crate::db::hubs::Hub;
 use crate::db::settings::{self, Member, MembershipChange};
 use crate::db::{StoreError, actors};
@@ -70,7 +70,7 @@ async fn render(
     let members = settings::members(&state.db, hub.id).await?;
     let chrome = chrome.titled(format!("Members · {} · settings", hub.name));
     let Feedback { form, errors, notice } = feedback;
-    let page = MembersPage { chrome, hub, members, roles: ROLES, form, errors, notice };
+    let page = MembersPage { chrome, hub, members, roles: Role::names(), form, errors, notice };
     render::page_with_status(htmx, status, &page, |p| p.as_content().render())
 }
 

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use super::forms::{self, FieldErrors};
 use super::managed_hub;
 use crate::AppState;
+use crate::access::WidgetScope;
 use crate::db::StoreError;
 use crate::db::hubs::Hub;
 use crate::db::settings::{self, Member, WidgetFields, WidgetListing};
-use crate::db::widgets::{self, NewWidget, SCOPES, Widget};
+use crate::db::widgets::{self, NewWidget, Widget};
 use crate::error::AppError;
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
@@ -56,7 +57,7 @@ impl WidgetForm {
             slug: w.slug.clone(),
             description: w.description.clone(),
             owner: w.owner_id.map(|id| id.to_string()).unwrap_or_default(),
-            policy_scope: w.policy_scope.clone(),
+            policy_scope: w.policy_scope.as_str().to_owned(),
             allowed_origins: w.allowed_origins.split_whitespace().collect::<Vec<_>>().join("\n"),
         }
     }
@@ -88,7 +89,7 @@ fn validate(form: &WidgetForm, members: &[Member]) -> Result<ValidWidget, FieldE
             }
         },
     };
-    let policy_scope = if SCOPES.contains(&form.policy_scope.as_str()) {
+    let policy_scope = if WidgetScope::parse(&form.policy_scope).is_some() {
         Some(form.policy_scope.clone())
     } else {
         errors.add("policy_scope", "Choose public, members or private.");
@@ -171,7 +172,7 @@ impl WidgetPage {
             form,
             errors: FieldErrors::default(),
             members,
-            scopes: SCOPES,
+            scopes: WidgetScope::names(),
             revealed_secret: None,
             notice: None,
             snippet,
@@ -209,10 +210,6 @@ fn slug_taken(slug: &str) -> FieldErrors {
     let mut errors = FieldErrors::default();
     errors.add("slug", format!("Another widget of this hub already uses the slug {slug} (perhaps archived)."));
     errors
-}
-
-fn is_slug_conflict(e: &StoreError) -> bool {
-    e.is_conflict_on("widgets_hub_id_slug_key", "widgets.hub_id, widgets.slug")
 }
 
 #[get("/hubs/{hub_slug}/settings/widgets")]
@@ -279,7 +276,7 @@ async fn create(
             super::push_url(&mut response, &url);
             Ok(response)
         }
-        Err(e) if is_slug_conflict(&e) => {
+        Err(StoreError::SlugTaken) => {
             let page = WidgetPage::new(&req, chrome, hub, None, members).with_mistakes(form, slug_taken(&valid.slug));
             page.respond(htmx, StatusCode::UNPROCESSABLE_ENTITY)
         }
@@ -343,7 +340,7 @@ async fn update(
             );
             Ok(redirect(htmx, &format!("/hubs/{}/settings/widgets/{}?saved=1", page.hub.slug, valid.slug)).finish())
         }
-        Err(e) if is_slug_conflict(&e) => {
+        Err(StoreError::SlugTaken) => {
             page.with_mistakes(form, slug_taken(&valid.slug)).respond(htmx, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => Err(e.into()),

@@ -9,13 +9,14 @@ use serde::Deserialize;
 use super::undo::{UndoError, UndoToken};
 use super::{Filter, FilterParams, Pill, RowView, TriageCounts, age, load_counts, pills, reason_label, triage_hub};
 use crate::AppState;
+use crate::access::HubAccess;
 use crate::auth::Viewer;
-use crate::auth::policy::HubAccess;
 use crate::db::categories;
 use crate::db::hubs::Hub;
-use crate::db::triage::{self, Applied, Change, Target, TriageError, TriageRow};
+use crate::db::triage::{self, TriageRow};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
+use crate::triage::{Applied, Change, Target, TriageError};
 use crate::web::chrome::Chrome;
 use crate::web::render;
 
@@ -219,7 +220,7 @@ async fn act(
     let filter = Filter::parse(form.filter)?;
     let change = parse_change(&form.action, form.category_id, form.reason.as_deref(), form.of)?;
     let changes = [(Target { id, version: form.version }, change)];
-    let outcome = triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
+    let outcome = crate::triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
     let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: Some(id) };
     answer.outcome(&changes, outcome, false).await
 }
@@ -271,7 +272,7 @@ async fn bulk(
     if changes.is_empty() {
         return Err(AppError::BadRequest("select at least one annotation".into()));
     }
-    let outcome = triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
+    let outcome = crate::triage::apply(&state.db, hub.id, actor(&chrome.viewer)?, &changes).await;
     let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: None };
     answer.outcome(&changes, outcome, false).await
 }
@@ -300,7 +301,7 @@ async fn undo_action(
         Err(UndoError::Expired) => return Err(AppError::Conflict("the time to undo has passed".into())),
     };
     let changes = token.changes();
-    let outcome = triage::apply(&state.db, hub.id, actor, &changes).await;
+    let outcome = crate::triage::apply(&state.db, hub.id, actor, &changes).await;
     let answer = Answer { state: &state, hub: &hub, access: &access, filter: &filter, primary: None };
     answer.outcome(&changes, outcome, true).await
 }

@@ -10,11 +10,12 @@ use super::actions::{Answer, actor};
 use super::undo::UndoToken;
 use super::{Filter, FilterParams, excerpt, triage_hub};
 use crate::AppState;
-use crate::auth::policy;
+use crate::access as policy;
 use crate::db::hubs::Hub;
-use crate::db::triage::{self, HistoryEntry, OpenCandidate, Promotion, Target, TriageError, TriageRow};
+use crate::db::triage::{self, HistoryEntry, OpenCandidate, TriageRow};
 use crate::db::{StoreError, now_ms, widgets};
 use crate::error::AppError;
+use crate::triage::{Promotion, Target, TriageError};
 use crate::web::chrome::Chrome;
 use crate::web::input;
 use crate::web::render::{self, Htmx};
@@ -210,7 +211,9 @@ async fn promote(
     };
     let target = Target { id, version: form.version };
     let outcome = match &promotion {
-        Some(promotion) => Some(triage::promote(&state.db, hub.id, actor(&chrome.viewer)?, &target, promotion).await),
+        Some(promotion) => {
+            Some(crate::triage::promote(&state.db, hub.id, actor(&chrome.viewer)?, &target, promotion).await)
+        }
         None => None,
     };
     let error = match outcome {

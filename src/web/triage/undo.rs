@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto;
-use crate::db::triage::{Applied, Change, Target};
+use crate::triage::{Applied, Change, Target};
 
 /// How long the toast offers Undo.
 pub const UNDO_MS: i64 = 10_000;
@@ -86,7 +86,7 @@ fn key(secret: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::triage::TriageState;
+    use crate::triage::TriageState;
 
     fn token() -> UndoToken {
         let state = |status: &str| TriageState {
