@@ -466,10 +466,10 @@ dual_test!(a_visitor_reads_and_answers_the_replies_to_their_feedback_inside_the_
     let staff_reply =
         count(&app, "SELECT id FROM annotation_replies WHERE annotation_id = $1 AND body = 'Which postcode?'", id)
             .await;
-    let hijack = embed_post(&app, &format!("/embed/{key}/replies/{staff_reply}?vt={author}"), &[("body", "x")], true);
-    assert_eq!(hijack.await.status(), 403);
-    let by_other = embed_post(&app, &format!("/embed/{key}/replies/{reply_id}?vt={other}"), &[("body", "x")], true);
-    assert_eq!(by_other.await.status(), 404);
+    let hijack = format!("/embed/{key}/replies/{staff_reply}?vt={author}");
+    assert_eq!(embed_post(&app, &hijack, &[("body", "x")], true).await.status(), 403);
+    let by_other = format!("/embed/{key}/replies/{reply_id}?vt={other}");
+    assert_eq!(embed_post(&app, &by_other, &[("body", "x")], true).await.status(), 404);
 
     // Without JavaScript: a plain post, then back to the page at the annotation.
     let plain = embed_post(&app, &reply_url, &[("body", "Sent without JavaScript.")], false).await;

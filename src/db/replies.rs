@@ -77,6 +77,20 @@ pub async fn visible(db: &Db, viewer: &Viewer, id: i64) -> Result<Reply, StoreEr
     db.fetch_all_as(viewer.actor_id, qb).await?.into_iter().next().ok_or(StoreError::NotFound)
 }
 
+/// [`visible`] inside the caller's transaction (an embed visitor's is confined to their widget,
+/// which their policies then let them read); `visible_to: None` leaves the policies alone to
+/// decide.
+pub async fn visible_in(tx: &mut Tx, visible_to: Option<&Viewer>, id: i64) -> Result<Reply, StoreError> {
+    let mut qb = SqlBuilder::new(SELECT);
+    qb.push(" WHERE r.id = ").push_bind(id);
+    if let Some(viewer) = visible_to {
+        qb.push(" AND ");
+        policy::push_reply_visible(&mut qb, viewer);
+    }
+    let found: Option<Reply> = qb.build_query_as()?.fetch_optional(&mut **tx).await?;
+    found.ok_or(StoreError::NotFound)
+}
+
 /// What it takes to write a reply. The caller has checked that the author may reply (and mark
 /// it internal) with [`policy::HubAccess::can_reply`]; PostgreSQL checks it again.
 #[derive(Debug, Clone)]

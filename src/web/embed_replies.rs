@@ -131,10 +131,26 @@ async fn replies_now(
     let mut view = thread.replies(annotation);
     // The thread shows the newest annotations only; an older one's replies are loaded alone.
     if !thread.items.iter().any(|a| a.id == annotation.id) {
-        let mut all = replies::for_annotations(&state.db, &visitor.viewer(), &[annotation.id]).await?;
+        let visible = (!rls_only(state)).then(|| visitor.viewer());
+        let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
+        let mut all = replies::for_annotations_in(&mut tx, visible.as_ref(), &[annotation.id]).await?;
+        Db::end_read(tx);
         view.replies = all.remove(&annotation.id).unwrap_or_default();
     }
     Ok(view)
+}
+
+/// Reply `reply_id` of the widget as the visitor reads it, in their confinement.
+async fn visitor_reply(state: &AppState, widget: &Widget, visitor: &Visitor, reply_id: i64) -> Result<Reply, AppError> {
+    let visible = (!rls_only(state)).then(|| visitor.viewer());
+    let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
+    let found = replies::visible_in(&mut tx, visible.as_ref(), reply_id).await;
+    Db::end_read(tx);
+    match found {
+        Ok(reply) if reply.widget_id == widget.id => Ok(reply),
+        Ok(_) | Err(StoreError::NotFound) => Err(AppError::NotFound("reply")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Back to the embed page after a plain-form post (no JavaScript), at the annotation.
@@ -192,11 +208,7 @@ async fn create(
 /// The visitor's own reply `reply_id` on the widget (404 when they do not read it, 403 when
 /// someone else wrote it).
 async fn own_reply(state: &AppState, widget: &Widget, visitor: &Visitor, reply_id: i64) -> Result<Reply, AppError> {
-    let reply = match replies::visible(&state.db, &visitor.viewer(), reply_id).await {
-        Ok(reply) if reply.widget_id == widget.id => reply,
-        Ok(_) | Err(StoreError::NotFound) => return Err(AppError::NotFound("reply")),
-        Err(e) => return Err(e.into()),
-    };
+    let reply = visitor_reply(state, widget, visitor, reply_id).await?;
     if visitor.actor_id != Some(reply.actor_id) {
         return Err(AppError::Forbidden);
     }
@@ -216,11 +228,7 @@ async fn show(
     let Some(visitor) = request_visitor(&state, &req, &widget, query.vt.as_deref()).await? else {
         return Err(AppError::Unauthorized);
     };
-    let reply = match replies::visible(&state.db, &visitor.viewer(), id).await {
-        Ok(reply) if reply.widget_id == widget.id => reply,
-        Ok(_) | Err(StoreError::NotFound) => return Err(AppError::NotFound("reply")),
-        Err(e) => return Err(e.into()),
-    };
+    let reply = visitor_reply(&state, &widget, &visitor, id).await?;
     let view = EmbedReplyItem { reply, me: visitor.actor_id, base: format!("/embed/{key}"), vt: visitor.token.clone() };
     Ok(respond(StatusCode::OK, &frame_ancestors(&widget), view.render()?, None))
 }
@@ -274,7 +282,7 @@ async fn save(
     if !htmx.partial {
         return Ok(back_to_page(&widget, &visitor, reply.annotation_id));
     }
-    let reply = replies::visible(&state.db, &visitor.viewer(), reply.id).await?;
+    let reply = visitor_reply(&state, &widget, &visitor, reply.id).await?;
     let view = EmbedReplyItem { reply, me: visitor.actor_id, base, vt: visitor.token.clone() };
     Ok(respond(StatusCode::OK, &ancestors, view.render()?, Some(&visitor)))
 }
