@@ -49,6 +49,15 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     // A live update must never overwrite what the visitor is typing.
-    if (window.Idiomorph && window.Idiomorph.defaults) window.Idiomorph.defaults.ignoreActiveValue = true;
+    if (window.Idiomorph && window.Idiomorph.defaults) {
+      window.Idiomorph.defaults.ignoreActiveValue = true;
+      // Nor close a reply the visitor is editing (`data-editing`).
+      var callbacks = window.Idiomorph.defaults.callbacks || (window.Idiomorph.defaults.callbacks = {});
+      var previous = callbacks.beforeNodeMorphed;
+      callbacks.beforeNodeMorphed = function (oldNode, newNode) {
+        if (oldNode instanceof Element && oldNode.hasAttribute("data-editing")) return false;
+        return previous ? previous(oldNode, newNode) : true;
+      };
+    }
   });
 })();

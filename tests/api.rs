@@ -51,6 +51,27 @@ async fn create(app: &TestApp, key: &str, bearer: &str, body: &str) -> Value {
     json
 }
 
+/// An annotation by `handle` on the widget `slug`, written through the store.
+async fn by_someone_else(app: &TestApp, slug: &str, handle: &str, body: &str) -> i64 {
+    let (widget_id, hub_id, _, _) = widget(app, slug).await;
+    let category_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
+        .bind(hub_id)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("category");
+    let new = NewAnnotation {
+        hub_id,
+        widget_id,
+        actor_id: actor(app, handle).await,
+        body,
+        category_id,
+        status: "new",
+        created_at: ihf::db::now_ms(),
+        idempotency_key: None,
+    };
+    annotations::create(&app.db, &new).await.expect("annotation")
+}
+
 fn ids(page: &Value) -> Vec<i64> {
     page["items"].as_array().expect("items").iter().map(|a| a["id"].as_i64().expect("id")).collect()
 }
@@ -77,9 +98,21 @@ dual_test!(openapi_document_matches_the_routes, |app| {
         for (method, operation) in operations.as_object().expect("operations") {
             let mut url = format!("{base}{path}").replace("{embed_key}", &key);
             if url.contains("{id}") {
-                // A fresh annotation of the key's operator, so every operation on it is allowed.
-                let made = create(&app, &key, &bearer, "Made for the OpenAPI walk.").await;
-                url = url.replace("{id}", &made["id"].to_string());
+                // A fresh annotation of the key's operator, so every operation on it is allowed;
+                // support is given to someone else's.
+                let id = if path.ends_with("/support") {
+                    by_someone_else(&app, "cart-summary", "wendy", "Supported in the OpenAPI walk.").await
+                } else {
+                    create(&app, &key, &bearer, "Made for the OpenAPI walk.").await["id"].as_i64().expect("id")
+                };
+                url = url.replace("{id}", &id.to_string());
+                if url.contains("{reply_id}") {
+                    let replies = format!("/api/v1/widgets/{key}/annotations/{id}/replies");
+                    let (status, reply) =
+                        call(&app, Method::POST, &replies, &bearer, Some(json!({"body": "A reply to edit."}))).await;
+                    assert_eq!(status, 201, "{reply}");
+                    url = url.replace("{reply_id}", &reply["id"].to_string());
+                }
             }
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let mut request = app.client.request(method.clone(), app.url(&url)).bearer_auth(&bearer);
@@ -106,7 +139,7 @@ dual_test!(openapi_document_matches_the_routes, |app| {
             called.push(what);
         }
     }
-    assert_eq!(called.len(), 11, "every operation was called: {called:?}");
+    assert_eq!(called.len(), 16, "every operation was called: {called:?}");
 
     // Errors have the documented shape.
     let (status, error) = call(&app, Method::GET, "/api/v1/widgets/no-such-key", &bearer, None).await;
@@ -554,6 +587,135 @@ dual_test!(writes_follow_the_rules, |app| {
     assert_eq!(call(&app, Method::GET, &one, &author, None).await.0, 404);
     assert_eq!(call(&app, Method::DELETE, &one, &author, None).await.0, 404);
     assert!(snapshot().await.3.is_some(), "soft-deleted");
+});
+
+dual_test!(replies_and_support_through_the_api_follow_the_rules, |app| {
+    let logins = app.seed_demo().await;
+    let (_, hub, key, _) = widget(&app, "cart-summary").await;
+    let olga = api_key(&app, hub, "olga").await;
+    let id = by_someone_else(&app, "cart-summary", "wendy", "The totals row wraps on phones.").await;
+    let one = format!("/api/v1/widgets/{key}/annotations/{id}");
+    let replies = format!("{one}/replies");
+
+    // The key acts as its operator: staff reply, publicly and internally.
+    let (status, public) =
+        call(&app, Method::POST, &replies, &olga, Some(json!({"body": "Thanks @tomas, on it."}))).await;
+    assert_eq!(status, 201, "{public}");
+    assert_eq!(
+        (public["annotation"].as_i64(), public["internal"].as_bool(), public["mine"].as_bool()),
+        (Some(id), Some(false), Some(true))
+    );
+    let (status, internal) =
+        call(&app, Method::POST, &replies, &olga, Some(json!({"body": "INTERNAL only", "internal": true}))).await;
+    assert_eq!(status, 201, "{internal}");
+    // Bad input: the annotations' rules.
+    for body in [json!({"body": "   "}), json!({"body": "x".repeat(4001)}), json!({"body": "ok", "extra": 1})] {
+        assert_eq!(call(&app, Method::POST, &replies, &olga, Some(body)).await.0, 422);
+    }
+    let mentioned = count(
+        &app,
+        "SELECT COUNT(*) FROM notifications n JOIN actors p ON p.id = n.recipient_id WHERE n.reply_id = $1 AND p.handle = 'tomas'",
+        public["id"].as_i64().expect("id"),
+    )
+    .await;
+    assert_eq!(mentioned, 1, "a reply through the API notifies like one in IHF");
+
+    // Staff read both; the author's session reads the public one only and may answer it, not
+    // internally; another member may not reply.
+    let (status, list) = call(&app, Method::GET, &replies, &olga, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().expect("items").len(), 2);
+    let wendy = app.signed_in("wendy", &logins["wendy"]).await;
+    let csrf = app.csrf(&wendy, "/").await;
+    let as_wendy = |method: Method, path: String, body: Option<Value>| {
+        let (wendy, csrf) = (wendy.clone(), csrf.clone());
+        let url = app.url(&path);
+        async move {
+            let mut request = wendy.request(method, url).header("X-CSRF-Token", csrf);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, seen) = as_wendy(Method::GET, replies.clone(), None).await;
+    assert_eq!(status, 200);
+    let bodies: Vec<&str> =
+        seen["items"].as_array().expect("items").iter().map(|r| r["body"].as_str().expect("body")).collect();
+    assert_eq!(bodies, vec!["Thanks @tomas, on it."]);
+    let (status, answer) =
+        as_wendy(Method::POST, replies.clone(), Some(json!({"body": "It wraps below 360 px."}))).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(as_wendy(Method::POST, replies.clone(), Some(json!({"body": "x", "internal": true}))).await.0, 403);
+    let anna = app.signed_in("anna", &logins["anna"]).await;
+    let anna_csrf = app.csrf(&anna, "/").await;
+    let refused = anna
+        .post(app.url(&replies))
+        .header("X-CSRF-Token", anna_csrf.clone())
+        .json(&json!({"body": "me too"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 403);
+
+    // The author edits her reply (with its version), nobody else does; a stale version is a 409.
+    let answer_url = format!("{replies}/{}", answer["id"]);
+    let (status, edited) =
+        as_wendy(Method::PATCH, answer_url.clone(), Some(json!({"body": "It wraps below 360 px wide.", "version": 1})))
+            .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["version"], 2);
+    assert_eq!(as_wendy(Method::PATCH, answer_url.clone(), Some(json!({"body": "again", "version": 1}))).await.0, 409);
+    assert_eq!(call(&app, Method::PATCH, &answer_url, &olga, Some(json!({"body": "hijacked"}))).await.0, 403);
+    let internal_url = format!("{replies}/{}", internal["id"]);
+    assert_eq!(as_wendy(Method::PATCH, internal_url, Some(json!({"body": "x"}))).await.0, 404, "she does not read it");
+
+    // "Me too": given once however often, taken back, never one's own.
+    let support = format!("{one}/support");
+    for _ in 0..2 {
+        let (status, now) = call(&app, Method::PUT, &support, &olga, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(now, json!({"count": 1, "mine": true}));
+    }
+    let anna_support =
+        anna.put(app.url(&support)).header("X-CSRF-Token", anna_csrf).send().await.expect("put").json::<Value>().await;
+    assert_eq!(anna_support.expect("json"), json!({"count": 2, "mine": true}));
+    assert_eq!(as_wendy(Method::PUT, support.clone(), None).await.0, 409, "her own annotation");
+    // The annotation carries its counts as the caller sees them.
+    let (_, shown) = call(&app, Method::GET, &one, &olga, None).await;
+    assert_eq!((shown["support"].clone(), shown["replies"].clone()), (json!({"count": 2, "mine": true}), json!(3)));
+    let (_, by_author) = as_wendy(Method::GET, one.clone(), None).await;
+    assert_eq!(
+        (by_author["support"].clone(), by_author["replies"].clone()),
+        (json!({"count": 2, "mine": false}), json!(2))
+    );
+    let (_, page) = call(&app, Method::GET, &format!("/api/v1/widgets/{key}/annotations"), &olga, None).await;
+    let listed = page["items"].as_array().expect("items").iter().find(|a| a["id"] == id).expect("listed").clone();
+    assert_eq!(listed["support"]["count"], 2);
+    let (status, now) = call(&app, Method::DELETE, &support, &olga, None).await;
+    assert_eq!((status, now), (200, json!({"count": 1, "mine": false})));
+    assert_eq!(call(&app, Method::DELETE, &support, &olga, None).await.1, json!({"count": 1, "mine": false}));
+
+    // Not on a private widget; an embed visitor supports on their own widget only.
+    let (_, fraud_hub, fraud_key, _) = widget(&app, "fraud-review").await;
+    let private = by_someone_else(&app, "fraud-review", "anna", "Flagged for nothing").await;
+    let fraud = api_key(&app, fraud_hub, "olga").await;
+    let on_private = format!("/api/v1/widgets/{fraud_key}/annotations/{private}/support");
+    assert_eq!(call(&app, Method::PUT, &on_private, &fraud, None).await.0, 403);
+    let visitor = visitor_token(&app, &key).await;
+    let (status, now) = call(&app, Method::PUT, &support, &visitor, None).await;
+    assert_eq!((status, now), (200, json!({"count": 2, "mine": true})));
+    assert_eq!(call(&app, Method::PUT, &on_private, &visitor, None).await.0, 403, "a token for another widget");
+    // A visitor reads the public replies and may not reply under someone else's feedback.
+    let (status, seen) = call(&app, Method::GET, &replies, &visitor, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(seen["items"].as_array().expect("items").len(), 2, "the public reply and the author's answer");
+    assert_eq!(call(&app, Method::POST, &replies, &visitor, Some(json!({"body": "hi"}))).await.0, 403);
+    // Unauthenticated: 401.
+    let anonymous = app.client.get(app.url(&replies)).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
 });
 
 dual_test!(cors_answers_the_widgets_allowed_origins_only, |app| {

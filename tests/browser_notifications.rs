@@ -1,5 +1,6 @@
 //! The notification bell in real headless Chromium: its count updates live, on a page that is
-//! open, when an event for its person arrives (and for nobody else's bell). Runs when
+//! open, when an event for its person arrives (and for nobody else's bell), and when a triager
+//! replies to one's feedback through the reply form's route. Runs when
 //! `IHF_TEST_BROWSER` is set (as `tests/browser.rs`), on PostgreSQL when `IHF_TEST_PG` is set
 //! too; without it it returns at once.
 
@@ -113,4 +114,88 @@ async fn the_bell_counts_up_live_when_an_event_arrives() {
         .unwrap();
     wait_until(b, "the bell to count 0", "return document.querySelector('#bell .bell-count').dataset.unread === '0'")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_reply_rings_the_authors_bell_live() {
+    if !enabled() {
+        return;
+    }
+    let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
+    let app = common::spawn_app(backend).await;
+    let hub = ihf::db::hubs::create(&app.db, "shop", "Shop", "").await.unwrap();
+    let ana = app.person("ana", &[("shop", "annotator")]).await;
+    app.person("tess", &[("shop", "triager")]).await;
+    let widget = common::public_widget(&app.db, hub.id, "checkout").await;
+    let category: i64 = sqlx::query_scalar("SELECT MIN(id) FROM categories WHERE hub_id = $1")
+        .bind(hub.id)
+        .fetch_one(app.db.reader())
+        .await
+        .unwrap();
+    let new = NewAnnotation {
+        hub_id: hub.id,
+        widget_id: widget.id,
+        actor_id: ana,
+        body: "The coupon field eats my code",
+        category_id: category,
+        status: "new",
+        created_at: ihf::db::now_ms(),
+        idempotency_key: None,
+    };
+    let id = ihf::db::annotations::create(&app.db, &new).await.unwrap();
+
+    // Ana reads her widget's page; a triager replies from another session, through the same
+    // route the reply form posts to.
+    let chromium = browser().await;
+    let b = &chromium.client;
+    sign_in(b, &app, "ana", common::PASSWORD).await;
+    b.goto(&app.url("/hubs/shop/widgets/checkout")).await.unwrap();
+    wait_until(b, "the page to go live", "return document.getElementById('live').dataset.liveStatus === 'open'").await;
+    assert_eq!(unread(b).await, "0");
+    let tess = app.signed_in("tess", common::PASSWORD).await;
+    let csrf = app.csrf(&tess, "/").await;
+    let reply = |form: Vec<(&'static str, &'static str)>| {
+        let (tess, csrf, url) =
+            (tess.clone(), csrf.clone(), app.url(&format!("/hubs/shop/widgets/checkout/annotations/{id}/replies")));
+        async move {
+            let sent = tess
+                .post(url)
+                .header("HX-Request", "true")
+                .header("X-CSRF-Token", csrf)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sent.status(), 200);
+        }
+    };
+
+    // An internal reply is for staff: Ana's bell stays, her page does not show it.
+    reply(vec![("body", "INTERNAL: probably the trim bug"), ("internal", "1")]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(unread(b).await, "0");
+    // The public reply: her bell says 1 and the reply shows under her feedback, no reload.
+    reply(vec![("body", "Thanks Ana, a fix ships on Monday")]).await;
+    wait_until(b, "the bell to count 1", "return document.querySelector('#bell .bell-count').dataset.unread === '1'")
+        .await;
+    let thread = format!(
+        "return (document.getElementById('replies-{id}') || {{textContent: ''}}).textContent.includes('a fix ships on Monday')"
+    );
+    wait_until(b, "the reply under her feedback", &thread).await;
+    let page = b.source().await.unwrap();
+    assert!(!page.contains("probably the trim bug"), "no internal reply for the author");
+
+    // The notifications page lists the reply, and its link leads back to the annotation.
+    b.find(fantoccini::Locator::Id("bell-link")).await.unwrap().click().await.unwrap();
+    wait_until(b, "the list", "return !!document.getElementById('notification-list')").await;
+    let list = b.execute("return document.getElementById('notification-list').textContent", Vec::new()).await.unwrap();
+    assert!(list.as_str().unwrap_or_default().contains("a fix ships on Monday"), "{list}");
+    let href = b
+        .execute(
+            "var a = document.querySelector('#notification-list a[href*=\"annotation\"]'); return a ? a.getAttribute('href') : ''",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(href.as_str().unwrap_or_default().contains(&id.to_string()), "a link back to the item: {href}");
 }

@@ -1,5 +1,6 @@
 //! Embeds: the loader, the embed page's framing policy, visitors (anonymous, identified by the
-//! host, refused), the composer, the thread (what a visitor may read, live) and the demo host.
+//! host, refused), the composer, the thread (what a visitor may read, live), replies inside the
+//! embed and the demo host.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
@@ -332,6 +333,150 @@ dual_test!(a_first_post_is_marked_yours_in_the_live_thread, |app| {
     let mine = &update.data[..update.data.find("My very first note here.").expect("the post")];
     let item = &mine[mine.rfind("<li").expect("its item")..];
     assert!(item.contains("<span class=\"badge\">you</span>"), "marked as the visitor's own: {item}");
+});
+
+/// Posts a form to the embed as the iframe's htmx does (IHF's own origin).
+async fn embed_post(app: &TestApp, path: &str, form: &[(&str, &str)], htmx: bool) -> reqwest::Response {
+    let mut request = app.new_client().post(app.url(path)).header("Origin", app.address.clone()).form(form);
+    if htmx {
+        request = request.header("HX-Request", "true");
+    }
+    request.send().await.expect("post")
+}
+
+dual_test!(a_visitor_reads_and_answers_the_replies_to_their_feedback_inside_the_embed, |app| {
+    let logins = app.seed_demo().await;
+    // A members widget: the visitor reads only their own feedback, and its replies.
+    let (widget_id, _, key, _) = widget(&app, "payment-form").await;
+    let author = visitor_token(&app, &key).await;
+    let (action, state) = composer(&app, &key, &author).await;
+    let fields = [("body", "The card form rejects my postcode."), ("category", "bug")];
+    assert_eq!(post_composer(&app, &action, &state, &fields, true, &[]).await.status(), 200);
+    let id = count(&app, "SELECT MAX(id) FROM annotations WHERE widget_id = $1", widget_id).await;
+    let response =
+        app.new_client().get(app.url(&format!("/embed/{key}/live?vt={author}"))).send().await.expect("stream");
+    let mut reader = SseReader::new(response);
+    let first = reader.next(LIVE).await.expect("the current thread");
+    assert!(first.data.contains(&format!("id=\"embed-reply-body-{id}\"")), "a reply form under one's own feedback");
+
+    // Staff reply in IHF, publicly and internally: the public reply reaches the embed live,
+    // the internal one never.
+    let tomas = app.signed_in("tomas", &logins["tomas"]).await;
+    let csrf = app.csrf(&tomas, "/").await;
+    let staff_url = format!("/hubs/checkout/widgets/payment-form/annotations/{id}/replies");
+    for form in
+        [vec![("body", "INTERNAL-NOTE check the validator"), ("internal", "1")], vec![("body", "Which postcode?")]]
+    {
+        let sent = tomas
+            .post(app.url(&staff_url))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &csrf)
+            .form(&form)
+            .send()
+            .await
+            .expect("staff reply");
+        assert_eq!(sent.status(), 200);
+    }
+    let (seen, update) = reader.until("thread", LIVE, |e| e.data.contains("Which postcode?")).await;
+    assert!(update.is_some(), "the staff reply arrived live");
+    assert!(seen.iter().chain(update.iter()).all(|e| !e.data.contains("INTERNAL-NOTE")), "no internal reply");
+    let page = app.get(&format!("/embed/{key}?vt={author}")).await.text().await.expect("page");
+    assert!(page.contains("Which postcode?") && !page.contains("INTERNAL-NOTE"));
+
+    // The visitor answers from the embed (mentioning staff notifies them).
+    let reply_url = format!("/embed/{key}/annotations/{id}/replies?vt={author}");
+    let answered = embed_post(&app, &reply_url, &[("body", "@tomas It is 1012 AB, a Dutch one.")], true).await;
+    assert_eq!(answered.status(), 200);
+    let html = answered.text().await.expect("body");
+    assert!(html.starts_with(&format!("<div class=\"replies embed-replies\" id=\"embed-replies-{id}\"")), "{html}");
+    assert!(html.contains("It is 1012 AB") && html.contains("Which postcode?") && !html.contains("INTERNAL-NOTE"));
+    let (reply_id, visitor_kind): (i64, String) = sqlx::query_as(
+        "SELECT r.id, p.kind FROM annotation_replies r JOIN actors p ON p.id = r.actor_id
+          WHERE r.annotation_id = $1 AND r.body LIKE '%1012 AB%'",
+    )
+    .bind(id)
+    .fetch_one(app.db.reader())
+    .await
+    .expect("the visitor's reply");
+    assert_eq!(visitor_kind, "visitor");
+    let mentioned = count(
+        &app,
+        "SELECT COUNT(*) FROM notifications n JOIN actors p ON p.id = n.recipient_id
+          WHERE n.reply_id = $1 AND n.kind = 'mentioned' AND p.handle = 'tomas'",
+        reply_id,
+    )
+    .await;
+    assert_eq!(mentioned, 1, "the mentioned triager is notified");
+    let (_, update) = reader.until("thread", LIVE, |e| e.data.contains("1012 AB")).await;
+    assert!(update.is_some(), "the visitor's own answer shows in the live thread");
+    let staff_view = tomas.get(app.url("/hubs/checkout/widgets/payment-form")).send().await.expect("page");
+    assert!(staff_view.text().await.expect("body").contains("It is 1012 AB"), "staff read it in IHF");
+
+    // Bad input: 422 with the message, what was typed kept; nothing stored.
+    let replies = || count(&app, "SELECT COUNT(*) FROM annotation_replies WHERE annotation_id = $1", id);
+    let before = replies().await;
+    let empty = embed_post(&app, &reply_url, &[("body", "   ")], true).await;
+    assert_eq!(empty.status(), 422);
+    assert!(empty.text().await.expect("body").contains("Write something first"));
+    let long = format!("{}TAIL", "x".repeat(4000));
+    let refused = embed_post(&app, &reply_url, &[("body", &long)], true).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.expect("body").contains("xxxxTAIL</textarea>"));
+    // Refused: another site's page, nobody, another visitor (who does not read it), and
+    // anyone under feedback that is not theirs.
+    let forged = app
+        .new_client()
+        .post(app.url(&reply_url))
+        .header("Origin", "https://evil.example")
+        .form(&[("body", "forged")])
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 403);
+    let nobody = embed_post(&app, &format!("/embed/{key}/annotations/{id}/replies"), &[("body", "nobody")], true).await;
+    assert_eq!(nobody.status(), 401);
+    let other = visitor_token(&app, &key).await;
+    let stranger =
+        embed_post(&app, &format!("/embed/{key}/annotations/{id}/replies?vt={other}"), &[("body", "x")], true).await;
+    assert_eq!(stranger.status(), 404);
+    assert_eq!(replies().await, before);
+    let (_, _, cart_key, _) = widget(&app, "cart-summary").await;
+    let cart_visitor = visitor_token(&app, &cart_key).await;
+    let wendys: i64 = app
+        .scalar(
+            "SELECT MIN(a.id) FROM annotations a JOIN widgets w ON w.id = a.widget_id WHERE w.slug = 'cart-summary'",
+        )
+        .await;
+    let on_public = format!("/embed/{cart_key}/annotations/{wendys}/replies?vt={cart_visitor}");
+    assert_eq!(embed_post(&app, &on_public, &[("body", "me too")], true).await.status(), 403);
+    let public_page = app.get(&format!("/embed/{cart_key}?vt={cart_visitor}")).await.text().await.expect("page");
+    assert!(!public_page.contains("class=\"reply-form\""), "no reply form under others' feedback");
+
+    // The visitor edits their answer (same rules), and only theirs.
+    let edit = app.get(&format!("/embed/{key}/replies/{reply_id}/edit?vt={author}")).await;
+    assert_eq!(edit.status(), 200);
+    let form = edit.text().await.expect("body");
+    assert!(form.contains("data-editing") && form.contains("1012 AB"), "{form}");
+    let save_url = format!("/embed/{key}/replies/{reply_id}?vt={author}");
+    assert_eq!(embed_post(&app, &save_url, &[("body", "")], true).await.status(), 422);
+    let saved = embed_post(&app, &save_url, &[("body", "It is 1012 AB (Amsterdam).")], true).await;
+    assert_eq!(saved.status(), 200);
+    let html = saved.text().await.expect("body");
+    assert!(html.contains("(Amsterdam)") && html.contains("(edited)"), "{html}");
+    let staff_reply =
+        count(&app, "SELECT id FROM annotation_replies WHERE annotation_id = $1 AND body = 'Which postcode?'", id)
+            .await;
+    let hijack = format!("/embed/{key}/replies/{staff_reply}?vt={author}");
+    assert_eq!(embed_post(&app, &hijack, &[("body", "x")], true).await.status(), 403);
+    let by_other = format!("/embed/{key}/replies/{reply_id}?vt={other}");
+    assert_eq!(embed_post(&app, &by_other, &[("body", "x")], true).await.status(), 404);
+
+    // Without JavaScript: a plain post, then back to the page at the annotation.
+    let plain = embed_post(&app, &reply_url, &[("body", "Sent without JavaScript.")], false).await;
+    assert_eq!(plain.status(), 303);
+    let location = header(&plain, "location");
+    assert_eq!(location, format!("/embed/{key}?vt={author}#embed-annotation-{id}"));
+    assert!(app.get(&location).await.text().await.expect("page").contains("Sent without JavaScript."));
 });
 
 dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {

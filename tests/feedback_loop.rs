@@ -372,6 +372,91 @@ dual_test!(marking_a_duplicate_moves_its_support_to_the_original, |app| {
     assert_eq!(tomas.get(&app, "/hubs/checkout/triage?sort=loudest").await.0, 400);
 });
 
+/// Who supports annotation `id`, by actor id.
+async fn supporter_ids(app: &TestApp, id: i64) -> Vec<i64> {
+    sqlx::query_scalar("SELECT actor_id FROM annotation_supports WHERE annotation_id = $1 ORDER BY actor_id")
+        .bind(id)
+        .fetch_all(app.db.reader())
+        .await
+        .expect("supporters")
+}
+
+/// Posts one triage action on annotation `id` as `who` and returns the toast's undo token.
+async fn triage_action(app: &TestApp, who: &Person, id: i64, action: &str, extra: &[(&str, &str)]) -> String {
+    let version: i64 = sqlx::query_scalar("SELECT version FROM annotations WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.db.reader())
+        .await
+        .expect("version");
+    let version = version.to_string();
+    let mut form = vec![("action", action), ("version", version.as_str())];
+    form.extend_from_slice(extra);
+    let response = who.post(app, &format!("/hubs/checkout/triage/annotations/{id}"), &form).await;
+    assert_eq!(response.status(), 200, "{action}");
+    let html = response.text().await.expect("body");
+    common::text_attr(&html, "name=\"token\" value=\"").expect("an undo token in the toast")
+}
+
+dual_test!(undoing_a_duplicate_gives_its_support_back, |app| {
+    let logins = app.seed_demo().await;
+    let original = annotate(&app, "olga", "cart-summary", "Shipping cost appears too late").await;
+    let duplicate = annotate(&app, "wendy", "cart-summary", "I only see shipping at the very end").await;
+    let another = annotate(&app, "olga", "cart-summary", "Where is the shipping cost?").await;
+    let anna = Person::sign_in(&app, &logins, "anna").await;
+    let tomas = Person::sign_in(&app, &logins, "tomas").await;
+    for who in [&anna, &tomas] {
+        assert_eq!(who.post(&app, &format!("{CART}/annotations/{duplicate}/support"), &[]).await.status(), 200);
+    }
+    // Tomas supported the original already; Olga (its author) supports the third one.
+    assert_eq!(tomas.post(&app, &format!("{CART}/annotations/{original}/support"), &[]).await.status(), 200);
+    let (anna_id, tomas_id, wendy_id) =
+        (actor(&app, "anna").await, actor(&app, "tomas").await, actor(&app, "wendy").await);
+    let before_duplicate = supporter_ids(&app, duplicate).await;
+    let before_original = supporter_ids(&app, original).await;
+    assert_eq!(before_original, vec![tomas_id]);
+
+    // Marked a duplicate, then undone from the toast: everything is back as it was.
+    let of = original.to_string();
+    let token = triage_action(&app, &tomas, duplicate, "duplicate", &[("of", &of)]).await;
+    let mut moved = vec![anna_id, tomas_id, wendy_id];
+    moved.sort();
+    assert_eq!(supporter_ids(&app, original).await, moved);
+    assert!(supporter_ids(&app, duplicate).await.is_empty());
+    let undone = tomas.post(&app, "/hubs/checkout/triage/undo", &[("token", &token)]).await;
+    assert_eq!(undone.status(), 200);
+    assert_eq!(supporter_ids(&app, duplicate).await, before_duplicate, "the duplicate's supporters are back");
+    assert_eq!(supporter_ids(&app, original).await, before_original, "and the original has only its own");
+    let moves: i64 = app.scalar("SELECT COUNT(*) FROM support_moves").await;
+    assert_eq!(moves, 0, "nothing is left to move back");
+
+    // Reopening a duplicate gives its support back too; so does marking it a duplicate of
+    // another (the support follows it there).
+    triage_action(&app, &tomas, duplicate, "duplicate", &[("of", &of)]).await;
+    triage_action(&app, &tomas, duplicate, "reopen", &[]).await;
+    assert_eq!(supporter_ids(&app, duplicate).await, before_duplicate);
+    assert_eq!(supporter_ids(&app, original).await, before_original);
+    triage_action(&app, &tomas, duplicate, "duplicate", &[("of", &of)]).await;
+    let elsewhere = another.to_string();
+    triage_action(&app, &tomas, duplicate, "duplicate", &[("of", &elsewhere)]).await;
+    assert_eq!(supporter_ids(&app, original).await, before_original, "the original lost what the move gave it");
+    assert_eq!(supporter_ids(&app, another).await, moved, "the other gained it");
+
+    // Two duplicates of one original that both moved Anna's support: undoing one keeps her
+    // support on the original (the other still counts it); undoing both takes it away.
+    triage_action(&app, &tomas, duplicate, "reopen", &[]).await;
+    let second = annotate(&app, "tomas", "cart-summary", "Shipping costs show up only at the end").await;
+    assert_eq!(anna.post(&app, &format!("{CART}/annotations/{second}/support"), &[]).await.status(), 200);
+    let first_token = triage_action(&app, &tomas, duplicate, "duplicate", &[("of", &of)]).await;
+    let second_token = triage_action(&app, &tomas, second, "duplicate", &[("of", &of)]).await;
+    assert!(supporter_ids(&app, original).await.contains(&anna_id));
+    assert_eq!(tomas.post(&app, "/hubs/checkout/triage/undo", &[("token", &first_token)]).await.status(), 200);
+    assert!(supporter_ids(&app, original).await.contains(&anna_id), "the second duplicate still counts Anna");
+    assert_eq!(supporter_ids(&app, duplicate).await, before_duplicate);
+    assert_eq!(tomas.post(&app, "/hubs/checkout/triage/undo", &[("token", &second_token)]).await.status(), 200);
+    assert_eq!(supporter_ids(&app, original).await, before_original);
+    assert_eq!(supporter_ids(&app, second).await, vec![anna_id]);
+});
+
 dual_test!(an_embed_visitor_supports_once_and_sees_the_count, |app| {
     app.seed_demo().await;
     let (_, _, key, _) = ihf_widget(&app, "cart-summary").await;

@@ -767,3 +767,40 @@ dual_test!(replies_and_mentions_reach_exactly_who_may_read_them, |app| {
     expected.sort();
     assert_eq!(told, expected, "the author once, the public supporter, the member supporter; not bob");
 });
+
+/// Runs the `ihf` binary on the test's database.
+fn ihf_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ihf"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("IHF_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ihf")
+}
+
+dual_test!(the_cli_sets_a_persons_address_and_mail_mode, |app| {
+    let w = world(&app, "cli").await;
+    let url = app.database_url.as_str();
+    let settings = || ihf::db::notifications::email_settings(&app.db, w.ana);
+    let out = ihf_cli(url, &["user", "email", "cli-ana", "Ana@Example.com", "--mode", "daily"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let now = settings().await.expect("settings");
+    assert_eq!(now.email_mode, "daily");
+    assert!(now.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("ana@example.com")), "{:?}", now.email);
+    // Refused: a bad address, a mode that does not exist, nobody by that handle; nothing changes.
+    for args in [
+        &["user", "email", "cli-ana", "not-an-address"][..],
+        &["user", "email", "cli-ana", "ana@example.com", "--mode", "hourly"][..],
+        &["user", "email", "nobody-here", "x@example.com"][..],
+    ] {
+        let out = ihf_cli(url, args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+    }
+    assert_eq!(settings().await.expect("settings").email_mode, "daily");
+    // An empty address: no mail, notifications stay in the app.
+    let out = ihf_cli(url, &["user", "email", "cli-ana", ""]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("notifications stay in the app"));
+    assert!(settings().await.expect("settings").email.is_none_or(|e| e.is_empty()));
+});

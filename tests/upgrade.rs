@@ -144,7 +144,8 @@ async fn upgrade(backend: Backend) {
     let carol = app.signed_in("carol", PASSWORD).await;
     let html = carol.get(app.url(page)).send().await.expect("page").text().await.expect("body");
     assert!(html.contains("The postcode field rejects valid postcodes"), "{html}");
-    let (status, similar) = post(&app, &carol, &format!("{page}/similar"), &[("body", "my postcode is rejected")]).await;
+    let (status, similar) =
+        post(&app, &carol, &format!("{page}/similar"), &[("body", "my postcode is rejected")]).await;
     assert_eq!(status, 200, "{similar}");
     assert!(similar.contains(&format!("id=\"similar-{annotation}\"")), "the old row is indexed: {similar}");
 

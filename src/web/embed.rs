@@ -56,6 +56,10 @@ pub struct Thread {
     /// `/embed/{key}/annotations/{id}/support?vt=…` with `{id}` to fill in, when the widget
     /// takes support.
     pub support_url: Option<String>,
+    /// The widget's embed key and the visitor's token, for the reply forms
+    /// (`web::embed_replies`).
+    pub key: String,
+    pub vt: String,
 }
 
 impl Thread {
@@ -213,7 +217,7 @@ pub fn frame_ancestors(widget: &Widget) -> String {
 
 /// An HTML answer of the embed: the widget's `frame-ancestors` (the default `'none'` for no
 /// widget), no caching, no referrer (tokens travel in its URLs), and the visitor's cookie.
-fn respond(status: StatusCode, ancestors: &str, body: String, visitor: Option<&Visitor>) -> HttpResponse {
+pub(crate) fn respond(status: StatusCode, ancestors: &str, body: String, visitor: Option<&Visitor>) -> HttpResponse {
     let csp = CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {ancestors}"));
     let mut response = HttpResponse::build(status);
     response
@@ -248,12 +252,12 @@ fn refused(state: &AppState, status: StatusCode, ancestors: &str, theme: String,
 
 /// The test hook `TestHooks::rls_only`: tokens are taken for the widget they name and
 /// the thread leaves out the policy's predicate, so only Row Level Security confines the reads.
-fn rls_only(state: &AppState) -> bool {
+pub(crate) fn rls_only(state: &AppState) -> bool {
     state.test_hooks.rls_only && state.db.backend() == Backend::Postgres
 }
 
 /// The live widget of an embed key.
-async fn live_widget(state: &AppState, key: &str) -> Result<Option<Widget>, AppError> {
+pub(crate) async fn live_widget(state: &AppState, key: &str) -> Result<Option<Widget>, AppError> {
     match widgets::by_embed_key(&state.db, key).await {
         Ok(widget) if widget.archived_at.is_none() => Ok(Some(widget)),
         Ok(_) | Err(StoreError::NotFound) => Ok(None),
@@ -273,7 +277,7 @@ async fn known_visitor(state: &AppState, widget: &Widget, token: Option<&str>) -
 }
 
 /// The visitor of a request: the token the iframe carries, else the cookie.
-async fn request_visitor(
+pub(crate) async fn request_visitor(
     state: &AppState,
     req: &HttpRequest,
     widget: &Widget,
@@ -286,7 +290,7 @@ async fn request_visitor(
     known_visitor(state, widget, cookie.as_deref()).await
 }
 
-async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Result<Thread, AppError> {
+pub(crate) async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Result<Thread, AppError> {
     let visible = (!rls_only(state)).then(|| visitor.viewer());
     let mut tx = api::begin(&state.db, visitor.scope(), false).await?;
     let items = api::list_annotations(
@@ -301,8 +305,9 @@ async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Re
     .await?;
     let ids: Vec<i64> = items.iter().map(|a| a.id).collect();
     let support = supports::counts_in(&mut tx, visitor.actor_id, &ids).await?;
+    // In the visitor's confinement: on PostgreSQL it is what lets them read their widget.
+    let replies = replies::for_annotations_in(&mut tx, visible.as_ref(), &ids).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let replies = replies::for_annotations(&state.db, &visitor.viewer(), &ids).await?;
     let support_url = policy::supportable(widget)
         .then(|| format!("/embed/{}/annotations/{{id}}/support?vt={}", widget.embed_key, visitor.token));
     Ok(Thread {
@@ -311,6 +316,8 @@ async fn load_thread(state: &AppState, widget: &Widget, visitor: &Visitor) -> Re
         public: widget.policy_scope == "public",
         talk: Conversations::embed(replies, support, visitor.actor_id),
         support_url,
+        key: widget.embed_key.clone(),
+        vt: visitor.token.clone(),
     })
 }
 
@@ -436,7 +443,7 @@ impl ComposerForm {
 
 /// A post from the iframe comes from IHF's own origin; a host page may post from one of the
 /// widget's allowed origins; anything else is a cross-site forgery.
-fn origin_ok(req: &HttpRequest, widget: &Widget) -> bool {
+pub(crate) fn origin_ok(req: &HttpRequest, widget: &Widget) -> bool {
     let headers = req.headers();
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         Some(origin) => {

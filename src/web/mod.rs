@@ -11,6 +11,7 @@ pub mod client_addr;
 pub mod content_type;
 pub mod dashboard;
 pub mod embed;
+pub mod embed_replies;
 pub mod errors;
 pub mod exports;
 pub mod format;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ledger::configure(cfg);
     api::configure(cfg);
     embed::configure(cfg);
+    embed_replies::configure(cfg);
     api_keys::configure(cfg);
     triage::configure(cfg);
     categories::configure(cfg);

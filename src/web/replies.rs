@@ -76,8 +76,8 @@ impl Conversations {
         })
     }
 
-    /// Support only (the embed lists no replies form): counts as `me` sees them, buttons
-    /// posting to `support_url(annotation_id)` built from `base`.
+    /// The embed's: replies and support counts as the visitor `me` sees them, no staff
+    /// controls (the embed renders its own reply forms and toggles, `web::embed_replies`).
     pub fn embed(replies: HashMap<i64, Vec<Reply>>, support: HashMap<i64, Support>, me: Option<i64>) -> Self {
         Self { replies, support, viewer_id: me, staff: false, support_base: None }
     }
@@ -439,7 +439,7 @@ async fn save_reply(
             return Ok(render::html(StatusCode::UNPROCESSABLE_ENTITY, view.render()?));
         }
     };
-    replies::update_body(&state.db, reply.actor_id, reply.id, &body).await?;
+    replies::update_body(&state.db, reply.actor_id, None, reply.id, &body).await?;
     if !htmx.partial {
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("{base}#reply-{}", reply.id)))

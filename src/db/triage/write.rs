@@ -232,9 +232,15 @@ pub async fn apply_in(
         } else {
             write_state(tx, hub_id, target.id, target.version, &after, at).await?
         };
-        // A duplicate's "me too"s (and its author's) count for the original from now on.
-        if let Some(original) = after.duplicate_of.filter(|_| after.duplicate_of != before.duplicate_of) {
-            supports::move_to_original(tx, target.id, original).await?;
+        // A duplicate's "me too"s (and its author's) count for the original from now on; no
+        // longer a duplicate (undone, reopened, or a duplicate of another), they come back.
+        if after.duplicate_of != before.duplicate_of {
+            if before.duplicate_of.is_some() {
+                supports::move_back(tx, target.id).await?;
+            }
+            if let Some(original) = after.duplicate_of {
+                supports::move_to_original(tx, target.id, original).await?;
+            }
         }
         audit(tx, by, target.id, &before, &after, &categories).await?;
         applied.push(Applied { id: target.id, before, after, version, candidate: None });
@@ -301,6 +307,10 @@ pub async fn promote_in(
     .bind(hub_id)
     .fetch_one(&mut **tx)
     .await?;
+    // A promoted duplicate stands on its own: its support comes back to it.
+    if before.duplicate_of.is_some() {
+        supports::move_back(tx, target.id).await?;
+    }
     let categories = hub_categories(tx, hub_id).await?;
     let after = before.with_status("promoted");
     let by = Author { hub_id, actor_id, at };

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::body::Json;
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
-use super::{AnnotationJson, parse_cursor, parse_limit, path_widget, readable_widget};
+use super::{AnnotationJson, Talk, parse_cursor, parse_limit, path_widget, readable_widget};
 use crate::AppState;
 use crate::access as policy;
 use crate::db::annotations::{self, AnnotationBody, Cursor, NewAnnotation, STATUSES};
@@ -120,15 +120,17 @@ async fn list(
     let visible = caller.annotation_filter();
     let mut rows =
         api::list_annotations(&mut tx, widget.id, &filter, order, cursor, limit + 1, visible.as_ref()).await?;
-    tx.commit().await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| Cursor { created_at: r.created_at, id: r.id }.to_param())
     } else {
         None
     };
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let talk = Talk::load(&mut tx, &caller, &ids).await?;
+    tx.commit().await?;
     let me = caller.actor_id();
-    Ok(HttpResponse::Ok().json(Page { items: rows.iter().map(|r| AnnotationJson::new(r, me)).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(Page { items: rows.iter().map(|r| talk.json(r, me)).collect(), next_cursor }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,10 +192,11 @@ async fn create(
         Err(e) => return Err(e.into()),
     };
     let row = api::get_annotation(&mut tx, widget.id, id, None).await?.ok_or(ApiError::NotFound("annotation"))?;
+    let talk = Talk::load(&mut tx, &caller, &[row.id]).await?;
     tx.commit().await?;
     Ok(HttpResponse::build(status)
         .insert_header((header::LOCATION, format!("/api/v1/widgets/{}/annotations/{id}", widget.embed_key)))
-        .json(AnnotationJson::new(&row, Some(actor_id))))
+        .json(talk.json(&row, Some(actor_id))))
 }
 
 /// People (and API keys, as their operator) annotate widgets they may read; an embed visitor
@@ -222,8 +225,9 @@ async fn show(
     let row = api::get_annotation(&mut tx, widget.id, id, caller.annotation_filter().as_ref())
         .await?
         .ok_or(ApiError::NotFound("annotation"))?;
+    let talk = Talk::load(&mut tx, &caller, &[row.id]).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(AnnotationJson::new(&row, caller.actor_id())))
+    Ok(HttpResponse::Ok().json(talk.json(&row, caller.actor_id())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,8 +292,9 @@ async fn update(
         api::update_annotation(&mut tx, &current, &changes, caller.actor_id()).await?;
     }
     let row = api::get_annotation(&mut tx, widget.id, id, None).await?.ok_or(ApiError::NotFound("annotation"))?;
+    let talk = Talk::load(&mut tx, &caller, &[row.id]).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(AnnotationJson::new(&row, caller.actor_id())))
+    Ok(HttpResponse::Ok().json(talk.json(&row, caller.actor_id())))
 }
 
 #[delete("/widgets/{embed_key}/annotations/{id}")]

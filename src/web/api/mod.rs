@@ -14,19 +14,23 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod openapi;
+pub mod replies;
 pub mod stream;
 pub mod widgets;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::AppState;
 use crate::db::api::{self, ApiAnnotation, Tx, WidgetInfo};
 use crate::db::widgets::{self as widget_store, Widget};
-use crate::db::{StoreError, annotations::Cursor};
+use crate::db::{StoreError, annotations::Cursor, replies as reply_store, supports};
 use caller::Caller;
 use error::ApiError;
+use replies::SupportJson;
 
 /// Mounts `/api/v1`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -40,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // The stream before `annotations/{id}`, which would take "stream" for an id.
             .configure(stream::configure)
             .configure(annotations::configure)
+            .configure(replies::configure)
             .configure(events::configure)
             .default_service(web::to(unrouted)),
     );
@@ -112,10 +117,45 @@ pub struct AnnotationJson {
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
+    /// Its "me too" support, and how many replies the caller reads under it. Left out of stream
+    /// events: they change without a new version of the annotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<SupportJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replies: Option<i64>,
+}
+
+/// The support and reply counts of a page of annotations, read in the caller's transaction
+/// (as the caller: on PostgreSQL Row Level Security applies).
+#[derive(Debug, Default)]
+pub struct Talk {
+    support: HashMap<i64, supports::Support>,
+    replies: HashMap<i64, i64>,
+}
+
+impl Talk {
+    /// Loads them for the annotations `ids`.
+    pub async fn load(tx: &mut Tx, caller: &Caller, ids: &[i64]) -> Result<Self, StoreError> {
+        let support = supports::counts_in(tx, caller.actor_id(), ids).await?;
+        let replies = reply_store::for_annotations_in(tx, caller.annotation_filter().as_ref(), ids)
+            .await?
+            .into_iter()
+            .map(|(id, thread)| (id, thread.len() as i64))
+            .collect();
+        Ok(Self { support, replies })
+    }
+
+    /// The JSON of a row with its counts, as seen by `me`.
+    pub fn json(&self, row: &ApiAnnotation, me: Option<i64>) -> AnnotationJson {
+        let mut json = AnnotationJson::new(row, me);
+        json.support = Some(self.support.get(&row.id).copied().unwrap_or_default().into());
+        json.replies = Some(self.replies.get(&row.id).copied().unwrap_or_default());
+        json
+    }
 }
 
 impl AnnotationJson {
-    /// The JSON of a row, as seen by `me`.
+    /// The JSON of a row, as seen by `me`, without its counts (see [`Talk::json`]).
     pub fn new(row: &ApiAnnotation, me: Option<i64>) -> Self {
         Self {
             id: row.id,
@@ -128,6 +168,8 @@ impl AnnotationJson {
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: row.version,
+            support: None,
+            replies: None,
         }
     }
 }

@@ -133,6 +133,7 @@ pub fn document(tailor: &Tailor) -> Value {
     };
     let key = param("embed_key", "path", key_schema, "The widget's embed key.");
     let id = param("id", "path", int64(), "The annotation's id.");
+    let reply_id = param("reply_id", "path", int64(), "The reply's id.");
     let limit =
         param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}), "Page size.");
     let cursor = param(
@@ -188,7 +189,7 @@ pub fn document(tailor: &Tailor) -> Value {
         "info": {
             "title": "IHF data API",
             "version": "1.0.0",
-            "description": "Annotations, widgets and interaction events of IHF. Authenticate with a hub API key or an embed token (`Authorization: Bearer …`), or a signed-in session (writes then need `X-CSRF-Token`). Times are epoch milliseconds. Errors are `{\"error\", \"message\"}`. Text must not contain NUL (U+0000) or lone UTF-16 surrogates: such a value is refused (400 in the address or query, 422 in a body) with a message naming it. Methods a path does not list answer 405 with `Allow`."
+            "description": "Annotations (with their replies and \"me too\" support), widgets and interaction events of IHF. Authenticate with a hub API key or an embed token (`Authorization: Bearer …`), or a signed-in session (writes then need `X-CSRF-Token`). Times are epoch milliseconds. Errors are `{\"error\", \"message\"}`. Text must not contain NUL (U+0000) or lone UTF-16 surrogates: such a value is refused (400 in the address or query, 422 in a body) with a message naming it. Methods a path does not list answer 405 with `Allow`."
         },
         "servers": [{ "url": "/api/v1" }],
         "security": [{ "bearer": [] }, { "session": [] }],
@@ -257,6 +258,48 @@ pub fn document(tailor: &Tailor) -> Value {
                         "409": error("Changed by someone else.") }
                 }
             },
+            "/widgets/{embed_key}/annotations/{id}/replies": {
+                "get": {
+                    "operationId": "listReplies", "summary": "The replies under an annotation that the caller reads, oldest first (internal ones for the hub's staff only).",
+                    "parameters": [key.clone(), id.clone()],
+                    "responses": { "200": ok("The replies.", "ReplyList"), "401": error("No or invalid credential."),
+                        "403": error("The credential is for another widget."), "404": error("No such annotation, or not readable.") }
+                },
+                "post": {
+                    "operationId": "createReply", "summary": "Reply to an annotation (the hub's triagers and operators, and the annotation's author; only staff mark a reply internal). Notifies the annotation's author and the staff it mentions (`@handle`); sends the webhook event `annotation.replied`.",
+                    "parameters": [key.clone(), id.clone()],
+                    "requestBody": body("NewReply", json!({"body": "Thanks, fixed in the next release.", "internal": false})),
+                    "responses": { "201": ok("Created.", "Reply"), "401": error("No or invalid credential."),
+                        "403": error("Neither staff nor the annotation's author, an internal reply by someone else than staff, or a credential for another widget."),
+                        "404": error("No such annotation, or not readable."), "413": error("Body too large."), "422": error("Invalid body.") }
+                }
+            },
+            "/widgets/{embed_key}/annotations/{id}/replies/{reply_id}": {
+                "patch": {
+                    "operationId": "updateReply", "summary": "Change the body of one's own reply.",
+                    "parameters": [key.clone(), id.clone(), reply_id],
+                    "requestBody": body("ReplyPatch", json!({"body": "Thanks, fixed in release 2.4."})),
+                    "responses": { "200": ok("Updated.", "Reply"), "401": error("No or invalid credential."),
+                        "403": error("Not the reply's author, or a credential for another widget."), "404": error("No such reply, or not readable."),
+                        "409": error("Changed meanwhile (version)."), "413": error("Body too large."), "422": error("Invalid body.") }
+                }
+            },
+            "/widgets/{embed_key}/annotations/{id}/support": {
+                "put": {
+                    "operationId": "giveSupport", "summary": "\"Me too\": the caller supports the annotation (on live public and members widgets, not their own). Giving it twice changes nothing.",
+                    "parameters": [key.clone(), id.clone()],
+                    "responses": { "200": ok("The support as it is now.", "Support"), "401": error("No or invalid credential."),
+                        "403": error("A private or archived widget, or a credential for another widget."),
+                        "404": error("No such annotation, or not readable."), "409": error("The caller's own annotation.") }
+                },
+                "delete": {
+                    "operationId": "takeBackSupport", "summary": "The caller takes back their support (nothing happens when they gave none).",
+                    "parameters": [key.clone(), id.clone()],
+                    "responses": { "200": ok("The support as it is now.", "Support"), "401": error("No or invalid credential."),
+                        "403": error("A private or archived widget, or a credential for another widget."),
+                        "404": error("No such annotation, or not readable."), "409": error("The caller's own annotation.") }
+                }
+            },
             "/widgets/{embed_key}/events": {
                 "get": {
                     "operationId": "listEvents", "summary": "Interaction events, newest first (hub members).",
@@ -299,7 +342,27 @@ pub fn document(tailor: &Tailor) -> Value {
                     "author": { "type": "object", "required": ["id", "name"], "properties": { "id": { "type": "integer" }, "name": { "type": "string" } } },
                     "mine": { "type": "boolean" }, "body": { "type": "string" }, "category": { "type": "string" },
                     "status": { "type": "string", "enum": STATUSES }, "created_at": { "type": "integer" }, "updated_at": { "type": "integer" },
-                    "version": { "type": "integer" } } },
+                    "version": { "type": "integer" },
+                    "support": { "$ref": "#/components/schemas/Support" },
+                    "replies": { "type": "integer", "minimum": 0, "description": "How many replies the caller reads under it." } },
+                    "description": "`support` and `replies` come with every answer but the stream's events (they change without a new version of the annotation)." },
+                "Support": { "type": "object", "required": ["count", "mine"], "properties": {
+                    "count": { "type": "integer", "minimum": 0, "description": "How many people and visitors support it." },
+                    "mine": { "type": "boolean", "description": "Whether the caller does." } } },
+                "Reply": { "type": "object", "required": ["id", "annotation", "author", "mine", "body", "internal", "created_at", "updated_at", "version"], "properties": {
+                    "id": { "type": "integer" }, "annotation": { "type": "integer", "description": "The annotation's id." },
+                    "author": { "type": "object", "required": ["id", "name"], "properties": { "id": { "type": "integer" }, "name": { "type": "string" } } },
+                    "mine": { "type": "boolean" }, "body": { "type": "string" },
+                    "internal": { "type": "boolean", "description": "For the hub's staff only." },
+                    "created_at": { "type": "integer" }, "updated_at": { "type": "integer" }, "version": { "type": "integer" } } },
+                "ReplyList": { "type": "object", "required": ["items"], "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/Reply" } } } },
+                "NewReply": { "type": "object", "required": ["body"], "additionalProperties": false, "properties": {
+                    "body": { "type": "string", "minLength": 1, "maxLength": 4000, "pattern": BODY, "description": "Trimmed; line breaks kept." },
+                    "internal": { "type": ["boolean", "null"], "description": "Staff only: for the hub's staff alone." } } },
+                "ReplyPatch": { "type": "object", "required": ["body"], "additionalProperties": false, "properties": {
+                    "body": { "type": "string", "minLength": 1, "maxLength": 4000, "pattern": BODY },
+                    "version": nullable(int64()) } },
                 "AnnotationPage": { "type": "object", "required": ["items", "next_cursor"], "properties": {
                     "items": { "type": "array", "items": { "$ref": "#/components/schemas/Annotation" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "NewAnnotation": { "type": "object", "required": ["body"], "additionalProperties": false, "properties": {
