@@ -786,3 +786,50 @@ dual_test!(readers_of_a_thread_share_one_render_and_own_buttons_stay_personal, |
     let page = streams[1].2.get(app.url(path)).send().await.expect("page").text().await.expect("body");
     assert!(page.contains("id=\"own-actions-template\""), "the page can add its viewer's buttons");
 });
+
+dual_test!(an_internal_reply_reaches_the_staffs_thread_live_and_no_one_else, |app| {
+    // Staff share a thread render of their own: the internal replies only they read arrive live
+    // there (and one a row change brings stays), while members' shared render never has them.
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let path = "/hubs/checkout/widgets/payment-form";
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let tomas = app.signed_in("tomas", &logins["tomas"]).await;
+    let wendy = app.signed_in("wendy", &logins["wendy"]).await;
+    let wendy_id = actor(&app, "wendy").await;
+    let id = annotate_as(&app, &checkout, "payment-form", wendy_id, "The card form forgets my postcode").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut streams = Vec::new();
+    for (handle, client) in [("olga", &olga), ("tomas", &tomas), ("wendy", &wendy)] {
+        streams.push((handle, widget_stream(&app, client, path).await));
+    }
+    let csrf = app.csrf(&olga, path).await;
+    let reply = |body: &'static str, internal: bool| {
+        let (olga, app, csrf) = (&olga, &app, &csrf);
+        async move {
+            let mut form = vec![("body", body)];
+            if internal {
+                form.push(("internal", "1"));
+            }
+            let url = app.url(&format!("{path}/annotations/{id}/replies"));
+            let response = olga.post(url).header("HX-Request", "true").header("X-CSRF-Token", csrf).form(&form).send();
+            assert_eq!(response.await.expect("reply").status(), 200);
+        }
+    };
+    reply("Velocity rule again, checking with fraud", true).await;
+    for (handle, stream) in &mut streams[..2] {
+        let event = until(stream, WAIT, |e| e.event == "thread" && e.data.contains("Velocity rule again")).await;
+        assert!(event.is_some(), "{handle} (staff) sees the internal reply live");
+    }
+    let events = streams[2].1.events_within(Duration::from_millis(1500)).await;
+    assert!(!events.iter().any(|e| e.data.contains("Velocity rule")), "the author never gets it: {events:?}");
+
+    // A public reply changes the row again: staff keep the internal one, the author gets hers.
+    reply("Thanks, we are on it", false).await;
+    for (handle, stream) in &mut streams {
+        let event = until(stream, WAIT, |e| e.event == "thread" && e.data.contains("Thanks, we are on it")).await;
+        let event = event.unwrap_or_else(|| panic!("{handle} sees the public reply"));
+        let staff = *handle != "wendy";
+        assert_eq!(event.data.contains("Velocity rule again"), staff, "{handle}: {}", event.data);
+    }
+});

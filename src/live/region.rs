@@ -320,8 +320,8 @@ impl Region {
     ///   members see what their own annotations and widgets add, so each has their own.
     /// - The signals: the same for every member.
     /// - A widget's thread: everyone who may read the widget reads all its annotations, so they
-    ///   share one render; what is personal (one's own edit and delete buttons) is in every row,
-    ///   hidden, and the page shows it on its viewer's own rows.
+    ///   share one render (its staff another, with the internal replies only they read); what is
+    ///   personal (one's own buttons, the reply form, "me too") the page adds for its viewer.
     /// - Everything else: one render per person and set of site-wide rights.
     pub async fn admit(&self, state: &AppState, viewer: &Viewer) -> Result<Audience, AppError> {
         let person = Audience::Person { actor: viewer.actor_id, admin: viewer.is_admin };
@@ -334,9 +334,10 @@ impl Region {
                 member_hub(state, *hub_id, viewer).await?;
                 Ok(Audience::Everyone)
             }
+            // Staff also read internal replies: they share a render of their own.
             Self::Thread { hub_id, widget_id } => {
-                widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
-                Ok(Audience::Everyone)
+                let staff = widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
+                Ok(if staff { Audience::Staff } else { Audience::Everyone })
             }
             // The subscriber authorized itself with its own credential, and reads as it.
             Self::Follow { .. } => Ok(person),
@@ -367,7 +368,7 @@ impl Region {
     /// Renders the region for `audience` as `viewer` (one of them), applying the access policy.
     pub async fn render_for(&self, state: &AppState, viewer: &Viewer, audience: &Audience) -> Result<String, AppError> {
         match (self, audience) {
-            (Self::Thread { hub_id, widget_id }, Audience::Everyone) => {
+            (Self::Thread { hub_id, widget_id }, Audience::Everyone | Audience::Staff) => {
                 widgets::render_live_thread(state, *hub_id, *widget_id, viewer, true).await
             }
             _ => self.render(state, viewer).await,

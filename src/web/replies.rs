@@ -46,12 +46,14 @@ impl Conversations {
     /// Loads the replies and support of the annotations `ids` for `viewer`. `widget`: the one
     /// widget the page lists, when the viewer may give support there.
     /// What every reader of a shared live render may see of annotations `ids` (`viewer` is one
-    /// of them): replies that are not internal, support counts without anyone's own mark, and
-    /// no controls.
-    pub async fn load_shared(state: &AppState, viewer: &Viewer, ids: &[i64]) -> Result<Self, AppError> {
+    /// of them): replies (internal ones only for `staff`, the hub's triagers and operators, who
+    /// read them all), support counts without anyone's own mark, and no controls.
+    pub async fn load_shared(state: &AppState, viewer: &Viewer, ids: &[i64], staff: bool) -> Result<Self, AppError> {
         let mut replies = replies::for_annotations(&state.db, viewer, ids).await?;
-        for thread in replies.values_mut() {
-            thread.retain(|reply| reply.internal == 0);
+        if !staff {
+            for thread in replies.values_mut() {
+                thread.retain(|reply| reply.internal == 0);
+            }
         }
         let support = supports::counts(&state.db, None, ids).await?;
         Ok(Self { replies, support, viewer_id: None, staff: false, support_base: None })

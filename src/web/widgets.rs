@@ -83,9 +83,12 @@ pub async fn widget_by_ids(
 }
 
 /// Checks that `viewer` may read the thread of widget `widget_id` of hub `hub_id`.
-pub async fn may_read_thread(state: &AppState, hub_id: i64, widget_id: i64, viewer: &Viewer) -> Result<(), AppError> {
+/// Whether `viewer` may read the widget's thread (else the error): `true` when they also read
+/// its internal replies (the hub's staff).
+pub async fn may_read_thread(state: &AppState, hub_id: i64, widget_id: i64, viewer: &Viewer) -> Result<bool, AppError> {
     let (_, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
-    access::require(access.can_read_widget(&widget), viewer)
+    access::require(access.can_read_widget(&widget), viewer)?;
+    Ok(access.can_reply_internally())
 }
 
 /// Renders the thread region for the live stream, as `viewer` may read it now. `shared`: the
@@ -207,10 +210,10 @@ async fn load_thread_page_as(
         None
     };
     let ids: Vec<i64> = items.iter().filter(|i| i.deleted_at.is_none()).map(|i| i.row.id).collect();
-    // The shared render carries nothing personal: no internal replies (staff only), nobody's
-    // own support, no reply or support controls; the page's own load shows the viewer's.
+    // The shared render carries nothing personal: nobody's own support, no reply or support
+    // controls (the page adds the viewer's); internal replies only in the staff's render.
     let talk = if shared {
-        Conversations::load_shared(state, viewer, &ids).await?
+        Conversations::load_shared(state, viewer, &ids, access.can_reply_internally()).await?
     } else {
         Conversations::load(state, viewer, access, Some(widget), &ids).await?
     };
