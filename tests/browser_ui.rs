@@ -507,8 +507,7 @@ async fn the_charts_show_the_database_and_follow_writes() {
         )
         .await
         .expect("annotation");
-        // The widget page's charts sit outside its shared live thread: a reload shows the write.
-        b.refresh().await.expect("reload the widget page");
+        // The widget page's charts are a live region of their own: the write shows without a reload.
         wait_until(
             b,
             "the widget page's sparkline to follow",

@@ -60,6 +60,9 @@ pub enum Region {
     Bell { actor_id: i64 },
     /// A hub's roadmap (planned and shipped, with support).
     Roadmap { hub_id: i64 },
+    /// A widget page's charts (events and feedback per day, categories, backlog), for those who
+    /// read the widget's events.
+    WidgetCharts { hub_id: i64, widget_id: i64 },
     /// A widget's annotations as a subscriber that reads them for itself follows them: the
     /// data API's subscription and the embed's live thread. The dispatcher renders nothing for
     /// it; it wakes the subscriber (coalesced like every region), which reads as its own
@@ -84,6 +87,10 @@ impl Region {
         }
         if let Some(region) = parse_annotations(key) {
             return Some(region);
+        }
+        if let Some(rest) = key.strip_prefix("widget-charts:") {
+            let (hub_id, widget_id) = rest.split_once(':')?;
+            return Some(Self::WidgetCharts { hub_id: hub_id.parse().ok()?, widget_id: widget_id.parse().ok()? });
         }
         if let Some(region) = parse_ledger(key) {
             return Some(region);
@@ -112,6 +119,7 @@ impl Region {
             Self::Feed { hub_id } => format!("feed:{hub_id}"),
             Self::Bell { actor_id } => format!("bell:{actor_id}"),
             Self::Roadmap { hub_id } => format!("roadmap:{hub_id}"),
+            Self::WidgetCharts { hub_id, widget_id } => format!("widget-charts:{hub_id}:{widget_id}"),
             Self::Follow { hub_id, widget_id } => format!("follow:{hub_id}:{widget_id}"),
             Self::Thread { hub_id, widget_id } => format!("thread:{hub_id}:{widget_id}"),
             Self::Inbox { hub_id, widget_id, category_id, status } => {
@@ -146,6 +154,7 @@ impl Region {
         "triage-counts",
         "bell",
         "roadmap",
+        "widget-charts",
     ];
 
     /// The SSE event name, matched by `sse-swap` on the page.
@@ -165,6 +174,7 @@ impl Region {
             Self::TriageCounts { .. } => "triage-counts",
             Self::Bell { .. } => "bell",
             Self::Roadmap { .. } => "roadmap",
+            Self::WidgetCharts { .. } => "widget-charts",
             Self::Follow { .. } => "changed",
         }
     }
@@ -218,6 +228,13 @@ impl Region {
                 in_hub(*hub_id)
                     && matches!(table, "annotations" | "widgets" | "categories" | "hub_members" | "candidate_evidence")
             }
+            // Events and annotation changes carry their widget; categories and members the hub.
+            Self::WidgetCharts { hub_id, widget_id } => {
+                in_hub(*hub_id)
+                    && (matches!(table, "categories" | "hub_members")
+                        || (matches!(table, "annotations" | "interaction_events" | "widgets")
+                            && change.widget_id == Some(*widget_id)))
+            }
             // Notification changes carry their recipient as `row_id` (migration 0021).
             Self::Bell { actor_id } => table == "notifications" && change.row_id == Some(*actor_id),
             // Supports announce themselves as annotation updates; publishing as a hub update.
@@ -261,6 +278,7 @@ impl Region {
                 &["annotations", "widgets", "categories", "hub_members", "candidate_evidence"]
             }
             Self::Bell { .. } => &["notifications"],
+            Self::WidgetCharts { .. } => &["annotations", "interaction_events", "widgets", "categories", "hub_members"],
             Self::Roadmap { .. } => &[
                 "requirement_candidates",
                 "ledger_entries",
@@ -283,7 +301,7 @@ impl Region {
     pub fn hub_id(&self) -> Option<i64> {
         match self {
             Self::Hubs | Self::Bell { .. } => None,
-            Self::Roadmap { hub_id } | Self::Follow { hub_id, .. } => Some(*hub_id),
+            Self::Roadmap { hub_id } | Self::Follow { hub_id, .. } | Self::WidgetCharts { hub_id, .. } => Some(*hub_id),
             Self::Widgets { hub_id }
             | Self::Signals { hub_id }
             | Self::Feed { hub_id }
@@ -303,7 +321,12 @@ impl Region {
     pub fn shares_renders(&self) -> bool {
         matches!(
             self,
-            Self::Widgets { .. } | Self::Signals { .. } | Self::Feed { .. } | Self::Thread { .. } | Self::Follow { .. }
+            Self::Widgets { .. }
+                | Self::Signals { .. }
+                | Self::Feed { .. }
+                | Self::Thread { .. }
+                | Self::Follow { .. }
+                | Self::WidgetCharts { .. }
         )
     }
 
@@ -338,6 +361,11 @@ impl Region {
             Self::Thread { hub_id, widget_id } => {
                 let staff = widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
                 Ok(if staff { Audience::Staff } else { Audience::Everyone })
+            }
+            // The same figures for everyone who may read the widget's events.
+            Self::WidgetCharts { hub_id, widget_id } => {
+                widgets::render_live_charts(state, *hub_id, *widget_id, viewer).await?;
+                Ok(Audience::Everyone)
             }
             // The subscriber authorized itself with its own credential, and reads as it.
             Self::Follow { .. } => Ok(person),
@@ -426,6 +454,9 @@ impl Region {
                 crate::web::notifications::render_bell(state, *actor_id).await
             }
             Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
+            Self::WidgetCharts { hub_id, widget_id } => {
+                widgets::render_live_charts(state, *hub_id, *widget_id, viewer).await
+            }
             // Never rendered: its subscribers are woken instead (`LiveHub::flush`).
             Self::Follow { .. } => Ok(String::new()),
         }

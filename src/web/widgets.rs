@@ -20,7 +20,7 @@ use crate::db::widgets::{self, Widget};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
 use crate::live::{self, Region};
-use crate::web::charts::{self, WidgetCharts};
+use crate::web::charts;
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::replies::{Conversations, PersonalControls};
@@ -109,6 +109,19 @@ pub async fn render_live_thread(
     Ok(ThreadPanel { first: page }.render()?)
 }
 
+/// Renders a widget page's charts for the live stream, as `viewer` may read them now (the hub's
+/// members who read the widget's events; the figures are the same for all of them).
+pub async fn render_live_charts(
+    state: &AppState,
+    hub_id: i64,
+    widget_id: i64,
+    viewer: &Viewer,
+) -> Result<String, AppError> {
+    let (_, access, widget) = widget_by_ids(state, hub_id, widget_id, viewer).await?;
+    access::require(access.can_read_widget(&widget) && access.can_read_events(), viewer)?;
+    Ok(charts::load_widget(state, &widget).await?.render()?)
+}
+
 /// One annotation of the thread (also answered alone after an edit, delete or undo).
 #[derive(Template)]
 #[template(path = "fragments/thread_item.html")]
@@ -171,8 +184,8 @@ struct WidgetPage {
     composer: Option<ComposerView>,
     can_read_inbox: bool,
     thread: ThreadPanel,
-    /// The widget's charts, for hub members who read events.
-    charts: Option<WidgetCharts>,
+    /// The widget's charts (their HTML, a live region of their own), for hub members who read events.
+    charts: Option<String>,
     /// The viewer's own controls, for static/live.js to add to the shared live thread's rows.
     personal: PersonalControls,
 }
@@ -268,10 +281,10 @@ async fn render_widget_page(
         false => None,
     };
     let thread = load_thread(state, &base, &access, &widget, &chrome.viewer).await?;
-    // The charts sit outside the live thread (one render of it serves every reader; only hub
-    // members who read events see the charts).
-    let charts = match access.can_read_events() {
-        true => Some(charts::load_widget(state, &widget).await?),
+    // The charts are a live region of their own, outside the thread (one render of it serves
+    // every reader; only hub members who read events see the charts).
+    let charts = match access.can_read_widget(&widget) && access.can_read_events() {
+        true => Some(charts::load_widget(state, &widget).await?.render()?),
         false => None,
     };
     let region = Region::Thread { hub_id: hub.id, widget_id: widget.id };
@@ -280,7 +293,11 @@ async fn render_widget_page(
     let live_url = if access.can_read_widget(&widget) {
         let shared = load_thread_page_as(state, &base, &access, &widget, &chrome.viewer, None, true).await?;
         let shared = ThreadPanel { first: shared }.render()?;
-        live::region::stream_url_with(&[(region, shared.as_str())], since)
+        let mut regions = vec![(region, shared.as_str())];
+        if let Some(charts) = &charts {
+            regions.push((Region::WidgetCharts { hub_id: hub.id, widget_id: widget.id }, charts.as_str()));
+        }
+        live::region::stream_url_with(&regions, since)
     } else {
         live::region::stream_url(&[region], since)
     };

@@ -21,6 +21,7 @@ fn keys_round_trip() {
         Region::Signals { hub_id: 3 },
         Region::Feed { hub_id: 9 },
         Region::Roadmap { hub_id: 2 },
+        Region::WidgetCharts { hub_id: 2, widget_id: 5 },
     ] {
         assert_eq!(Region::parse(&region.key()), Some(region.clone()));
     }
@@ -84,6 +85,7 @@ fn a_region_is_indexed_under_every_table_it_is_affected_by() {
         Region::TriageCounts { hub_id: 1, filter: String::new() },
         Region::Bell { actor_id: 7 },
         Region::Roadmap { hub_id: 1 },
+        Region::WidgetCharts { hub_id: 1, widget_id: 4 },
         Region::Follow { hub_id: 1, widget_id: 4 },
     ];
     for region in &regions {
