@@ -371,6 +371,8 @@ pub struct ClaimedMail {
     pub email: Option<String>,
     pub email_mode: String,
     pub display_name: String,
+    /// `person` or `visitor` (an embed visitor opens no IHF page: their mail links to none).
+    pub actor_kind: String,
 }
 
 /// A queued mail as stored (for the tests and the CLI).
@@ -424,7 +426,7 @@ pub async fn claim_due(db: &Db, now: i64, lease_ms: i64, limit: i64) -> Result<V
     }
     let mut qb = super::sql::SqlBuilder::new(
         "SELECT o.id, o.recipient_id, o.kind, o.notification_id, o.attempts, o.created_at, a.email, a.email_mode,
-                a.display_name
+                a.display_name, a.kind AS actor_kind
            FROM email_outbox o JOIN actors a ON a.id = o.recipient_id WHERE o.id IN (",
     );
     qb.push_bind_list(ids).push(") ORDER BY o.id");

@@ -161,7 +161,9 @@ impl Mailer {
             Ok(items) => items,
             Err(e) => return self.retry(mail, format!("reading the notifications: {e}")),
         };
-        let content = super::compose(&self.base_url, &self.secret, mail.recipient_id, &mail.display_name, &items);
+        let recipient = if mail.actor_kind == "visitor" { super::Recipient::Visitor } else { super::Recipient::Person };
+        let content =
+            super::compose_for(recipient, &self.base_url, &self.secret, mail.recipient_id, &mail.display_name, &items);
         let to = match to.parse::<Mailbox>() {
             Ok(address) => Mailbox::new(Some(mail.display_name.clone()), address.email),
             Err(e) => return MailOutcome::Failed { error: format!("bad address: {e}") },

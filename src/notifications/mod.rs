@@ -39,9 +39,31 @@ pub struct Mail {
     pub unsubscribe_url: String,
 }
 
+/// Who a mail is for: a person with an account, or an embed visitor, who reads their feedback
+/// in the page that embeds the widget and can open no IHF page (their mail links to none but
+/// the one-click unsubscribe, which needs no sign-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    Person,
+    Visitor,
+}
+
 /// Composes the mail for `items` (one for an immediate mail, several for a digest), with links
 /// under `base` (no trailing slash).
 pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: &[Notification]) -> Mail {
+    compose_for(Recipient::Person, base, secret, recipient_id, name, items)
+}
+
+/// [`compose`] for `recipient`.
+pub fn compose_for(
+    recipient: Recipient,
+    base: &str,
+    secret: &[u8],
+    recipient_id: i64,
+    name: &str,
+    items: &[Notification],
+) -> Mail {
+    let visitor = recipient == Recipient::Visitor;
     let unsubscribe_url = format!("{base}/unsubscribe?t={}", unsubscribe_token(secret, recipient_id));
     let settings_url = format!("{base}/settings/notifications");
     let subject = match items {
@@ -62,7 +84,11 @@ pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: 
             hub = Some(item.hub_id);
         }
         let link = format!("{base}{}", item.path());
-        text.push_str(&format!("- {}\n  {link}\n", item.headline()));
+        if visitor {
+            text.push_str(&format!("- {}\n", item.headline()));
+        } else {
+            text.push_str(&format!("- {}\n  {link}\n", item.headline()));
+        }
         if let Some(rationale) = item.rationale() {
             text.push_str(&format!("  Rationale: {rationale}\n"));
         }
@@ -74,7 +100,11 @@ pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: 
         }
         let open = if items.len() > 1 { "<li>" } else { "<p>" };
         let close = if items.len() > 1 { "</li>" } else { "</p>" };
-        html.push_str(&format!("{open}<a href=\"{}\">{}</a>", esc(&link), esc(&item.headline())));
+        if visitor {
+            html.push_str(&format!("{open}{}", esc(&item.headline())));
+        } else {
+            html.push_str(&format!("{open}<a href=\"{}\">{}</a>", esc(&link), esc(&item.headline())));
+        }
         if let Some(rationale) = item.rationale() {
             html.push_str(&format!("<br>Rationale: {}", esc(rationale)));
         }
@@ -90,14 +120,24 @@ pub fn compose(base: &str, secret: &[u8], recipient_id: i64, name: &str, items: 
     if hub.is_some() {
         html.push_str("</ul>\n");
     }
-    text.push_str(&format!(
-        "\nChange how you get these: {settings_url}\nUnsubscribe from all notification mail: {unsubscribe_url}\n"
-    ));
-    html.push_str(&format!(
-        "<p><small><a href=\"{}\">Change how you get these</a> · <a href=\"{}\">Unsubscribe</a></small></p></body></html>\n",
-        esc(&settings_url),
-        esc(&unsubscribe_url)
-    ));
+    if visitor {
+        text.push_str(&format!(
+            "\nRead and answer it where you gave the feedback.\nUnsubscribe from all notification mail: {unsubscribe_url}\n"
+        ));
+        html.push_str(&format!(
+            "<p>Read and answer it where you gave the feedback.</p>\n<p><small><a href=\"{}\">Unsubscribe</a></small></p></body></html>\n",
+            esc(&unsubscribe_url)
+        ));
+    } else {
+        text.push_str(&format!(
+            "\nChange how you get these: {settings_url}\nUnsubscribe from all notification mail: {unsubscribe_url}\n"
+        ));
+        html.push_str(&format!(
+            "<p><small><a href=\"{}\">Change how you get these</a> · <a href=\"{}\">Unsubscribe</a></small></p></body></html>\n",
+            esc(&settings_url),
+            esc(&unsubscribe_url)
+        ));
+    }
     Mail { subject, text, html, unsubscribe_url }
 }
 
@@ -131,5 +171,42 @@ mod tests {
         assert_eq!(verify_unsubscribe(secret, &forged), None);
         assert_eq!(verify_unsubscribe(secret, "42"), None);
         assert_eq!(verify_unsubscribe(secret, "x.y"), None);
+    }
+
+    fn replied() -> Notification {
+        Notification {
+            id: 1,
+            recipient_id: 7,
+            kind: "replied".into(),
+            hub_id: 1,
+            hub_slug: "checkout".into(),
+            hub_name: "Checkout".into(),
+            widget_slug: Some("payment-form".into()),
+            widget_name: Some("Payment form".into()),
+            annotation_id: Some(3),
+            candidate_id: None,
+            reply_id: Some(4),
+            candidate_title: None,
+            actor_name: Some("Olga".into()),
+            excerpt: Some("The postcode field".into()),
+            detail: "Fixed today".into(),
+            created_at: 0,
+            read_at: None,
+        }
+    }
+
+    #[test]
+    fn a_visitors_mail_links_to_nothing_they_cannot_open() {
+        let person = compose_for(Recipient::Person, "https://ihf.example", b"k", 7, "Vera", &[replied()]);
+        assert!(
+            person.text.contains("https://ihf.example/hubs/checkout/")
+                && person.text.contains("/settings/notifications")
+        );
+        let visitor = compose_for(Recipient::Visitor, "https://ihf.example", b"k", 7, "Vera", &[replied()]);
+        let links: Vec<&str> = visitor.text.split_whitespace().filter(|w| w.starts_with("https://")).collect();
+        assert_eq!(links, [visitor.unsubscribe_url.as_str()], "only the one-click unsubscribe: {}", visitor.text);
+        assert_eq!(visitor.html.matches("href=").count(), 1, "{}", visitor.html);
+        assert!(visitor.text.contains("Olga replied to your feedback on Payment form"));
+        assert!(visitor.text.contains("where you gave the feedback"));
     }
 }
