@@ -18,6 +18,10 @@ use fantoccini::wd::WindowHandle;
 use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
 
+/// These tests measure what a person waits for (a page within 1 s, an update within 1 s): each
+/// runs alone, so that two Chromiums and two servers do not share the machine's cores.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn app() -> (TestApp, std::collections::HashMap<String, String>) {
     let backend = if common::pg_enabled() { Backend::Postgres } else { Backend::Sqlite };
     let app = common::spawn_app(backend).await;
@@ -77,27 +81,15 @@ fn now_ms() -> i64 {
     ihf::db::now_ms()
 }
 
-/// Polls a script returning a boolean until it is true (8 s at most).
+/// Polls a script returning a boolean until it is true (8 s at most), with this suite's page dump.
 async fn wait_until(browser: &Client, what: &str, script: &str) {
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let dump = browser
-                .execute(
-                    "return [location.href, performance.getEntriesByType('navigation')[0].type, document.getElementById('live').getAttribute('sse-connect'), document.getElementById('live').dataset.liveStatus, String(window.__dbg || '')].join(' | ')",
-                    Vec::new(),
-                )
-                .await;
-            panic!("timed out waiting for {what}: {dump:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::browser::wait_until_or_dump(browser, what, script,
+        "return [location.href, performance.getEntriesByType('navigation')[0].type, (document.getElementById('live') || document.body).getAttribute('sse-connect'), (document.getElementById('live') || document.body).dataset.liveStatus, String(window.__dbg || '')].join(' | ')",
+    ).await;
 }
 
-const LIVE_OPEN: &str = "return document.getElementById('live').dataset.liveStatus === 'open'";
+const LIVE_OPEN: &str =
+    "var live = document.getElementById('live'); return !!live && live.dataset.liveStatus === 'open'";
 
 /// Makes the current page note (in `window.__seen`, browser clock) when `text` first appears.
 async fn watch_for(browser: &Client, text: &str) {
@@ -139,6 +131,7 @@ async fn twelve_tabs_share_one_connection() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let chromium = browser().await;
@@ -256,6 +249,7 @@ async fn back_and_forward_through_ten_live_pages() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let chromium = browser().await;
@@ -313,6 +307,7 @@ async fn a_hidden_tab_is_current_when_shown() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let chromium = browser().await;
@@ -353,6 +348,7 @@ async fn row_updates_converge_to_the_full_render() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let chromium = browser().await;
@@ -406,6 +402,7 @@ async fn a_shared_thread_shows_the_viewers_own_buttons_and_converges() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let (widget, wendy, anna): (i64, i64, i64) = (
@@ -470,6 +467,7 @@ async fn without_shared_worker_one_leader_tab_holds_the_connection_for_all() {
     if !enabled() {
         return;
     }
+    let _alone = ALONE.lock().await;
     let (app, logins) = app().await;
     let at = checkout(&app).await;
     let chromium = browser().await;

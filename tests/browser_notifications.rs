@@ -8,24 +8,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::browser::{browser, enabled, sign_in};
+use common::browser::{browser, enabled, sign_in, wait_until};
 use fantoccini::Client;
 use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
-
-/// Polls a script returning a boolean until it is true (8 s at most).
-async fn wait_until(browser: &Client, what: &str, script: &str) {
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn unread(browser: &Client) -> String {
     let value = browser

@@ -7,34 +7,23 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::TestApp;
 use common::browser::{browser, enabled, sign_in};
 use fantoccini::Client;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use ihf::db::Backend;
 
-/// Polls a script returning a boolean until it is true (8 s at most).
+/// Polls a script returning a boolean until it is true (8 s at most), with this suite's page dump.
 async fn wait_until(browser: &Client, what: &str, script: &str) {
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        if browser.execute(script, Vec::new()).await.expect("script") == serde_json::Value::Bool(true) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let state = browser
-                .execute(
-                    "return [document.activeElement.outerHTML.slice(0, 200), \
+    common::browser::wait_until_or_dump(
+        browser,
+        what,
+        script,
+        "return [document.activeElement.outerHTML.slice(0, 200), \
                      document.getElementById('toast') && document.getElementById('toast').textContent, \
                      document.getElementById('flash').textContent]",
-                    Vec::new(),
-                )
-                .await;
-            panic!("timed out waiting for {what}; focus, toast, flash: {state:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    )
+    .await;
 }
 
 /// Types keys with no element targeted: they go to whatever has the focus, as a person's would.

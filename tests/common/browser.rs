@@ -156,15 +156,25 @@ pub async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool
 }
 
 /// Polls `script` (a function body returning a boolean) until it returns `true` (8 s at most);
-/// panics naming `what` otherwise. The one polling loop of the browser tests.
+/// panics naming `what` otherwise. The one polling loop of the browser tests. A page between
+/// documents (a navigation, a rewrite) cannot answer yet: that counts as "not yet".
 pub async fn wait_until(browser: &Client, what: &str, script: &str) {
+    wait_until_or_dump(browser, what, script, "return null").await;
+}
+
+/// [`wait_until`], and on a time-out the panic shows what `dump` (a function body) returns:
+/// the page's state that explains it.
+pub async fn wait_until_or_dump(browser: &Client, what: &str, script: &str, dump: &str) {
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
-        let value = browser.execute(script, Vec::new()).await.expect("script");
-        if value == serde_json::Value::Bool(true) {
+        let value = browser.execute(script, Vec::new()).await;
+        if matches!(value, Ok(serde_json::Value::Bool(true))) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} (last answer: {value})");
+        if Instant::now() >= deadline {
+            let state = browser.execute(dump, Vec::new()).await;
+            panic!("timed out waiting for {what} (last answer: {value:?}; page: {state:?})");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
