@@ -65,6 +65,8 @@ pub struct AppState {
     pub events: db::ingest::EventIngest,
     /// Live streams and their topics.
     pub live: Arc<live::LiveHub>,
+    /// What draws the live regions (the pages'), for the dispatcher and the stream.
+    pub regions: Arc<dyn live::Surfaces>,
     /// Committed changes, from the database's triggers.
     pub feed: live::ChangeFeed,
     /// Counters and the request histogram for `/metrics`; any module may add to them.
@@ -187,6 +189,7 @@ impl Application {
             login_throttle: auth::throttle::LoginThrottle::default(),
             secret,
             live: Arc::clone(&live),
+            regions: Arc::new(web::live_regions::PageRegions),
             feed: feed.clone(),
             metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),

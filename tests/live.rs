@@ -75,9 +75,13 @@ async fn event(app: &TestApp, hub: &Hub, kind: &'static str) {
 
 /// Opens the dashboard as `client` and its stream, which is quiet at first (nothing changed).
 async fn dashboard_stream(app: &TestApp, client: &reqwest::Client, slug: &str) -> SseClient {
-    let page = client.get(app.url(&format!("/hubs/{slug}"))).send().await.expect("page").text().await.expect("body");
-    let url =
-        common::text_attr(&page, "sse-connect=\"").expect("the dashboard has a live stream").replace("&#38;", "&");
+    page_stream(app, client, &format!("/hubs/{slug}")).await
+}
+
+/// Opens the page at `path` as `client` and its stream without the bell, quiet at first.
+async fn page_stream(app: &TestApp, client: &reqwest::Client, path: &str) -> SseClient {
+    let page = client.get(app.url(path)).send().await.expect("page").text().await.expect("body");
+    let url = common::text_attr(&page, "sse-connect=\"").expect("the page has a live stream").replace("&#38;", "&");
     assert!(url.starts_with("/live?regions="), "{url}");
     // Every page's stream carries the viewer's notification bell too (tests/notifications.rs):
     // these tests watch the dashboard's own regions.
@@ -741,6 +745,49 @@ dual_test!(a_member_removed_from_the_hub_stops_receiving_within_one_window, |app
         "a removed member receives nothing more: {events:?}"
     );
     assert!(events.iter().any(|e| e.event == "refused" && e.data.starts_with("feed:")), "told so: {events:?}");
+});
+
+// One triage board (one set of filters) is the same for all the hub's staff: a change renders it
+// once for them all; a triager made an annotator is dropped from it and told so.
+dual_test!(the_staff_share_one_render_of_a_triage_board_and_a_demoted_triager_leaves_it, |app| {
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let tomas = app.signed_in("tomas", &logins["tomas"]).await;
+    // Filtered to the writes (the queue's first page holds the oldest new annotations).
+    let board = "/hubs/checkout/triage?q=Queued";
+    let mut olga_stream = page_stream(&app, &olga, board).await;
+    let mut tomas_stream = page_stream(&app, &tomas, board).await;
+    // Two viewers, two regions: two topics (one audience), not four.
+    assert_eq!(app.handle.live().topics(), 2, "the operator and the triager share the board's topics");
+    annotate(&app, &checkout, "Queued for the whole staff").await;
+    let olga_queue =
+        until(&mut olga_stream, WAIT, |e| e.event == "triage-queue" && e.data.contains("Queued for the whole staff"))
+            .await
+            .expect("the operator's board");
+    let tomas_queue =
+        until(&mut tomas_stream, WAIT, |e| e.event == "triage-queue" && e.data.contains("Queued for the whole staff"))
+            .await
+            .expect("the triager's board");
+    assert_eq!(olga_queue.data, tomas_queue.data, "one render for the staff");
+
+    let tomas_id = actor(&app, "tomas").await;
+    sqlx::query("UPDATE hub_members SET role = 'annotator' WHERE hub_id = $1 AND actor_id = $2")
+        .bind(checkout.id)
+        .bind(tomas_id)
+        .execute(app.db.writer())
+        .await
+        .expect("demote tomas");
+    annotate(&app, &checkout, "Queued after the demotion").await;
+    assert!(
+        until(&mut olga_stream, WAIT, |e| e.event == "triage-queue" && e.data.contains("Queued after the demotion"))
+            .await
+            .is_some(),
+        "the operator still receives"
+    );
+    let events = tomas_stream.events_within(Duration::from_millis(1500)).await;
+    assert!(!events.iter().any(|e| e.data.contains("Queued after the demotion")), "{events:?}");
+    assert!(events.iter().any(|e| e.event == "refused" && e.data.starts_with("triage-queue:")), "told so: {events:?}");
 });
 
 /// Opens a widget page as `client` and its stream (quiet at first).

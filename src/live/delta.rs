@@ -14,6 +14,14 @@
 //!   `data-after` is empty).
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// A stable hash of a region's HTML (what a client has of it: pages send it, frames carry it).
+pub fn html_hash(html: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    html.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// A region's HTML cut at its lists.
 #[derive(Debug, Clone, PartialEq, Eq)]

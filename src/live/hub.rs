@@ -53,7 +53,7 @@ pub struct LiveStats {
     pub audiences_changed: AtomicU64,
 }
 
-/// A topic is a region as one audience sees it ([`Region::admit`]): rendered once for all of
+/// A topic is a region as one audience sees it ([`super::Surfaces::admit`]): rendered once for all of
 /// them, as any one of them. A person's own audience is keyed by their site-wide rights too:
 /// two sessions of the same person share it only while both are (or both are not)
 /// administrators. Hub roles are read again at every render; a membership change checks the

@@ -1,24 +1,48 @@
 //! The live regions: what each reads, and how it renders for a viewer.
 //!
-//! To make a fragment live: add a variant here, say in [`Region::affected_by`] which tables and
-//! scope it reads, render it in [`Region::render`] with the loader its page already uses, and
-//! give its container `sse-swap="<event name>"` on the page (see `pages/dashboard.html`) and
-//! list the name in [`Region::EVENT_NAMES`].
+//! This module knows each region's key, what it reads (tables and scope: what the dispatcher
+//! indexes it by) and its event name; it imports no page. Who may see a region, in which
+//! audience, and how it is drawn is the surfaces' business, behind [`super::Surfaces`]
+//! (implemented in `web::live_regions`, registered in the app's state at start-up).
+//!
+//! To make a fragment live: add a variant here with its key, say in [`Region::affected_by`] and
+//! [`Region::tables`] which tables and scope it reads, give it an event name in [`event`],
+//! admit and render it in `web::live_regions` with the loader its page already uses, and put
+//! its container on the page with `sse-swap="{{ crate::live::event::NAME }}"` (see
+//! `pages/dashboard.html`).
 
-use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::AppState;
-use crate::auth::Viewer;
 use crate::db::candidates::Status;
-use crate::db::hubs;
-use crate::error::AppError;
-use crate::live::ChangeEvent;
-use crate::web::ledger::{self, CandidatePart};
-use crate::web::{access, dashboard, hubs as hubs_page, inbox, roadmap, triage, widgets};
+use crate::live::delta::html_hash;
+use crate::live::feed::ChangeEvent;
 
-/// Who is sent the same render of a region (see [`Region::admit`]).
+/// The SSE event names, one per kind of region: the name a region's updates carry and its
+/// container's `sse-swap` on the page. Templates read them from here
+/// (`sse-swap="{{ crate::live::event::FEED }}"`), the stream's `hello` lists them, so each is
+/// written once.
+pub mod event {
+    pub const HUBS: &str = "hubs";
+    pub const WIDGETS: &str = "widgets";
+    pub const SIGNALS: &str = "signals";
+    pub const FEED: &str = "feed";
+    pub const THREAD: &str = "thread";
+    pub const INBOX: &str = "inbox";
+    pub const LEDGER: &str = "ledger";
+    pub const CANDIDATE_HEAD: &str = "candidate-head";
+    pub const CANDIDATE_EVIDENCE: &str = "candidate-evidence";
+    pub const CANDIDATE_HISTORY: &str = "candidate-history";
+    pub const TRIAGE_QUEUE: &str = "triage-queue";
+    pub const TRIAGE_COUNTS: &str = "triage-counts";
+    pub const BELL: &str = "bell";
+    pub const ROADMAP: &str = "roadmap";
+    pub const WIDGET_CHARTS: &str = "widget-charts";
+    /// A followed widget changed (the data API's subscriptions and the embed; never a page's).
+    pub const CHANGED: &str = "changed";
+}
+
+/// Who is sent the same render of a region (see `web::live_regions`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Audience {
     /// Everyone admitted to the region: its scope alone decides its HTML.
@@ -140,42 +164,42 @@ impl Region {
 
     /// Every event name of [`event_name`](Self::event_name) (the stream's `hello` lists them).
     pub const EVENT_NAMES: &'static [&'static str] = &[
-        "hubs",
-        "widgets",
-        "signals",
-        "feed",
-        "thread",
-        "inbox",
-        "ledger",
-        "candidate-head",
-        "candidate-evidence",
-        "candidate-history",
-        "triage-queue",
-        "triage-counts",
-        "bell",
-        "roadmap",
-        "widget-charts",
+        event::HUBS,
+        event::WIDGETS,
+        event::SIGNALS,
+        event::FEED,
+        event::THREAD,
+        event::INBOX,
+        event::LEDGER,
+        event::CANDIDATE_HEAD,
+        event::CANDIDATE_EVIDENCE,
+        event::CANDIDATE_HISTORY,
+        event::TRIAGE_QUEUE,
+        event::TRIAGE_COUNTS,
+        event::BELL,
+        event::ROADMAP,
+        event::WIDGET_CHARTS,
     ];
 
-    /// The SSE event name, matched by `sse-swap` on the page.
+    /// The SSE event name, matched by `sse-swap` on the page (which reads it from [`event`]).
     pub fn event_name(&self) -> &'static str {
         match self {
-            Self::Hubs => "hubs",
-            Self::Widgets { .. } => "widgets",
-            Self::Signals { .. } => "signals",
-            Self::Feed { .. } => "feed",
-            Self::Thread { .. } => "thread",
-            Self::Inbox { .. } => "inbox",
-            Self::Ledger { .. } => "ledger",
-            Self::CandidateHead { .. } => "candidate-head",
-            Self::CandidateEvidence { .. } => "candidate-evidence",
-            Self::CandidateHistory { .. } => "candidate-history",
-            Self::TriageQueue { .. } => "triage-queue",
-            Self::TriageCounts { .. } => "triage-counts",
-            Self::Bell { .. } => "bell",
-            Self::Roadmap { .. } => "roadmap",
-            Self::WidgetCharts { .. } => "widget-charts",
-            Self::Follow { .. } => "changed",
+            Self::Hubs => event::HUBS,
+            Self::Widgets { .. } => event::WIDGETS,
+            Self::Signals { .. } => event::SIGNALS,
+            Self::Feed { .. } => event::FEED,
+            Self::Thread { .. } => event::THREAD,
+            Self::Inbox { .. } => event::INBOX,
+            Self::Ledger { .. } => event::LEDGER,
+            Self::CandidateHead { .. } => event::CANDIDATE_HEAD,
+            Self::CandidateEvidence { .. } => event::CANDIDATE_EVIDENCE,
+            Self::CandidateHistory { .. } => event::CANDIDATE_HISTORY,
+            Self::TriageQueue { .. } => event::TRIAGE_QUEUE,
+            Self::TriageCounts { .. } => event::TRIAGE_COUNTS,
+            Self::Bell { .. } => event::BELL,
+            Self::Roadmap { .. } => event::ROADMAP,
+            Self::WidgetCharts { .. } => event::WIDGET_CHARTS,
+            Self::Follow { .. } => event::CHANGED,
         }
     }
 
@@ -327,6 +351,9 @@ impl Region {
                 | Self::Thread { .. }
                 | Self::Follow { .. }
                 | Self::WidgetCharts { .. }
+                | Self::Ledger { .. }
+                | Self::TriageQueue { .. }
+                | Self::TriageCounts { .. }
         )
     }
 
@@ -334,143 +361,6 @@ impl Region {
     pub fn follows_itself(&self) -> bool {
         matches!(self, Self::Follow { .. })
     }
-
-    /// Applies the access policy to `viewer` for this region and says which audience they
-    /// join: everyone in an audience is sent the same render, made for any one of them.
-    ///
-    /// - The dashboard's feed and widget panel: the hub's staff (triagers, operators and
-    ///   administrators read every annotation and widget of the hub) share one render; other
-    ///   members see what their own annotations and widgets add, so each has their own.
-    /// - The signals: the same for every member.
-    /// - A widget's thread: everyone who may read the widget reads all its annotations, so they
-    ///   share one render (its staff another, with the internal replies only they read); what is
-    ///   personal (one's own buttons, the reply form, "me too") the page adds for its viewer.
-    /// - Everything else: one render per person and set of site-wide rights.
-    pub async fn admit(&self, state: &AppState, viewer: &Viewer) -> Result<Audience, AppError> {
-        let person = Audience::Person { actor: viewer.actor_id, admin: viewer.is_admin };
-        match self {
-            Self::Widgets { hub_id } | Self::Feed { hub_id } => {
-                let (_, access) = access::member_hub_by_id(state, *hub_id, viewer).await?;
-                Ok(if access.can_triage() { Audience::Staff } else { person })
-            }
-            Self::Signals { hub_id } => {
-                member_hub(state, *hub_id, viewer).await?;
-                Ok(Audience::Everyone)
-            }
-            // Staff also read internal replies: they share a render of their own.
-            Self::Thread { hub_id, widget_id } => {
-                let staff = widgets::may_read_thread(state, *hub_id, *widget_id, viewer).await?;
-                Ok(if staff { Audience::Staff } else { Audience::Everyone })
-            }
-            // The same figures for everyone who may read the widget's events.
-            Self::WidgetCharts { hub_id, widget_id } => {
-                widgets::render_live_charts(state, *hub_id, *widget_id, viewer).await?;
-                Ok(Audience::Everyone)
-            }
-            // The subscriber authorized itself with its own credential, and reads as it.
-            Self::Follow { .. } => Ok(person),
-            _ => {
-                self.authorize(state, viewer).await?;
-                Ok(person)
-            }
-        }
-    }
-
-    /// Checks that `viewer` may receive this region, without rendering it where a cheaper check
-    /// says the same (a hub membership); other regions are rendered and the HTML dropped.
-    pub async fn authorize(&self, state: &AppState, viewer: &Viewer) -> Result<(), AppError> {
-        match self {
-            Self::Hubs | Self::Follow { .. } => Ok(()),
-            Self::Bell { actor_id } => own_bell(*actor_id, viewer),
-            Self::Widgets { hub_id }
-            | Self::Signals { hub_id }
-            | Self::Feed { hub_id }
-            | Self::Ledger { hub_id, .. }
-            | Self::CandidateHead { hub_id, .. }
-            | Self::CandidateEvidence { hub_id, .. }
-            | Self::CandidateHistory { hub_id, .. } => member_hub(state, *hub_id, viewer).await.map(|_| ()),
-            _ => self.render(state, viewer).await.map(|_| ()),
-        }
-    }
-
-    /// Renders the region for `audience` as `viewer` (one of them), applying the access policy.
-    pub async fn render_for(&self, state: &AppState, viewer: &Viewer, audience: &Audience) -> Result<String, AppError> {
-        match (self, audience) {
-            (Self::Thread { hub_id, widget_id }, Audience::Everyone | Audience::Staff) => {
-                widgets::render_live_thread(state, *hub_id, *widget_id, viewer, true).await
-            }
-            _ => self.render(state, viewer).await,
-        }
-    }
-
-    /// Renders the region as `viewer` sees it now, applying the access policy every time.
-    pub async fn render(&self, state: &AppState, viewer: &Viewer) -> Result<String, AppError> {
-        match self {
-            Self::Hubs => Ok(hubs_page::load_list(state, viewer).await?.render()?),
-            Self::Widgets { hub_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                Ok(dashboard::load_widgets(state, &hub, viewer).await?.render()?)
-            }
-            Self::Signals { hub_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                Ok(dashboard::load_signals(state, &hub).await?.render()?)
-            }
-            Self::Feed { hub_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                Ok(dashboard::load_feed(state, &hub, viewer).await?.render()?)
-            }
-            Self::Thread { hub_id, widget_id } => {
-                widgets::render_live_thread(state, *hub_id, *widget_id, viewer, false).await
-            }
-            Self::Inbox { hub_id, widget_id, category_id, status } => {
-                inbox::render_live_inbox(state, *hub_id, *widget_id, *category_id, *status, viewer).await
-            }
-            Self::Ledger { hub_id, status } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                Ok(ledger::load_list(state, &hub, viewer, *status, "").await?.render()?)
-            }
-            Self::CandidateHead { hub_id, candidate_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Head).await
-            }
-            Self::CandidateEvidence { hub_id, candidate_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::Evidence).await
-            }
-            Self::CandidateHistory { hub_id, candidate_id } => {
-                let hub = member_hub(state, *hub_id, viewer).await?;
-                ledger::render_candidate_part(state, &hub, viewer, *candidate_id, CandidatePart::History).await
-            }
-            Self::TriageQueue { hub_id, filter } => {
-                let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
-                Ok(triage::load_queue(state, &hub, &access, &filter).await?.render()?)
-            }
-            Self::TriageCounts { hub_id, filter } => {
-                let (hub, access, filter) = triage::live_scope(state, *hub_id, filter, viewer).await?;
-                Ok(triage::load_counts(state, &hub, &access, &filter).await?.render()?)
-            }
-            Self::Bell { actor_id } => {
-                own_bell(*actor_id, viewer)?;
-                crate::web::notifications::render_bell(state, *actor_id).await
-            }
-            Self::Roadmap { hub_id } => roadmap::render_live(state, *hub_id, viewer).await,
-            Self::WidgetCharts { hub_id, widget_id } => {
-                widgets::render_live_charts(state, *hub_id, *widget_id, viewer).await
-            }
-            // Never rendered: its subscribers are woken instead (`LiveHub::flush`).
-            Self::Follow { .. } => Ok(String::new()),
-        }
-    }
-}
-
-/// A bell is only ever its own person's.
-fn own_bell(actor_id: i64, viewer: &Viewer) -> Result<(), AppError> {
-    if viewer.actor_id == Some(actor_id) { Ok(()) } else { Err(AppError::NotFound("page")) }
-}
-
-async fn member_hub(state: &AppState, hub_id: i64, viewer: &Viewer) -> Result<hubs::Hub, AppError> {
-    let (hub, _) = access::member_hub_by_id(state, hub_id, viewer).await?;
-    Ok(hub)
 }
 
 /// The `/live` URL for a page showing `regions`, rendered at change sequence `since`.
@@ -484,7 +374,7 @@ pub fn stream_url(regions: &[Region], since: i64) -> String {
 /// update can be the rows that changed.
 pub fn stream_url_with(regions: &[(Region, &str)], since: i64) -> String {
     let keys: Vec<String> = regions.iter().map(|(r, _)| r.key()).collect();
-    let hashes: Vec<String> = regions.iter().map(|(_, html)| format!("{:016x}", super::hub::html_hash(html))).collect();
+    let hashes: Vec<String> = regions.iter().map(|(_, html)| format!("{:016x}", html_hash(html))).collect();
     format!("/live?regions={}&since={since}&hashes={}", keys.join(","), hashes.join(","))
 }
 

@@ -21,6 +21,8 @@ pub mod inbox;
 pub mod input;
 pub mod ledger;
 pub mod ledger_proofs;
+pub mod live_regions;
+pub mod live_stream;
 pub mod login;
 pub mod markup;
 pub mod notifications;
@@ -47,7 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     replies::configure(cfg);
     roadmap::configure(cfg);
     inbox::configure(cfg);
-    crate::live::stream::configure(cfg);
+    live_stream::configure(cfg);
     settings::configure(cfg);
     exports::configure(cfg);
     ledger::configure(cfg);

@@ -84,7 +84,7 @@ impl LiveHub {
         }
         let mut checks = futures_util::stream::iter(pending)
             .map(|(id, region, audience, viewer)| async move {
-                let now = region.admit(state, &viewer).await;
+                let now = state.regions.admit(state, &region, &viewer).await;
                 (id, region, audience, now)
             })
             .buffer_unordered(8);
@@ -226,7 +226,7 @@ impl LiveHub {
         }
         let mut renders = futures_util::stream::iter(due)
             .map(|(key, viewer, seq)| async move {
-                let html = key.region.render_for(state, &viewer, &key.audience).await;
+                let html = state.regions.render(state, &key.region, &viewer, &key.audience).await;
                 (key, seq, html)
             })
             .buffer_unordered(4);

@@ -1,9 +1,8 @@
 //! What travels on a live stream: one region's event, encoded once for all its clients.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use actix_web::web::{Bytes, BytesMut};
 
+pub use crate::live::delta::html_hash;
 use crate::live::region::Region;
 
 /// One region's HTML on its way to clients, encoded once as an SSE event for all of them.
@@ -92,11 +91,4 @@ pub fn encode_event(event: &str, seq: Option<i64>, data: &str) -> Bytes {
     }
     wire.extend_from_slice(b"\n\n");
     wire.freeze()
-}
-
-/// A stable hash of a region's HTML.
-pub fn html_hash(html: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    html.hash(&mut hasher);
-    hasher.finish()
 }

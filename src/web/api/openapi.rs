@@ -227,7 +227,7 @@ pub fn document(tailor: &Tailor) -> Value {
             },
             "/widgets/{embed_key}/annotations/stream": { "get": {
                 "operationId": "streamAnnotations",
-                "summary": "Server-sent events: `snapshot` first, then `insert`, `update` and `delete` of rows the caller may read; `end` when the credential lapses. Resumable with Last-Event-ID.",
+                "summary": "Server-sent events: `snapshot` first, then `insert`, `update` and `delete` of rows the caller may read; `end` before the stream closes, its data `{reason, message}` with reason `unauthorized` (the credential was revoked or expired), `forbidden` (the caller may no longer read the widget: a membership or the widget's scope changed) or `error`. Resumable with Last-Event-ID.",
                 "parameters": stream_params,
                 "responses": { "200": { "description": "An event stream; each event's data is JSON (an Annotation, `{id, version}` for `delete`, `{items}` for `snapshot`).",
                         "content": { "text/event-stream": {} } },

@@ -27,11 +27,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time;
 
-use super::hub::{Admitted, Baseline, Frame, Join, Refusal};
-use super::region::Region;
 use crate::AppState;
 use crate::auth::{Session, Viewer};
 use crate::error::AppError;
+use crate::live::hub::{Admitted, Baseline, Frame, Join, Refusal};
+use crate::live::{Region, delta};
 use crate::web::chrome::Chrome;
 
 /// Most regions one stream may carry (a browser's tabs together).
@@ -125,7 +125,7 @@ async fn bring_up_to_date(
     baseline: Baseline,
 ) -> Result<(), AppError> {
     // The access policy first: it also says which audience (shared render) they join.
-    let audience = region.admit(state, viewer).await?;
+    let audience = state.regions.admit(state, region, viewer).await?;
     match state.live.join(id, region, &audience, baseline, || state.feed.current_seq()) {
         Join::Authorize => Ok(()),
         Join::CatchUp => {
@@ -134,8 +134,8 @@ async fn bring_up_to_date(
         }
         Join::Render { generation } => {
             let seq = state.feed.last_seq();
-            let html = region.render_for(state, viewer, &audience).await?;
-            let split = super::delta::split(&html);
+            let html = state.regions.render(state, region, viewer, &audience).await?;
+            let split = delta::split(&html);
             state.live.joined_with(id, region, generation, Frame::new(region, seq, &html), split);
             Ok(())
         }
