@@ -279,6 +279,28 @@ fn live_url(page: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A page's stream URL without the `bell:` region (and its hash, at the same place).
+fn without_bell(url: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let params: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let get = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v).unwrap_or_default();
+    let regions: Vec<&str> = get("regions").split(',').collect();
+    let hashes: Vec<&str> = get("hashes").split(',').collect();
+    let keep: Vec<usize> = (0..regions.len()).filter(|i| !regions[*i].starts_with("bell:")).collect();
+    let mut out = format!("{path}?regions={}", keep.iter().map(|i| regions[*i]).collect::<Vec<_>>().join(","));
+    for (k, v) in &params {
+        match *k {
+            "regions" => {}
+            "hashes" => {
+                let kept: Vec<&str> = keep.iter().filter_map(|i| hashes.get(*i).copied()).collect();
+                out.push_str(&format!("&hashes={}", kept.join(",")));
+            }
+            _ => out.push_str(&format!("&{k}={v}")),
+        }
+    }
+    out
+}
+
 /// One SSE client: opens its own page's stream and reports (client, marker, arrival) for each
 /// new marker it sees; counts the bytes it reads.
 async fn sse_client(
@@ -581,7 +603,8 @@ async fn idle_memory(dir: &std::path::Path, n: usize) -> String {
     let pid = server.child.id();
     let (status, _, body) = request(&server.addr, "/hubs/checkout", Some(&cookies[0]), false).await.expect("page");
     assert_eq!(status, 200);
-    let url = live_url(&String::from_utf8_lossy(&body));
+    // One page's stream URL for every viewer: without its bell, which is that one person's.
+    let url = without_bell(&live_url(&String::from_utf8_lossy(&body)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
     let (arrivals_tx, _arrivals) = mpsc::unbounded_channel();

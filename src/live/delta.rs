@@ -168,9 +168,12 @@ pub fn split(html: &str) -> Option<Split> {
             outside.push(html[piece_start..tag.end].to_owned());
             current = Some((depth, List { id: attr(tag.attrs, "id")?.to_owned(), rows: Vec::new() }, None));
         }
+        // A raw-text element (`<title>` in an SVG, `<script>`…) is passed over whole, its
+        // closing tag with it: it opens and closes nothing the rows' depth counts.
         if RAW.iter().any(|r| r.eq_ignore_ascii_case(tag.name)) && !tag.empty {
             let close = format!("</{}", tag.name);
-            i = tag.end + html[tag.end..].find(&close)?;
+            let at = tag.end + html[tag.end..].find(&close)?;
+            i = at + html[at..].find('>')? + 1;
             continue;
         }
         if !tag.empty {
@@ -331,5 +334,28 @@ mod tests {
         let s = split("<div title=\"a>b\"><!-- <li> --><ul id=\"u\" data-live-list><li id=\"x\" title='>'><svg><path d=\"M0\"/></svg></li></ul></div>")
             .expect("split");
         assert_eq!(s.lists[0].rows.len(), 1);
+    }
+
+    // The dashboard's widget rows hold sparklines whose SVG has a `<title>`: raw text, passed
+    // over with its closing tag, so the rows after it are still rows.
+    #[test]
+    fn rows_with_an_svg_title_split() {
+        let row = |id: &str, n: u32| {
+            format!("<tr id=\"{id}\"><td><svg role=\"img\"><title>{n} events</title><rect/></svg></td></tr>")
+        };
+        let html = |n: u32| {
+            format!(
+                "<table><tbody id=\"rows\" data-live-list>{}\n{}</tbody></table><div id=\"charts\" data-live-list><figure id=\"c\"><svg><title>t{n}</title></svg></figure></div>",
+                row("a", n),
+                row("b", 1)
+            )
+        };
+        let (old, new) = (split(&html(1)).expect("old"), split(&html(2)).expect("new"));
+        assert_eq!(new.lists.iter().map(|l| l.rows.len()).collect::<Vec<_>>(), [2, 1]);
+        let steps = delta(&old, &new).expect("a delta");
+        assert!(
+            steps.contains("data-id=\"a\"") && steps.contains("data-id=\"c\"") && !steps.contains("data-id=\"b\""),
+            "{steps}"
+        );
     }
 }
