@@ -30,6 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+#[path = "support/browser_body.rs"]
+mod browser_body;
+
 const WRITES: usize = 10;
 const POLL_SECS: u64 = 10;
 const MARKER: &[u8] = b"fanout-marker-";
@@ -174,7 +177,23 @@ async fn send_get(
     htmx: bool,
     close: bool,
 ) -> std::io::Result<()> {
+    send_get_as(stream, addr, path, cookie, htmx, close, false).await
+}
+
+/// [`send_get`], taking gzip as browsers do when `gzip`.
+async fn send_get_as(
+    stream: &mut TcpStream,
+    addr: &str,
+    path: &str,
+    cookie: Option<&str>,
+    htmx: bool,
+    close: bool,
+    gzip: bool,
+) -> std::io::Result<()> {
     let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if gzip {
+        head.push_str("Accept-Encoding: gzip, deflate, br, zstd\r\n");
+    }
     if let Some(cookie) = cookie {
         head.push_str(&format!("Cookie: {cookie}\r\n"));
     }
@@ -316,13 +335,16 @@ async fn sse_client(
         let _ = ready.send(false);
         return;
     };
-    if send_get(&mut stream, &addr, &url, Some(&cookie), false, false).await.is_err() {
+    if send_get_as(&mut stream, &addr, &url, Some(&cookie), false, false, true).await.is_err() {
         let _ = ready.send(false);
         return;
     }
     let mut chunk = vec![0u8; 32768];
+    // The response head, until it is complete; then the body as a browser reads it.
+    let mut head: Vec<u8> = Vec::new();
+    let mut body: Option<(browser_body::Dechunk, Option<browser_body::Inflate>)> = None;
+    let mut dechunked = Vec::new();
     let mut tail: Vec<u8> = Vec::new();
-    let mut head_seen = false;
     let mut newest: Option<usize> = None;
     while let Ok(n) = stream.read(&mut chunk).await {
         if n == 0 {
@@ -330,22 +352,41 @@ async fn sse_client(
         }
         let now = Instant::now();
         bytes.fetch_add(n as u64, Ordering::Relaxed);
-        if client == 0
-            && let Some(path) = std::env::var_os("IHF_BENCH_DUMP")
-            && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-        {
-            let _ = file.write_all(&chunk[..n]);
-        }
-        if !head_seen {
-            head_seen = true;
-            let ok = chunk.starts_with(b"HTTP/1.1 200");
+        let mut fresh = &chunk[..n];
+        let mut before = tail.len();
+        if body.is_none() {
+            head.extend_from_slice(fresh);
+            let Some(end) = find(&head, b"\r\n\r\n") else { continue };
+            let ok = head.starts_with(b"HTTP/1.1 200");
             let _ = ready.send(ok);
             if !ok {
                 break;
             }
+            let gzip = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase().contains("content-encoding: gzip");
+            body = Some((browser_body::Dechunk::default(), gzip.then(browser_body::Inflate::new)));
+            let rest = head.split_off(end + 4);
+            head.clear();
+            tail.clear();
+            before = 0;
+            dechunked.clear();
+            if let Some((dechunk, inflate)) = &mut body {
+                dechunk.feed(&rest, &mut dechunked);
+                decode(inflate, &dechunked, &mut tail);
+            }
+            fresh = &[];
+        }
+        if let Some((dechunk, inflate)) = &mut body {
+            dechunked.clear();
+            dechunk.feed(fresh, &mut dechunked);
+            decode(inflate, &dechunked, &mut tail);
+        }
+        if client == 0
+            && let Some(path) = std::env::var_os("IHF_BENCH_DUMP")
+            && let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        {
+            let _ = file.write_all(&tail[before..]);
         }
         // The tail of the last read joins this one: a marker may straddle two reads.
-        tail.extend_from_slice(&chunk[..n]);
         if let Some(marker) = newest_marker(&tail)
             && newest.is_none_or(|m| marker > m)
         {
@@ -354,6 +395,14 @@ async fn sse_client(
         }
         let keep = tail.len().saturating_sub(32);
         tail.drain(..keep);
+    }
+}
+
+/// Appends `dechunked` to `text`, inflated when the stream is gzip-encoded.
+fn decode(inflate: &mut Option<browser_body::Inflate>, dechunked: &[u8], text: &mut Vec<u8>) {
+    match inflate {
+        Some(inflate) => inflate.feed(dechunked, text),
+        None => text.extend_from_slice(dechunked),
     }
 }
 
@@ -374,7 +423,7 @@ async fn poller(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < until {
         tick.tick().await;
-        if send_get(&mut stream, &addr, &path, Some(&cookie), true, false).await.is_err() {
+        if send_get_as(&mut stream, &addr, &path, Some(&cookie), true, false, true).await.is_err() {
             return;
         }
         match read_response(&mut stream, &mut buf).await {
@@ -683,9 +732,9 @@ async fn main() {
         "\n## Live fan-out against polling — {} at {commit}, 2-core / 24 GiB AMD EPYC sandbox\n\n\
          `cargo run --release --example bench_fanout` (`just bench-fanout`, #16): release server in its own process, SQLite, demo data, **shipped live settings** \
          (only the admission limits raised: every client comes from 127.0.0.1). Each viewer is a distinct person with **their own session**, loads their own page and opens its stream \
-         (raw TCP clients, on the same 2 cores). {WRITES} writes, each a plain SQL `INSERT` of one annotation from the benchmark's process, 400 ms apart; latency from commit to the \
+         (raw TCP clients on the same 2 cores, taking gzip as browsers do: streams and polls alike). {WRITES} writes, each a plain SQL `INSERT` of one annotation from the benchmark's process, 400 ms apart; latency from commit to the \
          new row arriving at each client; server CPU per write from `/proc/PID/stat` (idle CPU of the open streams subtracted); bytes on the wire per client per write. Then the same \
-         viewers poll the region's fragment every 1 s (`HX-Request`, kept-alive connections, no compression) for {POLL_SECS} s: server CPU per second and bytes per poll. \
+         viewers poll the region's fragment every 1 s (`HX-Request`, kept-alive connections) for {POLL_SECS} s: server CPU per second and bytes per poll. \
          `dashboard`: distinct operators of the checkout hub on its dashboard (feed event); `thread`: distinct annotators on the members widget `payment-form` (the thread).\n\n\
          | case | viewers | delivered | p50 ms | p99 ms | max ms | server CPU-s per write | bytes per client per write | polling: CPU-s per s | bytes per poll | polling ÷ live | load (1/5/15) |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",

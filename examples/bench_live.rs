@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use ihf::db::Db;
 use tokio::sync::mpsc;
 
+#[path = "support/browser_body.rs"]
+#[allow(dead_code)] // its de-chunking: reqwest takes the chunk framing off itself
+mod browser_body;
+
 const WRITES: usize = 10;
 const BURST: usize = 1000;
 /// The shipped `IHF_LIVE_WINDOW_MS`.
@@ -154,14 +158,24 @@ async fn client(
 ) {
     let http = reqwest::Client::new();
     let url = format!("{base}{live_url}");
-    let Ok(mut response) = http.get(url).header("Cookie", cookie).send().await else { return };
+    // Taking gzip as browsers do (reqwest here leaves the body encoded: inflated below).
+    let request = http.get(url).header("Cookie", cookie).header("Accept-Encoding", "gzip, deflate, br, zstd");
+    let Ok(mut response) = request.send().await else { return };
+    let mut inflate = response
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes() == b"gzip")
+        .then(browser_body::Inflate::new);
     let _ = ready.send(());
     // Bytes, not strings: at thousands of clients on the same two cores the client's own parsing
     // would otherwise show up in the latency it measures.
     let mut buffer: Vec<u8> = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let now = Instant::now();
-        buffer.extend_from_slice(&chunk);
+        match &mut inflate {
+            Some(inflate) => inflate.feed(&chunk, &mut buffer),
+            None => buffer.extend_from_slice(&chunk),
+        }
         while let Some(end) = find(&buffer, b"\n\n") {
             let block = &buffer[..end];
             if block.starts_with(b"event: feed") {

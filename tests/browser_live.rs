@@ -393,6 +393,8 @@ async fn row_updates_converge_to_the_full_render() {
     let got = b.execute_async(ROWS_NOW_AND_FRESH, Vec::new()).await.expect("rows");
     assert!(got["rows"].as_i64().unwrap_or(0) >= 4, "the updates came as rows: {}", got["rows"]);
     assert!(got["fresh"]["feed-list"].as_array().is_some_and(|rows| rows.len() > 3), "{}", got["fresh"]);
+    // The charts' day columns (SVG rows: the summary, then 14 days) are compared too.
+    assert!(got["fresh"]["chart-categories-days"].as_array().is_some_and(|rows| rows.len() == 15), "{}", got["fresh"]);
     assert_eq!(got["shown"], got["fresh"], "the merged page equals a fresh render");
     let _ = b.clone().close().await;
 }

@@ -80,18 +80,23 @@ async fn dashboard_stream(app: &TestApp, client: &reqwest::Client, slug: &str) -
 
 /// Opens the page at `path` as `client` and its stream without the bell, quiet at first.
 async fn page_stream(app: &TestApp, client: &reqwest::Client, path: &str) -> SseClient {
-    let page = client.get(app.url(path)).send().await.expect("page").text().await.expect("body");
-    let url = common::text_attr(&page, "sse-connect=\"").expect("the page has a live stream").replace("&#38;", "&");
-    assert!(url.starts_with("/live?regions="), "{url}");
-    // Every page's stream carries the viewer's notification bell too (tests/notifications.rs):
-    // these tests watch the dashboard's own regions.
-    let (regions, rest) = url["/live?regions=".len()..].split_once('&').unwrap_or((&url["/live?regions=".len()..], ""));
-    let regions: Vec<&str> = regions.split(',').filter(|k| !k.starts_with("bell:")).collect();
-    let url = format!("/live?regions={}&{rest}", regions.join(","));
+    let url = page_stream_url(app, client, path).await;
     let mut stream = SseClient::open(app, client, &url, None).await;
     let early = stream.events_within(Duration::from_millis(300)).await;
     assert!(early.is_empty(), "nothing changed since the page was rendered: {early:?}");
     stream
+}
+
+/// The stream URL of the page at `path` as `client` sees it, without the bell.
+async fn page_stream_url(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    let page = client.get(app.url(path)).send().await.expect("page").text().await.expect("body");
+    let url = common::text_attr(&page, "sse-connect=\"").expect("the page has a live stream").replace("&#38;", "&");
+    assert!(url.starts_with("/live?regions="), "{url}");
+    // Every page's stream carries the viewer's notification bell too (tests/notifications.rs):
+    // these tests watch the page's own regions.
+    let (regions, rest) = url["/live?regions=".len()..].split_once('&').unwrap_or((&url["/live?regions=".len()..], ""));
+    let regions: Vec<&str> = regions.split(',').filter(|k| !k.starts_with("bell:")).collect();
+    format!("/live?regions={}&{rest}", regions.join(","))
 }
 
 /// The first event within `timeout` that `wanted` accepts.
@@ -464,6 +469,30 @@ dual_test!(one_stream_adds_and_removes_regions_while_open, |app| {
     let (status, _) =
         change_regions(&app, &olga, &csrf, "no-such-stream", serde_json::json!({ "add": [{ "key": mine }] })).await;
     assert_eq!(status, 404);
+});
+
+dual_test!(a_browser_taking_gzip_gets_the_same_events_compressed_and_a_complete_body, |app| {
+    let logins = app.seed_demo().await;
+    let checkout = hub(&app, "checkout").await;
+    let olga = app.signed_in("olga", &logins["olga"]).await;
+    let url = page_stream_url(&app, &olga, "/hubs/checkout").await;
+    let mut plain = SseClient::open(&app, &olga, &url, None).await;
+    let mut gzip = SseClient::open_gzip(&app, &olga, &url).await;
+    annotate(&app, &checkout, "Compressed once for everyone").await;
+    let wanted = |e: &common::SseEvent| e.data.contains("Compressed once for everyone");
+    let a = until(&mut plain, WAIT, wanted).await.expect("the plain stream gets the new row");
+    let b = until(&mut gzip, WAIT, wanted).await.expect("the gzip stream gets the new row");
+    assert_eq!((a.event, a.data), (b.event, b.data), "the same event, whatever the encoding");
+
+    // Signing out ends the stream; its body is a complete gzip member (trailer included).
+    let csrf = app.csrf(&olga, "/").await;
+    let out = olga.post(app.url("/logout")).form(&[("csrf_token", csrf.as_str())]).send().await.expect("logout");
+    assert_eq!(out.status(), 303);
+    let body = tokio::time::timeout(WAIT, gzip.gzip_body()).await.expect("the stream ends").expect("gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).expect("a valid gzip body");
+    assert!(text.starts_with("retry: 2000\n\nevent: hello\n"), "{text}");
+    assert!(text.contains("Compressed once for everyone") && text.contains("event: session"), "{text}");
 });
 
 dual_test!(signing_out_or_a_revoked_session_ends_the_stream, |app| {

@@ -11,11 +11,14 @@
 //!   coalesced for a window, each affected topic is rendered once, and the HTML is fanned out to
 //!   its subscribers through bounded queues (a client that cannot keep up is dropped).
 //!
+//! - [`gzip`]: a stream's events gzip-compressed once for all the streams they go to.
+//!
 //! The `GET /live` endpoint that carries them to browsers is a web surface
 //! (`web::live_stream`); this module imports nothing from `web`.
 
 pub mod delta;
 pub mod feed;
+pub mod gzip;
 pub mod hub;
 pub mod region;
 pub mod surfaces;

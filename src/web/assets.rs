@@ -122,6 +122,13 @@ fn negotiate(req: &HttpRequest) -> ContentEncoding {
     }
 }
 
+/// Whether the client takes gzip (by its `Accept-Encoding` q-values): for the live stream.
+pub fn accepts_gzip(req: &HttpRequest) -> bool {
+    let Ok(accept) = AcceptEncoding::parse(req) else { return false };
+    let supported = [Encoding::gzip(), Encoding::identity()];
+    accept.negotiate(supported.iter()) == Some(Encoding::gzip())
+}
+
 /// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks for this header).
 fn not_modified(req: &HttpRequest, tag: &str) -> bool {
     req.headers().get_all(header::IF_NONE_MATCH).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(

@@ -5,7 +5,9 @@
 //! figures in a table next to it (`<details>`), so a screen reader or a printout loses nothing.
 //! Colours come from CSS custom properties, so dark mode needs nothing here. The charts live
 //! inside regions that already update live (the dashboard's widgets panel, the widget page's
-//! thread), so a write re-renders them like any other figure of those regions.
+//! thread), so a write re-renders them like any other figure of those regions; their changing
+//! parts (a day's column, a category's row, the words of the summary) are keyed rows of live
+//! lists, so what a write changes is sent alone.
 
 use std::collections::HashMap;
 
@@ -70,10 +72,9 @@ impl Sparkline {
     }
 }
 
-/// One coloured segment of a stacked bar.
+/// One coloured segment of a stacked bar (a day's column, 20 wide and 100 high).
 #[derive(Debug, Clone)]
 pub struct Segment {
-    pub x: String,
     pub y: String,
     pub height: String,
     pub colour: String,
@@ -81,12 +82,18 @@ pub struct Segment {
 }
 
 /// Annotations per day, stacked by category, with the table of the same figures.
+///
+/// Each day's column is its own small SVG (and each category its own table row), keyed by id in
+/// a live list: one new annotation changes today's column and its category's row, and a live
+/// update sends those alone (`live::delta`); the words that describe the whole chart are a row
+/// too, so they never make it go whole.
 #[derive(Debug, Clone, Template)]
 #[template(path = "fragments/chart_categories.html")]
 pub struct CategoryChart {
     pub days: Vec<String>,
     pub categories: Vec<CategoryDaily>,
-    pub segments: Vec<Segment>,
+    /// One column of segments per day, oldest first.
+    pub columns: Vec<Vec<Segment>>,
     pub summary: String,
 }
 
@@ -100,8 +107,9 @@ impl CategoryChart {
             }
         }
         let max = max_of(&totals) as f64;
-        let mut segments = Vec::new();
+        let mut columns = Vec::with_capacity(days.len());
         for (day, label) in days.iter().enumerate() {
+            let mut segments = Vec::new();
             let mut y = 100.0;
             for c in &categories {
                 let n = c.counts.get(day).copied().unwrap_or(0);
@@ -111,13 +119,13 @@ impl CategoryChart {
                 let height = n as f64 / max * 96.0;
                 y -= height;
                 segments.push(Segment {
-                    x: format!("{:.1}", day as f64 * 20.0 + 2.0),
                     y: format!("{y:.1}"),
                     height: format!("{height:.1}"),
                     colour: c.colour.clone(),
                     title: format!("{label}: {n} {}", c.label),
                 });
             }
+            columns.push(segments);
         }
         let total: i64 = totals.iter().sum();
         let mut parts: Vec<(i64, &str)> =
@@ -129,7 +137,7 @@ impl CategoryChart {
         } else {
             format!("{total} annotations in the last {DAYS} days by category: {breakdown}.")
         };
-        Self { days, categories, segments, summary }
+        Self { days, categories, columns, summary }
     }
 
     /// The label of the window's first day.
@@ -296,7 +304,7 @@ mod tests {
             counts,
         };
         let chart = CategoryChart::new(vec![cat("bug", a), cat("idea", b)], days.clone());
-        assert_eq!(chart.segments.len(), 3);
+        assert_eq!(chart.columns.iter().map(Vec::len).sum::<usize>(), 3);
         assert_eq!(chart.summary, "5 annotations in the last 14 days by category: idea 4, bug 1.");
         let mut backlog = [5; DAYS];
         backlog[13] = 2;

@@ -30,6 +30,7 @@ use tokio::time;
 use crate::AppState;
 use crate::auth::{Session, Viewer};
 use crate::error::AppError;
+use crate::live::gzip::{Chunk, GzipStream};
 use crate::live::hub::{Admitted, Baseline, Frame, Join, Refusal};
 use crate::live::{Region, delta};
 use crate::web::chrome::Chrome;
@@ -101,15 +102,21 @@ async fn live(
     let hello = serde_json::json!({ "stream": token, "events": Region::EVENT_NAMES, "csrf": csrf });
     prefix.extend_from_slice(&Frame::control("hello", &hello.to_string()).wire);
     let heartbeat = Duration::from_secs(state.config.live_heartbeat_secs.max(1));
+    // Browsers take gzip: each event is compressed once for all its streams (live::gzip).
+    let gzip = crate::web::assets::accepts_gzip(&req).then(GzipStream::default);
+    let encoding = if gzip.is_some() { ContentEncoding::Gzip } else { ContentEncoding::Identity };
     let body = LiveBody {
         prefix: Some(prefix.freeze()),
         frames: receiver,
         heartbeat: time::interval_at(time::Instant::now() + heartbeat, heartbeat),
+        gzip,
         _admitted: admitted,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
-        .insert_header(ContentEncoding::Identity) // compression would hold events back
+        // Set here, so the Compress middleware (whose encoder would hold events back and keep a
+        // deflate context per stream) leaves the stream alone.
+        .insert_header(encoding)
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .body(body))
@@ -233,6 +240,9 @@ const RETRY: &[u8] = b"retry: 2000\n\n";
 /// client that went away (a write fails).
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
+/// [`HEARTBEAT`] deflated, once for every gzip stream.
+static HEARTBEAT_GZIP: std::sync::LazyLock<Chunk> = std::sync::LazyLock::new(|| Chunk::new(HEARTBEAT));
+
 /// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
 /// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
 /// HTML it does not have), and a heartbeat when nothing else was sent. It ends when the hub
@@ -241,6 +251,8 @@ struct LiveBody {
     prefix: Option<Bytes>,
     frames: mpsc::Receiver<Arc<Frame>>,
     heartbeat: time::Interval,
+    /// Set when the stream is gzip-encoded: what it has sent, for the trailer.
+    gzip: Option<GzipStream>,
     /// The stream's slot and subscriptions, released when the body is dropped (client gone).
     _admitted: Admitted,
 }
@@ -255,15 +267,31 @@ impl MessageBody for LiveBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
         let this = self.get_mut();
         if let Some(prefix) = this.prefix.take() {
-            return Poll::Ready(Some(Ok(prefix)));
+            let bytes = match &mut this.gzip {
+                Some(gzip) => gzip.start(&Chunk::new(&prefix)),
+                None => prefix,
+            };
+            return Poll::Ready(Some(Ok(bytes)));
         }
         if let Poll::Ready(frame) = this.frames.poll_recv(cx) {
-            let Some(frame) = frame else { return Poll::Ready(None) };
+            let Some(frame) = frame else {
+                // Ended by the hub: a gzip stream ends with its trailer, so the browser reads a
+                // complete body rather than a truncated one.
+                return Poll::Ready(this.gzip.take().map(|gzip| Ok(gzip.finish())));
+            };
             this.heartbeat.reset();
-            return Poll::Ready(Some(Ok(frame.wire.clone())));
+            let bytes = match &mut this.gzip {
+                Some(gzip) => gzip.send(frame.gzipped()),
+                None => frame.wire.clone(),
+            };
+            return Poll::Ready(Some(Ok(bytes)));
         }
         if this.heartbeat.poll_tick(cx).is_ready() {
-            return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT))));
+            let bytes = match &mut this.gzip {
+                Some(gzip) => gzip.send(&HEARTBEAT_GZIP),
+                None => Bytes::from_static(HEARTBEAT),
+            };
+            return Poll::Ready(Some(Ok(bytes)));
         }
         Poll::Pending
     }

@@ -370,6 +370,9 @@ pub struct SseClient {
     buffer: String,
     /// The data of the stream's `hello` event (its token), which `next_event` skips.
     pub hello: Option<String>,
+    /// Set for a stream opened with `Accept-Encoding: gzip`: the inflater (past the 10-byte
+    /// header) and every byte received, to check the whole body as gzip once it ends.
+    gzip: Option<(flate2::Decompress, Vec<u8>)>,
 }
 
 impl SseClient {
@@ -382,7 +385,47 @@ impl SseClient {
         let response = request.send().await.expect("open stream");
         assert_eq!(response.status(), 200, "live stream refused");
         assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"),);
-        Self { response, buffer: String::new(), hello: None }
+        Self { response, buffer: String::new(), hello: None, gzip: None }
+    }
+
+    /// [`open`](Self::open) as a browser does, taking gzip: the stream must come gzip-encoded.
+    pub async fn open_gzip(app: &TestApp, client: &reqwest::Client, path: &str) -> Self {
+        let request = client.get(app.url(path)).header("Accept", "text/event-stream");
+        let response = request.header("Accept-Encoding", "gzip, deflate, br").send().await.expect("open stream");
+        assert_eq!(response.status(), 200, "live stream refused");
+        assert_eq!(response.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
+        Self { response, buffer: String::new(), hello: None, gzip: Some((flate2::Decompress::new(false), Vec::new())) }
+    }
+
+    /// Every byte a gzip stream received, once it has ended (`None` for a plain stream).
+    pub async fn gzip_body(mut self) -> Option<Vec<u8>> {
+        while let Ok(Some(chunk)) = self.response.chunk().await {
+            self.gzip.as_mut()?.1.extend_from_slice(&chunk);
+        }
+        self.gzip.map(|(_, raw)| raw)
+    }
+
+    /// `chunk` as text: inflated first on a gzip stream (each event arrives flushed).
+    fn decode(&mut self, chunk: &[u8]) -> String {
+        let Some((inflate, raw)) = &mut self.gzip else { return String::from_utf8_lossy(chunk).into_owned() };
+        let start = raw.len();
+        raw.extend_from_slice(chunk);
+        let from = start.max(10);
+        let mut out = Vec::with_capacity(chunk.len() * 8 + 1024);
+        let mut input = &raw[from.min(raw.len())..];
+        while !input.is_empty() {
+            let before = inflate.total_in();
+            if out.capacity() == out.len() {
+                out.reserve(out.len() + 4096);
+            }
+            let status = inflate.decompress_vec(input, &mut out, flate2::FlushDecompress::Sync).expect("valid deflate");
+            let used = (inflate.total_in() - before) as usize;
+            input = &input[used..];
+            if status == flate2::Status::StreamEnd || (used == 0 && out.len() < out.capacity()) {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The next data event within `timeout` (comments and `retry:` lines skipped).
@@ -413,7 +456,8 @@ impl SseClient {
                 }
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            let text = self.decode(&chunk);
+            self.buffer.push_str(&text);
         }
     }
 

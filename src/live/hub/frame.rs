@@ -1,6 +1,10 @@
 //! What travels on a live stream: one region's event, encoded once for all its clients.
 
+use std::sync::OnceLock;
+
 use actix_web::web::{Bytes, BytesMut};
+
+use crate::live::gzip::Chunk;
 
 pub use crate::live::delta::html_hash;
 use crate::live::region::Region;
@@ -14,6 +18,8 @@ pub struct Frame {
     /// What it is: the wire of a page's stream, or a signal to a subscriber that reads for
     /// itself (see [`Follower`]).
     pub kind: FrameKind,
+    /// The wire deflated, for the streams that take gzip: made once, by the first of them.
+    gzip: OnceLock<Chunk>,
 }
 
 /// What a [`Frame`] is.
@@ -30,6 +36,16 @@ pub enum FrameKind {
 }
 
 impl Frame {
+    fn with(hash: u64, wire: Bytes, kind: FrameKind) -> Self {
+        Self { hash, wire, kind, gzip: OnceLock::new() }
+    }
+
+    /// [`wire`](Self::wire) deflated on its own (see [`gzip`](crate::live::gzip)), compressed
+    /// once for every stream it goes to.
+    pub fn gzipped(&self) -> &Chunk {
+        self.gzip.get_or_init(|| Chunk::new(&self.wire))
+    }
+
     /// Encodes `html` of `region` as the region's event (its `sse-swap` name) with id `seq`. The
     /// first data line is `KEY HASH` (the region's key, the HTML's hash in hex: what a client
     /// sends back to say what it has); the HTML follows.
@@ -39,7 +55,7 @@ impl Frame {
         let mut data = String::with_capacity(head.len() + html.len());
         data.push_str(&head);
         data.push_str(html);
-        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data), kind: FrameKind::Region }
+        Self::with(hash, encode_event(region.event_name(), Some(seq), &data), FrameKind::Region)
     }
 
     /// Rows of `region` that changed since the HTML of hash `base`, as steps (see
@@ -50,17 +66,17 @@ impl Frame {
         let mut data = String::with_capacity(head.len() + steps.len());
         data.push_str(&head);
         data.push_str(steps);
-        Self { hash, wire: encode_event(region.event_name(), Some(seq), &data), kind: FrameKind::Region }
+        Self::with(hash, encode_event(region.event_name(), Some(seq), &data), FrameKind::Region)
     }
 
     /// A control event (`hello`, `session`) that no region dedupe applies to.
     pub fn control(event: &str, data: &str) -> Self {
-        Self { hash: 0, wire: encode_event(event, None, data), kind: FrameKind::Control }
+        Self::with(0, encode_event(event, None, data), FrameKind::Control)
     }
 
     /// A signal to a [`Follower`] (never on a page's wire).
     pub fn signal(kind: FrameKind, seq: i64) -> Self {
-        Self { hash: seq as u64, wire: Bytes::new(), kind }
+        Self::with(seq as u64, Bytes::new(), kind)
     }
 }
 

@@ -1,0 +1,58 @@
+//! A response body as a browser reads it: de-chunked (HTTP/1.1 `Transfer-Encoding: chunked`) and
+//! inflated when the server sent it gzip-encoded (what browsers ask for), piece by piece as it
+//! arrives, as an event stream must be read.
+
+/// Inflates a gzip body as it arrives (each live event ends flushed, so it comes out whole).
+pub struct Inflate {
+    inflate: flate2::Decompress,
+    /// What is left of the 10-byte gzip header (the server writes no optional fields).
+    header: usize,
+}
+
+impl Inflate {
+    pub fn new() -> Self {
+        Self { inflate: flate2::Decompress::new(false), header: 10 }
+    }
+
+    /// Inflates `bytes` onto `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let skip = self.header.min(bytes.len());
+        self.header -= skip;
+        let mut input = &bytes[skip..];
+        while !input.is_empty() {
+            out.reserve(input.len() * 8 + 1024);
+            let before = self.inflate.total_in();
+            let Ok(status) = self.inflate.decompress_vec(input, out, flate2::FlushDecompress::Sync) else { return };
+            let used = (self.inflate.total_in() - before) as usize;
+            input = &input[used..];
+            if status == flate2::Status::StreamEnd || (used == 0 && out.len() < out.capacity()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Takes the chunk framing off a `Transfer-Encoding: chunked` body as it arrives.
+#[derive(Default)]
+pub struct Dechunk {
+    pending: Vec<u8>,
+}
+
+impl Dechunk {
+    /// Appends to `out` the payload of every chunk complete so far.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        self.pending.extend_from_slice(bytes);
+        let mut at = 0;
+        while let Some(line) = self.pending[at..].windows(2).position(|w| w == b"\r\n") {
+            let size_text = String::from_utf8_lossy(&self.pending[at..at + line]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+            let start = at + line + 2;
+            if self.pending.len() < start + size + 2 {
+                break;
+            }
+            out.extend_from_slice(&self.pending[start..start + size]);
+            at = start + size + 2;
+        }
+        self.pending.drain(..at);
+    }
+}
