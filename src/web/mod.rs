@@ -8,6 +8,7 @@ pub mod categories;
 pub mod charts;
 pub mod chrome;
 pub mod client_addr;
+pub mod composer_form;
 pub mod content_type;
 pub mod dashboard;
 pub mod embed;
