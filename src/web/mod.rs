@@ -12,7 +12,6 @@ pub mod composer_form;
 pub mod content_type;
 pub mod dashboard;
 pub mod embed;
-pub mod embed_replies;
 pub mod errors;
 pub mod exports;
 pub mod format;
@@ -56,7 +55,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ledger::configure(cfg);
     api::configure(cfg);
     embed::configure(cfg);
-    embed_replies::configure(cfg);
     api_keys::configure(cfg);
     triage::configure(cfg);
     categories::configure(cfg);
