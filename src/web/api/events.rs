@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::body;
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
-use super::{parse_cursor, parse_limit, path_widget, readable_widget};
+use super::paths::{parse_cursor, parse_limit, path_widget, readable_widget};
 use crate::AppState;
 use crate::access as policy;
 use crate::db::annotations::Cursor;

@@ -8,11 +8,11 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
-use super::AuthorJson;
 use super::body::Json;
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
-use super::path_widget;
+use super::json::{AuthorJson, SupportJson};
+use super::paths::path_widget;
 use crate::AppState;
 use crate::auth::policy;
 use crate::db::annotations::AnnotationBody;
@@ -58,21 +58,6 @@ impl ReplyJson {
 #[derive(Serialize)]
 struct ReplyList {
     items: Vec<ReplyJson>,
-}
-
-/// An annotation's support as the caller sees it.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct SupportJson {
-    /// How many people and visitors support it.
-    pub count: i64,
-    /// Whether the caller does.
-    pub mine: bool,
-}
-
-impl From<supports::Support> for SupportJson {
-    fn from(support: supports::Support) -> Self {
-        Self { count: support.count, mine: support.mine }
-    }
 }
 
 /// The annotation `id` of the widget in the caller's transaction, as they read it (404 when they

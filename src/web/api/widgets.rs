@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::caller::{Caller, Credential};
 use super::error::ApiError;
-use super::{path_widget, readable_widget};
+use super::paths::{path_widget, readable_widget};
 use crate::AppState;
 use crate::clock::DAY_MS;
 use crate::db::api::{self, WidgetCounts, WidgetInfo};

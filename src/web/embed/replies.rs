@@ -5,7 +5,7 @@
 //! A visitor holds no hub role, so they reply only under their own annotations and never
 //! internally; they read no internal reply. Their writes run confined to the widget (on
 //! PostgreSQL by Row Level Security as well), like everything else of the embed. The thread's
-//! live stream (`web::embed`) renders these same fragments, so a staff reply shows up live.
+//! live stream (`thread.rs`) renders these same fragments, so a staff reply shows up live.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -13,6 +13,9 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::response::{frame_ancestors, origin_ok, respond};
+use super::thread::{Thread, load_thread};
+use super::visitor::{live_widget, request_visitor, rls_only};
 use crate::AppState;
 use crate::auth::embed::Visitor;
 use crate::db::annotations::AnnotationBody;
@@ -21,9 +24,6 @@ use crate::db::replies::{self, NewReply, Reply};
 use crate::db::widgets::Widget;
 use crate::db::{Db, StoreError};
 use crate::error::AppError;
-use crate::web::embed::{
-    Thread, frame_ancestors, live_widget, load_thread, origin_ok, request_visitor, respond, rls_only,
-};
 
 /// The replies under one annotation of the embed thread, with the reply form when the visitor
 /// wrote the annotation.
