@@ -49,6 +49,22 @@ struct Server {
     db_url: String,
     /// The dashboard's stream URL as its page names it (regions and feed position).
     live_url: String,
+    /// The server's Prometheus listener.
+    metrics: String,
+}
+
+impl Server {
+    /// The live figures from `/metrics`: streams open, slow clients dropped.
+    async fn live_metrics(&self) -> String {
+        let text = match reqwest::get(format!("{}/metrics", self.metrics)).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|l| l.starts_with("ihf_live_streams_open") || l.starts_with("ihf_live_slow_clients_dropped_total"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Drop for Server {
@@ -86,8 +102,11 @@ async fn start_server(dir: &std::path::Path) -> Server {
         .map(|p| p.join("ihf"))
         .expect("bin dir");
     let log = std::fs::File::create(dir.join("server.log")).expect("log");
+    let metrics_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
     let child = Command::new(bin)
         .env("IHF_BIND", format!("127.0.0.1:{port}"))
+        .env("IHF_METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
         .env("DATABASE_URL", &db_url)
         .env("IHF_SEED_DEMO", "true")
         .env("IHF_LOG", "warn")
@@ -145,7 +164,44 @@ async fn start_server(dir: &std::path::Path) -> Server {
         .expect("the dashboard is live")
         .replace("&#38;", "&")
         .replace("&amp;", "&");
-    Server { child, base, cookie, db_url, live_url }
+    Server { child, base, cookie, db_url, live_url, metrics: format!("http://127.0.0.1:{metrics_port}") }
+}
+
+/// Opens `n` clients, 500 at a time (all at once, their sign-in reads only measure the database
+/// pool's queue), each retried after a refusal as a browser would; returns how many are open.
+async fn open_clients(server: &Server, n: usize, arrivals: &mpsc::UnboundedSender<(usize, Instant)>) -> usize {
+    let (ready_tx, mut ready) = mpsc::unbounded_channel();
+    let mut opened = 0;
+    let mut refused = std::collections::BTreeMap::<u16, usize>::new();
+    let mut left = n;
+    let mut attempts = 0;
+    while left > 0 && attempts < n * 2 {
+        let batch = left.min(500);
+        for _ in 0..batch {
+            tokio::spawn(client(
+                server.base.clone(),
+                server.cookie.clone(),
+                server.live_url.clone(),
+                arrivals.clone(),
+                ready_tx.clone(),
+            ));
+        }
+        attempts += batch;
+        for _ in 0..batch {
+            match tokio::time::timeout(Duration::from_secs(60), ready.recv()).await {
+                Ok(Some(200)) => {
+                    opened += 1;
+                    left -= 1;
+                }
+                Ok(Some(status)) => *refused.entry(status).or_default() += 1,
+                _ => {}
+            }
+        }
+    }
+    if !refused.is_empty() {
+        println!("{n} clients: {opened} opened; refused on the way (status: count, then retried): {refused:?}");
+    }
+    opened
 }
 
 /// Opens one SSE client; reports (marker, arrival) for every feed event carrying a marker.
@@ -154,19 +210,26 @@ async fn client(
     cookie: String,
     live_url: String,
     arrivals: mpsc::UnboundedSender<(usize, Instant)>,
-    ready: mpsc::UnboundedSender<()>,
+    ready: mpsc::UnboundedSender<u16>,
 ) {
     let http = reqwest::Client::new();
     let url = format!("{base}{live_url}");
     // Taking gzip as browsers do (reqwest here leaves the body encoded: inflated below).
     let request = http.get(url).header("Cookie", cookie).header("Accept-Encoding", "gzip, deflate, br, zstd");
-    let Ok(mut response) = request.send().await else { return };
+    let Ok(mut response) = request.send().await else {
+        let _ = ready.send(0);
+        return;
+    };
+    if response.status() != 200 {
+        let _ = ready.send(response.status().as_u16());
+        return;
+    }
     let mut inflate = response
         .headers()
         .get("content-encoding")
         .is_some_and(|v| v.as_bytes() == b"gzip")
         .then(browser_body::Inflate::new);
-    let _ = ready.send(());
+    let _ = ready.send(200);
     // Bytes, not strings: at thousands of clients on the same two cores the client's own parsing
     // would otherwise show up in the latency it measures.
     let mut buffer: Vec<u8> = Vec::new();
@@ -241,19 +304,7 @@ async fn main() {
             .await
             .expect("category");
         let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel();
-        let (ready_tx, mut ready) = mpsc::unbounded_channel();
-        for _ in 0..n {
-            tokio::spawn(client(
-                server.base.clone(),
-                server.cookie.clone(),
-                server.live_url.clone(),
-                arrivals_tx.clone(),
-                ready_tx.clone(),
-            ));
-        }
-        for _ in 0..n {
-            ready.recv().await;
-        }
+        let opened = open_clients(&server, n, &arrivals_tx).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         while arrivals.try_recv().is_ok() {}
         let pid = server.child.id();
@@ -267,7 +318,7 @@ async fn main() {
             let committed = Instant::now();
             let deadline = committed + Duration::from_secs(10);
             let mut got = 0;
-            while got < n {
+            while got < opened {
                 match tokio::time::timeout_at(deadline.into(), arrivals.recv()).await {
                     Ok(Some((marker, at))) if marker == write => {
                         latencies.push(at.duration_since(committed).as_secs_f64() * 1000.0);
@@ -283,7 +334,7 @@ async fn main() {
         let wall = started.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
         latencies.sort_by(f64::total_cmp);
-        println!("{n} clients: delivered {delivered}/{}", n * WRITES);
+        println!("{n} clients: delivered {delivered}/{}; {}", n * WRITES, server.live_metrics().await);
 
         // A burst: 1,000 inserts as fast as one connection commits them. Each client may get
         // at most one feed render per window while it lasts, plus the leading and the trailing.
@@ -326,24 +377,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
     let (arrivals_tx, _arrivals) = mpsc::unbounded_channel();
-    let (ready_tx, mut ready) = mpsc::unbounded_channel();
     let started = Arc::new(());
-    for _ in 0..idle {
-        tokio::spawn(client(
-            server.base.clone(),
-            server.cookie.clone(),
-            server.live_url.clone(),
-            arrivals_tx.clone(),
-            ready_tx.clone(),
-        ));
-    }
-    let mut opened = 0;
-    while opened < idle {
-        match tokio::time::timeout(Duration::from_secs(30), ready.recv()).await {
-            Ok(Some(())) => opened += 1,
-            _ => break,
-        }
-    }
+    let opened = open_clients(&server, idle, &arrivals_tx).await;
     // The memory freed after the connection burst goes back to the OS over jemalloc's 10 s
     // decay: sample for at least 12 s, then until three samples a second apart agree within
     // 1% (at most 40 s).
@@ -361,6 +396,7 @@ async fn main() {
     let after = samples.last().copied().unwrap_or(0);
     let settled = samples.len() - 1;
     let per_stream = (after.saturating_sub(before)) as f64 * 1024.0 / opened.max(1) as f64;
+    println!("idle: {opened} opened; {}", server.live_metrics().await);
     drop(started);
 
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);

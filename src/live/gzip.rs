@@ -41,9 +41,29 @@ impl Chunk {
                 break;
             }
         }
+        Self::of(raw, out)
+    }
+
+    /// `raw` as stored (uncompressed) deflate blocks: for what one stream alone is sent (its
+    /// token in the `hello` event), which a compressor — 170 KiB of tables — would cost more
+    /// to make than it saves.
+    pub fn stored(raw: &[u8]) -> Self {
+        let mut out = Vec::with_capacity(raw.len() + 5 * (raw.len() / 65_535 + 1));
+        for block in raw.chunks(65_535) {
+            // Not the last block, stored: three header bits, then padding to the byte.
+            out.push(0);
+            let len = block.len() as u16;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+        Self::of(raw, out)
+    }
+
+    fn of(raw: &[u8], deflated: Vec<u8>) -> Self {
         let mut crc = crc32fast::Hasher::new();
         crc.update(raw);
-        Self { deflated: Bytes::from(out), crc: crc.finalize(), len: raw.len() as u64 }
+        Self { deflated: Bytes::from(deflated), crc: crc.finalize(), len: raw.len() as u64 }
     }
 }
 
@@ -103,9 +123,10 @@ mod tests {
             })
             .collect();
         let mut stream = GzipStream::default();
-        let mut wire = stream.start(&Chunk::new(b"retry: 2000\n\n")).to_vec();
-        for event in &events {
-            wire.extend_from_slice(&stream.send(&Chunk::new(event)));
+        let mut wire = stream.start(&Chunk::stored(b"retry: 2000\n\n")).to_vec();
+        for (i, event) in events.iter().enumerate() {
+            let chunk = if i % 2 == 0 { Chunk::new(event) } else { Chunk::stored(event) };
+            wire.extend_from_slice(&stream.send(&chunk));
         }
         let mut expected = b"retry: 2000\n\n".to_vec();
         expected.extend(events.concat());

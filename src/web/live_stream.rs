@@ -241,7 +241,7 @@ const RETRY: &[u8] = b"retry: 2000\n\n";
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 /// [`HEARTBEAT`] deflated, once for every gzip stream.
-static HEARTBEAT_GZIP: std::sync::LazyLock<Chunk> = std::sync::LazyLock::new(|| Chunk::new(HEARTBEAT));
+static HEARTBEAT_GZIP: std::sync::LazyLock<Chunk> = std::sync::LazyLock::new(|| Chunk::stored(HEARTBEAT));
 
 /// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
 /// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
@@ -268,7 +268,7 @@ impl MessageBody for LiveBody {
         let this = self.get_mut();
         if let Some(prefix) = this.prefix.take() {
             let bytes = match &mut this.gzip {
-                Some(gzip) => gzip.start(&Chunk::new(&prefix)),
+                Some(gzip) => gzip.start(&Chunk::stored(&prefix)),
                 None => prefix,
             };
             return Poll::Ready(Some(Ok(bytes)));
