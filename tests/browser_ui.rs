@@ -12,6 +12,7 @@ use common::TestApp;
 use common::browser::{browser, enabled, phone, sign_in, wait_until};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
+use ihf::clock::DAY_MS;
 use ihf::db::Backend;
 
 fn skipped(name: &str) -> bool {
@@ -300,8 +301,6 @@ fn backends() -> Vec<Backend> {
     }
     list
 }
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Counts per UTC day of the last 14 days (oldest first) of `times`, as the charts count them.
 fn per_day(times: &[i64], now: i64) -> Vec<i64> {
