@@ -5,7 +5,8 @@ use sqlx::{Any, Transaction};
 
 use super::identity::{LogIdentity, identity_in};
 use super::store::{damaged, grow, to_hash};
-use crate::db::{Backend, Db, Dialect, StoreError, ledger, now_ms};
+use crate::db::ledger::entry::page_after;
+use crate::db::{Backend, Db, Dialect, StoreError, now_ms};
 use crate::transparency::merkle::Hash;
 use crate::transparency::note::Checkpoint;
 
@@ -126,7 +127,7 @@ pub async fn backfill(db: &Db) -> Result<u64, StoreError> {
         while (size as i64) < entries {
             let mut tx = db.writer().begin().await?;
             let (slug, identity) = prepare_append(&mut tx, hub_id).await?;
-            let batch = ledger::page_after(&mut *tx, hub_id, size as i64, 1000).await?;
+            let batch = page_after(&mut *tx, hub_id, size as i64, 1000).await?;
             let mut root = None;
             for entry in &batch {
                 if entry.seq as u64 != size + 1 {

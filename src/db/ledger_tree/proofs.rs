@@ -8,7 +8,8 @@ use sqlx::{Any, Transaction};
 use super::checkpoints::{checkpoint_note, signed_size};
 use super::identity::LogIdentity;
 use super::store::{damaged, read_nodes};
-use crate::db::{StoreError, ledger};
+use crate::db::StoreError;
+use crate::db::ledger::entry::{LedgerEntry, entry_at};
 use crate::transparency::merkle::{self, Hash, NodeId, Plan, Span};
 
 /// That entry `seq` is in the tree of `tree_size` entries.
@@ -110,7 +111,7 @@ pub struct InclusionAnswer {
     /// The signed checkpoint of `tree_size` entries (with any cosignatures).
     pub checkpoint: Option<String>,
     /// The entry, whose canonical form hashes to `leaf_hash` if it is intact.
-    pub entry: ledger::LedgerEntry,
+    pub entry: LedgerEntry,
 }
 
 /// A consistency proof as the HTTP API and the CLI give it (hashes in base64).
@@ -144,7 +145,7 @@ pub async fn prove_inclusion(
     let Some(proof) = inclusion_proof(&mut **tx, hub_id, seq, size).await? else {
         return Ok(Err(format!("there is no entry #{seq} in the tree of {size} entries")));
     };
-    let entry = ledger::entry_at(&mut **tx, hub_id, seq as i64).await?;
+    let entry = entry_at(&mut **tx, hub_id, seq as i64).await?;
     let Some(entry) = entry else {
         return Ok(Err(format!("entry #{seq} is missing from the ledger")));
     };

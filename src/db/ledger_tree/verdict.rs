@@ -5,7 +5,8 @@ use sqlx::{Any, Transaction};
 use super::checkpoints::latest_checkpoint;
 use super::identity::LogIdentity;
 use super::store::read_nodes;
-use crate::db::{StoreError, ledger};
+use crate::db::StoreError;
+use crate::db::ledger::entry::last_entry;
 use crate::transparency::merkle::{NodeId, Span};
 use crate::transparency::note::Checkpoint;
 
@@ -38,7 +39,7 @@ pub async fn head_verdict(
     let mut verdict =
         HeadVerdict { size: 0, root: String::new(), key_name: key.name.clone(), signed_at: None, problem: None };
     let latest = latest_checkpoint(&mut **tx, hub_id).await?;
-    let last = ledger::last_entry(&mut **tx, hub_id).await?;
+    let last = last_entry(&mut **tx, hub_id).await?;
     let entries = last.as_ref().map_or(0, |e| e.seq as u64);
     let Some(latest) = latest else {
         if entries > 0 {
