@@ -11,9 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use common::browser::{browser, enabled, sign_in};
+use common::browser::{browser, enabled, press, sign_in};
 use fantoccini::Client;
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::wd::WindowHandle;
 use ihf::db::Backend;
 use ihf::db::annotations::NewAnnotation;
@@ -102,14 +101,6 @@ async fn watch_for(browser: &Client, text: &str) {
 
 async fn seen_at(browser: &Client) -> Option<i64> {
     browser.execute("return window.__seen", Vec::new()).await.expect("seen").as_i64()
-}
-
-async fn press(browser: &Client, keys: &str) {
-    let mut actions = KeyActions::new("keyboard".into());
-    for key in keys.chars() {
-        actions = actions.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
-    }
-    browser.perform_actions(actions).await.expect("keys");
 }
 
 /// Opens `url` in a new tab of the browser's window and waits for its live regions.

@@ -8,9 +8,8 @@
 mod common;
 
 use common::TestApp;
-use common::browser::{browser, enabled, sign_in};
+use common::browser::{browser, enabled, press, sign_in};
 use fantoccini::Client;
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use ihf::db::Backend;
 
 /// Polls a script returning a boolean until it is true (8 s at most), with this suite's page dump.
@@ -24,15 +23,6 @@ async fn wait_until(browser: &Client, what: &str, script: &str) {
                      document.getElementById('flash').textContent]",
     )
     .await;
-}
-
-/// Types keys with no element targeted: they go to whatever has the focus, as a person's would.
-async fn press(browser: &Client, keys: &str) {
-    let mut actions = KeyActions::new("keyboard".into());
-    for key in keys.chars() {
-        actions = actions.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
-    }
-    browser.perform_actions(actions).await.expect("keys");
 }
 
 async fn focused_row(browser: &Client) -> String {

@@ -9,9 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use common::browser::{browser, enabled, phone, sign_in, wait_until};
+use common::browser::{browser, enabled, phone, press, sign_in, wait_until};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
+use ihf::clock::DAY_MS;
 use ihf::db::Backend;
 
 fn skipped(name: &str) -> bool {
@@ -27,15 +28,6 @@ async fn app() -> (TestApp, std::collections::HashMap<String, String>) {
     let app = common::spawn_app(backend).await;
     let logins = app.seed_demo().await;
     (app, logins)
-}
-
-/// Types text (and `\u{E00C}` Escape, `\u{E007}` Enter) into whatever has the focus.
-async fn press(browser: &Client, keys: &str) {
-    let mut actions = KeyActions::new("keyboard".into());
-    for key in keys.chars() {
-        actions = actions.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
-    }
-    browser.perform_actions(actions).await.expect("keys");
 }
 
 async fn js(browser: &Client, script: &str) -> serde_json::Value {
@@ -300,8 +292,6 @@ fn backends() -> Vec<Backend> {
     }
     list
 }
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Counts per UTC day of the last 14 days (oldest first) of `times`, as the charts count them.
 fn per_day(times: &[i64], now: i64) -> Vec<i64> {

@@ -510,81 +510,16 @@ dual_test!(the_demo_host_embeds_widgets_from_another_origin, |app| {
     handle.stop(false).await;
 });
 
-/// Headless Chromium through chromedriver, for the one test only a browser can show; runs when
-/// `IHF_TEST_BROWSER` is set (CI sets it).
+/// Headless Chromium through chromedriver (the browser suite's, `common::browser`), for the one
+/// test only a browser can show; runs when `IHF_TEST_BROWSER` is set (CI sets it).
 mod in_a_browser {
-    use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
-    use fantoccini::{Client, ClientBuilder, Locator};
+    use crate::common::browser::{browser, sign_in, wait_for};
+    use fantoccini::Locator;
     use ihf::db::Backend;
 
     use super::*;
-
-    struct Browser {
-        client: Client,
-        driver: Child,
-    }
-
-    impl Drop for Browser {
-        fn drop(&mut self) {
-            let _ = self.driver.kill();
-            let _ = self.driver.wait();
-        }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-    }
-
-    async fn browser() -> Browser {
-        let port = free_port();
-        let mut driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver must be installed (Debian: chromium-driver)");
-        let profile = std::env::temp_dir().join(format!("ihf-chromium-embed-{port}"));
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                    "--disable-sync", "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
-                ]
-            }),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..50 {
-            if let Ok(client) = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                return Browser { client, driver };
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let _ = driver.kill();
-        let _ = driver.wait();
-        panic!("could not start a browser session");
-    }
-
-    async fn wait_for(browser: &Client, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let html = browser.source().await.expect("page source");
-            if ready(&html) {
-                return html;
-            }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 
     /// The demo host page on one site (localhost) embeds a widget from another (127.0.0.1); a
     /// visitor writes inside the iframe; the widget's inbox shows it without a reload.
@@ -606,11 +541,7 @@ mod in_a_browser {
         let browser = browser().await;
         let b = &browser.client;
         // The operator watches the widget's feedback inbox.
-        b.goto(&app.url("/login")).await.expect("login");
-        b.find(Locator::Id("handle")).await.expect("handle").send_keys("olga").await.expect("type");
-        b.find(Locator::Id("password")).await.expect("password").send_keys(&logins["olga"]).await.expect("type");
-        b.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
-        wait_for(b, "sign-in", |html| html.contains("Sign out")).await;
+        sign_in(b, &app, "olga", &logins["olga"]).await;
         b.goto(&app.url("/hubs/checkout/widgets/cart-summary/inbox")).await.expect("inbox");
         wait_for(b, "the live stream", |html| html.contains("data-live-status=\"open\"")).await;
         let inbox = b.window().await.expect("window");

@@ -74,7 +74,7 @@ dual_test!(dashboard_fragment_is_the_page_content, |app| {
 dual_test!(dashboard_counts_match_the_database, |app| {
     let (client, _) = admin(&app).await;
     let hub_id = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
-    let since = ihf::db::now_ms() - 24 * 60 * 60 * 1000 + 60_000; // a minute of slack
+    let since = ihf::db::now_ms() - ihf::clock::DAY_MS + 60_000; // a minute of slack
     let widgets: Vec<(i64, String)> = sqlx::query_as("SELECT id, slug FROM widgets WHERE hub_id = $1")
         .bind(hub_id)
         .fetch_all(app.db.reader())

@@ -311,7 +311,7 @@ dual_test!(digests_group_per_person_and_hub, |app| {
     assert!(immediate.iter().all(|m| m.recipient_id == w.owner));
 
     let now = now_ms();
-    let day = 86_400_000;
+    let day = ihf::clock::DAY_MS;
     let digests = ihf::db::notifications::gather_digests(&app.db, now, day).await.unwrap();
     assert_eq!(digests.len(), 2, "one digest each for ana and bob");
     let carried = |digest: i64| {

@@ -121,7 +121,7 @@ async fn get_text(client: &reqwest::Client, url: &str) -> (u16, String) {
 
 dual_test!(exports_apply_the_triage_filters_and_the_access_policy, |app| {
     let f = fixture(&app.db).await;
-    let day = 24 * 60 * 60 * 1000;
+    let day = ihf::clock::DAY_MS;
     let jan_2 = 1_735_776_000_000; // 2025-01-02T00:00:00Z
     let a = annotate(&app.db, &f, f.cart, f.bug, "new", "Coupon field, \"eats\" my code", jan_2).await;
     let b = annotate(&app.db, &f, f.address, f.idea, "triaged", "=HYPERLINK(\"http://evil\")", jan_2 + day).await;

@@ -436,7 +436,7 @@ dual_test!(deliveries_give_up_after_a_day, |app| {
         .await
         .expect("webhook");
     // A delivery enqueued a day ago whose next attempt fails: it is given up, not retried.
-    let day_ago = ihf::db::now_ms() - 24 * 60 * 60 * 1000 - 1000;
+    let day_ago = ihf::db::now_ms() - ihf::clock::DAY_MS - 1000;
     sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, event, payload, next_attempt_at, created_at, attempts) VALUES ($1, 'annotation.created', '{}', $2, $2, 20)",
     )

@@ -19,7 +19,7 @@ use crate::error::AppError;
 pub struct AnonCsrf(pub String);
 
 /// How long a session lives without activity.
-pub const IDLE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+pub const IDLE_MS: i64 = 7 * crate::clock::DAY_MS;
 /// Activity is written at most this often per session.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
 

@@ -26,7 +26,7 @@ const BATCH: i64 = 16;
 /// How often due digests are gathered, at most.
 const DIGEST_CHECK: Duration = Duration::from_secs(60);
 /// How long a mail is retried before it is given up.
-const RETRY_FOR_MS: i64 = 24 * 60 * 60 * 1000;
+const RETRY_FOR_MS: i64 = crate::clock::DAY_MS;
 
 /// `List-Unsubscribe: <url>` (RFC 2369).
 #[derive(Debug, Clone)]

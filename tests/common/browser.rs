@@ -6,6 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use super::TestApp;
@@ -140,6 +141,16 @@ pub async fn sign_in(browser: &Client, app: &TestApp, handle: &str, password: &s
     browser.find(Locator::Id("password")).await.expect("password").send_keys(password).await.expect("type");
     browser.find(Locator::Css("form button[type=submit]")).await.expect("button").click().await.expect("submit");
     wait_for(browser, "signed in", |html| html.contains("Sign out")).await;
+}
+
+/// Types keys (`\u{E00C}` is Escape, `\u{E007}` Enter) with no element targeted: they go to
+/// whatever has the focus, as a person's would.
+pub async fn press(browser: &Client, keys: &str) {
+    let mut actions = KeyActions::new("keyboard".into());
+    for key in keys.chars() {
+        actions = actions.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    }
+    browser.perform_actions(actions).await.expect("keys");
 }
 
 /// Polls the page's HTML until `ready` holds (8 s at most).

@@ -110,7 +110,7 @@ fn push_filter(qb: &mut SqlBuilder, access: &HubAccess, hub_id: i64, f: &QueueFi
         qb.push(" AND cf.slug = ").push_bind(category.clone()).push(")");
     }
     if let Some(text) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        qb.push(" AND LOWER(a.body) LIKE LOWER(").push_bind(like_pattern(text)).push(") ESCAPE '\\'");
+        qb.push(" AND LOWER(a.body) LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '\\'");
     }
     if let Some(from) = f.from_ms {
         qb.push(" AND a.created_at >= ").push_bind(from);

@@ -48,14 +48,3 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(forms::post_attach)
         .service(forms::post_remove);
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpts_cut_on_characters() {
-        assert_eq!(excerpt("héllo world", 5), "héllo…");
-        assert_eq!(excerpt("short", 10), "short");
-    }
-}

@@ -1,0 +1,248 @@
+//! The demo's seed data: its people, customers, widgets, feedback texts and the mix of
+//! interaction events, as constant tables.
+
+pub(super) struct Person {
+    pub(super) handle: &'static str,
+    pub(super) name: &'static str,
+    pub(super) admin: bool,
+    /// (hub slug, role)
+    pub(super) roles: &'static [(&'static str, &'static str)],
+    pub(super) what: &'static str,
+}
+
+pub(super) const PEOPLE: &[Person] = &[
+    Person { handle: "admin", name: "Ada Admin", admin: true, roles: &[], what: "site administrator (sees every hub)" },
+    Person {
+        handle: "olga",
+        name: "Olga Operator",
+        admin: false,
+        roles: &[("checkout", "operator"), ("onboarding", "operator")],
+        what: "operator of both hubs",
+    },
+    Person {
+        handle: "tomas",
+        name: "Tomás Triage",
+        admin: false,
+        roles: &[("checkout", "triager")],
+        what: "triager of checkout",
+    },
+    Person {
+        handle: "tara",
+        name: "Tara Triage",
+        admin: false,
+        roles: &[("onboarding", "triager")],
+        what: "triager of onboarding",
+    },
+    Person {
+        handle: "wendy",
+        name: "Wendy Owner",
+        admin: false,
+        roles: &[("checkout", "annotator")],
+        what: "owns the payment form widget",
+    },
+    Person {
+        handle: "anna",
+        name: "Anna Annotator",
+        admin: false,
+        roles: &[("checkout", "annotator")],
+        what: "annotator in checkout",
+    },
+    Person {
+        handle: "ali",
+        name: "Ali Annotator",
+        admin: false,
+        roles: &[("onboarding", "annotator")],
+        what: "annotator in onboarding (no access to checkout)",
+    },
+];
+
+/// Customers who wrote feedback but cannot sign in.
+pub(super) const CUSTOMERS: &[&str] = &[
+    "Priya N.",
+    "Marcus L.",
+    "Sofia R.",
+    "Kenji T.",
+    "Amara O.",
+    "Lukas W.",
+    "Chloé B.",
+    "Diego M.",
+    "Hannah K.",
+    "Yusuf A.",
+    "Ingrid S.",
+    "Mateo G.",
+];
+
+pub(super) struct DemoWidget {
+    pub(super) hub: &'static str,
+    pub(super) slug: &'static str,
+    pub(super) name: &'static str,
+    pub(super) description: &'static str,
+    pub(super) scope: &'static str,
+    pub(super) owner: Option<&'static str>,
+}
+
+pub(super) const WIDGETS: &[DemoWidget] = &[
+    DemoWidget {
+        hub: "checkout",
+        slug: "cart-summary",
+        name: "Cart summary",
+        description: "The order summary beside every checkout step: items, discounts, shipping and total.",
+        scope: "public",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "payment-form",
+        name: "Payment form",
+        description: "Card, wallet and bank transfer entry, with 3-D Secure challenges.",
+        scope: "members",
+        owner: Some("wendy"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "promo-code",
+        name: "Promo code field",
+        description: "Where customers paste vouchers and gift codes.",
+        scope: "public",
+        owner: Some("wendy"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "address-autocomplete",
+        name: "Address autocomplete",
+        description: "Shipping address lookup as you type.",
+        scope: "members",
+        owner: Some("tomas"),
+    },
+    DemoWidget {
+        hub: "checkout",
+        slug: "fraud-review",
+        name: "Fraud review panel",
+        description: "Internal panel where risk analysts release held orders.",
+        scope: "private",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "signup-wizard",
+        name: "Sign-up wizard",
+        description: "The three-step sign-up: account, workspace, first project.",
+        scope: "public",
+        owner: Some("olga"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "workspace-invite",
+        name: "Workspace invite",
+        description: "Inviting teammates by email or link during onboarding.",
+        scope: "members",
+        owner: Some("tara"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "product-tour",
+        name: "Product tour",
+        description: "The guided tour shown on first sign-in.",
+        scope: "members",
+        owner: Some("tara"),
+    },
+    DemoWidget {
+        hub: "onboarding",
+        slug: "billing-setup",
+        name: "Billing setup",
+        description: "Plan choice and payment details at the end of the trial.",
+        scope: "private",
+        owner: Some("olga"),
+    },
+];
+
+/// Feedback texts: (widget, category, text); each text is about the widget it is written on.
+pub(super) const FEEDBACK: &[(&str, &str, &str)] = &[
+    ("cart-summary", "friction", "I had to scroll back up to find the total after changing the quantity."),
+    (
+        "cart-summary",
+        "friction",
+        "The shipping estimate only appears after I enter a postcode, so I can't compare options first.",
+    ),
+    ("payment-form", "friction", "Typing my card number, the field jumped to expiry before I finished the last group."),
+    ("payment-form", "friction", "Why do I have to re-enter my email here? I'm already signed in."),
+    ("promo-code", "friction", "The 'Apply' button is hidden on mobile until I close the keyboard."),
+    ("cart-summary", "friction", "It took me three tries to find where to remove an item from the cart."),
+    (
+        "address-autocomplete",
+        "friction",
+        "The address suggestions cover the 'Continue' button and I can't dismiss them.",
+    ),
+    (
+        "workspace-invite",
+        "friction",
+        "Invite by link expires after 24 hours, and nothing tells you that until it fails.",
+    ),
+    ("product-tour", "friction", "The tour keeps reopening every time I switch workspaces."),
+    ("billing-setup", "friction", "Choosing a plan resets the seat count I picked on the previous screen."),
+    ("signup-wizard", "friction", "Password rules are only shown after the form rejects my password."),
+    ("signup-wizard", "friction", "The wizard's back button loses everything I typed on step two."),
+    ("cart-summary", "bug", "The total shows €0.00 for a second after applying a discount, then corrects itself."),
+    ("payment-form", "bug", "3-D Secure popup opened behind the main window in Safari; the payment timed out."),
+    (
+        "promo-code",
+        "bug",
+        "Promo code SPRING24 says 'expired' but the email said it's valid until the end of the month.",
+    ),
+    (
+        "address-autocomplete",
+        "bug",
+        "Autocomplete suggested a street in another city with the same name and I didn't notice.",
+    ),
+    ("payment-form", "bug", "After the payment failed, my cart was empty when I came back."),
+    ("fraud-review", "bug", "Held orders released from the panel still show as 'on hold' until I refresh."),
+    ("workspace-invite", "bug", "Invitation emails to addresses with a plus sign never arrive."),
+    ("product-tour", "bug", "The tour highlights a button that no longer exists on the new dashboard."),
+    ("signup-wizard", "bug", "Clicking 'Next' twice quickly created two workspaces."),
+    ("payment-form", "bug", "Card brand icon shows Visa for my Mastercard."),
+    ("promo-code", "bug", "Gift code accepted, but the amount wasn't deducted from the total."),
+    ("cart-summary", "idea", "Show the delivery date instead of 'ships in 2–4 days'."),
+    ("payment-form", "idea", "Let me save the card for next time without creating an account."),
+    (
+        "address-autocomplete",
+        "idea",
+        "Paste a whole address from the clipboard and split it into fields automatically.",
+    ),
+    (
+        "fraud-review",
+        "idea",
+        "A keyboard shortcut to approve the held order and jump to the next one would save us hours.",
+    ),
+    ("workspace-invite", "idea", "Offer to import teammates from our Google Workspace directory."),
+    ("product-tour", "idea", "Let me skip the tour and find it later under Help."),
+    ("billing-setup", "idea", "Show how much I save per year on the annual plan right on the toggle."),
+    ("payment-form", "idea", "Apple Pay on desktop Safari, please."),
+    ("promo-code", "idea", "Remember the promo code if I leave and come back within the hour."),
+    ("fraud-review", "idea", "Group risk signals by customer so repeat buyers don't look suspicious."),
+    ("cart-summary", "praise", "Checkout took less than a minute. Love the one-page layout."),
+    ("address-autocomplete", "praise", "The address lookup found my rural address, which most sites never do."),
+    ("cart-summary", "praise", "Clear breakdown of taxes and fees. No surprises at the end."),
+    ("workspace-invite", "praise", "Invites were instant and the link worked on my phone."),
+    ("product-tour", "praise", "The product tour was short and actually useful."),
+    ("signup-wizard", "praise", "Really like that the wizard saves progress if I close the tab."),
+    ("fraud-review", "praise", "The new fraud panel is so much faster than the old spreadsheet."),
+    ("payment-form", "question", "Is my card stored by you or by the payment provider?"),
+    ("promo-code", "question", "Can I use two promo codes on one order?"),
+    ("signup-wizard", "question", "Does the workspace name have to be unique across all companies?"),
+    ("billing-setup", "question", "What happens to my data if I don't pick a plan before the trial ends?"),
+    ("fraud-review", "question", "Why is the order held? The panel doesn't say which rule fired."),
+    ("address-autocomplete", "question", "Can I change the shipping address after paying?"),
+    ("product-tour", "question", "Is there a way to restart the tour?"),
+];
+
+pub(super) const EVENT_KINDS: &[(&str, usize)] = &[
+    ("view", 40),
+    ("click", 28),
+    ("hover", 8),
+    ("scroll", 8),
+    ("input", 7),
+    ("submit", 4),
+    ("error", 2),
+    ("rage_click", 2),
+    ("dead_click", 1),
+];
