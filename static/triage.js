@@ -148,8 +148,9 @@
     if (!toast) return;
     if (dialog() && dialog().open) closeDialog();
     clearTimeout(toastTimer);
-    // The server honours the undo token for 10 s (plus a little slack); the button goes with it.
-    toastTimer = setTimeout(function () { toast.innerHTML = ""; }, 10000);
+    // The server honours the undo token for its window (data-undo-ms, from UNDO_MS, plus a
+    // little slack); the button goes with it.
+    toastTimer = setTimeout(function () { toast.innerHTML = ""; }, Number(toast.getAttribute("data-undo-ms")));
     uncover();
   }
 
