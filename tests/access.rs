@@ -77,6 +77,50 @@ dual_test!(the_role_matrix_for_hub_pages_and_streams, |app| {
     }
 });
 
+/// Whether who asks meets a need.
+type Meets = fn(Who) -> bool;
+
+dual_test!(the_hub_extractor_checks_each_need, |app| {
+    let logins = app.seed_demo().await;
+    let candidate = app
+        .scalar(
+            "SELECT MIN(id) FROM requirement_candidates WHERE hub_id = (SELECT id FROM hubs WHERE slug = 'checkout')",
+        )
+        .await;
+    let propose = format!("/hubs/checkout/candidates/{candidate}/evidence/search?q=checkout");
+    // One GET per need (`web::access::InHub<N>`), and who meets it.
+    let needs: [(&str, &str, Meets); 5] = [
+        ("View", "/hubs/checkout", |who| !matches!(who, Who::Anonymous | Who::OtherHubMember)),
+        ("Triage", "/hubs/checkout/triage", |who| matches!(who, Who::Triager | Who::Operator | Who::Admin)),
+        ("Propose", &propose, |who| matches!(who, Who::Triager | Who::Operator | Who::Admin)),
+        ("Export", "/hubs/checkout/export", |who| matches!(who, Who::Triager | Who::Operator | Who::Admin)),
+        ("Manage", "/hubs/checkout/settings", |who| matches!(who, Who::Operator | Who::Admin)),
+    ];
+    for who in EVERYONE {
+        let client = client_for(&app, &logins, who).await;
+        for (need, path, meets) in &needs {
+            let expected = match who {
+                _ if meets(who) => 200,
+                Who::Anonymous => 401,
+                _ => 403,
+            };
+            assert_eq!(status(&client, &app, path).await, expected, "{who:?} GET {path} ({need})");
+            // An unknown hub is 404 for everybody, before any need.
+            let unknown = path.replace("/hubs/checkout", "/hubs/no-such-hub");
+            assert_eq!(status(&client, &app, &unknown).await, 404, "{who:?} GET {unknown}");
+        }
+    }
+    // An archived hub is 404 too, even for its operators and the administrators.
+    let hub = app.scalar("SELECT id FROM hubs WHERE slug = 'checkout'").await;
+    ihf::db::settings::set_hub_archived(&app.db, hub, true).await.expect("archive");
+    for who in [Who::Operator, Who::Admin] {
+        let client = client_for(&app, &logins, who).await;
+        for (_, path, _) in &needs {
+            assert_eq!(status(&client, &app, path).await, 404, "{who:?} GET {path} of an archived hub");
+        }
+    }
+});
+
 dual_test!(private_widgets_are_for_their_owner_and_staff, |app| {
     let logins = app.seed_demo().await;
     let private_annotations: Vec<String> = sqlx::query_scalar(

@@ -11,7 +11,7 @@ use crate::db::StoreError;
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::hubs::Hub;
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 
@@ -28,12 +28,6 @@ struct ApiKeysPage {
     error: Option<String>,
     /// A key just made: shown this once.
     created: Option<String>,
-}
-
-async fn operator_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
-    let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
-    access::require(access.can_manage(), &chrome.viewer)?;
-    Ok((hub, chrome.in_hub(&access)))
 }
 
 async fn show(
@@ -54,11 +48,11 @@ async fn show(
 #[get("/hubs/{hub_slug}/settings/api-keys")]
 async fn index(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = operator_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     show(&state, hub, chrome, htmx, StatusCode::OK, (String::new(), None, None)).await
 }
 
@@ -71,12 +65,12 @@ struct NewKeyForm {
 #[post("/hubs/{hub_slug}/settings/api-keys")]
 async fn create(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<NewKeyForm>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = operator_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let name = form.name.trim().to_owned();
     let problem = if name.is_empty() {
         Some("Give the key a name, e.g. where it is used.".to_owned())
@@ -99,11 +93,12 @@ async fn create(
 async fn revoke(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, chrome) = operator_hub(&state, &slug, chrome).await?;
+    let (_, id) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     match api_keys::revoke(&state.db, hub.id, id).await {
         Ok(()) => tracing::info!(hub = hub.id, key_id = id, actor_id = chrome.viewer.actor_id, "API key revoked"),
         Err(StoreError::NotFound) => return Err(AppError::NotFound("API key")),

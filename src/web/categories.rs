@@ -11,7 +11,7 @@ use crate::db::StoreError;
 use crate::db::categories::{self, Category, CategoryFields, PALETTE};
 use crate::db::hubs::Hub;
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
@@ -118,13 +118,6 @@ struct CategoriesPage {
     new: CategoryForm,
 }
 
-/// The hub, for viewers who may manage it (others: 401/403).
-async fn managed_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
-    let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
-    access::require(access.can_manage(), &chrome.viewer)?;
-    Ok((hub, chrome.in_hub(&access)))
-}
-
 /// Renders the page, with `edited` replacing its row (or the new-category form) as typed.
 async fn page(
     state: &AppState,
@@ -158,11 +151,11 @@ fn back(htmx: Htmx, hub: &Hub) -> HttpResponse {
 #[get("/hubs/{hub_slug}/settings/categories")]
 async fn settings(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     page(&state, chrome, htmx, hub, None).await
 }
 
@@ -200,12 +193,12 @@ async fn save(
 #[post("/hubs/{hub_slug}/settings/categories")]
 async fn create(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<CategoryInput>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let (form, position) = validate(None, false, form.into_inner());
     save(&state, chrome, htmx, hub, form, position).await
 }
@@ -215,11 +208,12 @@ async fn update(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<CategoryInput>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &slug, chrome).await?;
+    let (_, id) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let current = categories::list(&state.db, hub.id, true)
         .await?
         .into_iter()
@@ -242,7 +236,8 @@ async fn archive(
         "restore" => false,
         _ => return Err(AppError::NotFound("page")),
     };
-    let (hub, _) = managed_hub(&state, &slug, chrome).await?;
+    // The action first: an unknown one is 404 for everybody.
+    let InHub { hub, .. } = InHub::<Manage>::resolve(&state, &slug, &chrome.viewer).await?;
     match categories::set_archived(&state.db, hub.id, id, archived).await {
         Ok(()) => Ok(back(htmx, &hub)),
         Err(crate::db::StoreError::NotFound) => Err(AppError::NotFound("category")),

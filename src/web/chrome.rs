@@ -74,6 +74,11 @@ impl Chrome {
     }
 }
 
+/// The request's viewer: the session's person, or anonymous.
+pub fn viewer(req: &HttpRequest) -> Viewer {
+    req.extensions().get::<crate::auth::Session>().map(|session| session.viewer.clone()).unwrap_or_default()
+}
+
 impl FromRequest for Chrome {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;

@@ -14,10 +14,11 @@ use crate::db::hubs::Hub;
 use crate::db::widgets::{self, WidgetStats};
 use crate::error::AppError;
 use crate::live::{self, Region};
+use crate::web::access::{InHub, View};
 use crate::web::charts::{self, HubCharts, Sparkline};
 use crate::web::chrome::Chrome;
+use crate::web::region;
 use crate::web::render::{self, Htmx};
-use crate::web::{access, region};
 /// How many interaction signals the dashboard shows.
 pub const SIGNALS: i64 = 20;
 /// Annotations per page of the feed.
@@ -126,11 +127,10 @@ pub async fn load_feed(state: &AppState, hub: &Hub, viewer: &Viewer) -> Result<F
 #[get("/hubs/{hub_slug}")]
 async fn dashboard(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let chrome = chrome.in_hub(&access);
     let since = state.feed.current_seq();
     let (widgets, signals, feed) = tokio::try_join!(
@@ -161,11 +161,10 @@ async fn dashboard(
 #[get("/hubs/{hub_slug}/widgets-panel")]
 async fn widgets_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let panel = load_widgets(&state, &hub, &chrome.viewer).await?;
     region::respond(htmx, chrome.titled(format!("{} · widgets", hub.name)), &panel)
 }
@@ -173,11 +172,10 @@ async fn widgets_region(
 #[get("/hubs/{hub_slug}/signals")]
 async fn signals_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let panel = load_signals(&state, &hub).await?;
     region::respond(htmx, chrome.titled(format!("{} · signals", hub.name)), &panel)
 }
@@ -190,12 +188,11 @@ struct FeedQuery {
 #[get("/hubs/{hub_slug}/feed")]
 async fn feed_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<FeedQuery>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let chrome = chrome.titled(format!("{} · feedback", hub.name));
     match query.before.as_deref() {
         None => {

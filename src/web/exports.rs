@@ -21,7 +21,7 @@ use crate::db::exports::{self, AnnotationFilter, ExportRow};
 use crate::db::hubs::Hub;
 use crate::db::{StoreError, annotations, categories, widgets};
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{Export, InHub};
 use crate::web::chrome::Chrome;
 use crate::web::format::iso;
 use crate::web::input;
@@ -203,8 +203,8 @@ async fn export(
         "jsonl" => (Format::JsonLines, "application/x-ndjson; charset=utf-8"),
         _ => return Err(AppError::NotFound("export format")),
     };
-    let (hub, access) = access::hub(&state, &hub_slug, &chrome.viewer).await?;
-    access::require(access.can_export(), &chrome.viewer)?;
+    // The format first: an unknown one is 404 for everybody.
+    let InHub { hub, .. } = InHub::<Export>::resolve(&state, &hub_slug, &chrome.viewer).await?;
     let filter = resolve(&state, &hub, &query).await?;
     let widget_part = non_empty(&query.widget).map(|w| format!("-{w}")).unwrap_or_default();
     let extension = if format == Format::Csv { "csv" } else { "jsonl" };
@@ -243,12 +243,10 @@ struct ExportPage {
 #[get("/hubs/{hub_slug}/export")]
 async fn export_form(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Export>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = access::hub(&state, &path, &chrome.viewer).await?;
-    access::require(access.can_export(), &chrome.viewer)?;
     let widgets = widgets::list_for_hub(&state.db, hub.id).await?;
     let categories = categories::list(&state.db, hub.id, true).await?;
     let chrome = chrome.titled(format!("Export · {}", hub.name)).in_hub(&access);

@@ -8,10 +8,9 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::audit::{BUNDLE_FORMAT, BundleHeader};
-use crate::db::hubs::Hub;
 use crate::db::{StoreError, ledger, ledger_tree};
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{self, InHub, View};
 use crate::web::chrome::Chrome;
 
 /// Ledger entries read per database round trip while writing a bundle.
@@ -26,12 +25,6 @@ fn text(body: String) -> HttpResponse {
 
 fn json<T: serde::Serialize>(value: &T) -> HttpResponse {
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(value)
-}
-
-/// The hub (the viewer must be a member) and the instance's log identity.
-async fn log_of(state: &AppState, slug: &str, chrome: &Chrome) -> Result<(Hub, ledger_tree::LogIdentity), AppError> {
-    let (hub, _) = access::member_hub(state, slug, &chrome.viewer).await?;
-    Ok((hub, ledger_tree::identity(&state.db).await?))
 }
 
 /// The verifier key of the hub's checkpoints, `<origin>+<key id>+<key>`: pin it. Public, with
@@ -51,10 +44,9 @@ async fn key(state: web::Data<AppState>, path: web::Path<String>, chrome: Chrome
 #[get("/hubs/{hub_slug}/ledger/checkpoint")]
 async fn checkpoint(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = log_of(&state, &path, &chrome).await?;
     let mut tx = state.db.begin_as(chrome.viewer.actor_id).await?;
     let size = ledger_tree::signed_size(&mut *tx, hub.id).await?;
     let note = ledger_tree::checkpoint_note(&mut tx, hub.id, size).await?;
@@ -73,11 +65,11 @@ struct InclusionQuery {
 #[get("/hubs/{hub_slug}/ledger/proof/inclusion")]
 async fn inclusion(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<InclusionQuery>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, identity) = log_of(&state, &path, &chrome).await?;
+    let identity = ledger_tree::identity(&state.db).await?;
     let mut tx = state.db.begin_as(chrome.viewer.actor_id).await?;
     let answer = ledger_tree::prove_inclusion(&mut tx, &identity, hub.id, &hub.slug, query.seq, query.size).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -95,11 +87,11 @@ struct ConsistencyQuery {
 #[get("/hubs/{hub_slug}/ledger/proof/consistency")]
 async fn consistency(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<ConsistencyQuery>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, identity) = log_of(&state, &path, &chrome).await?;
+    let identity = ledger_tree::identity(&state.db).await?;
     let mut tx = state.db.begin_as(chrome.viewer.actor_id).await?;
     let answer = ledger_tree::prove_consistency(&mut tx, &identity, hub.id, &hub.slug, query.from, query.to).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -109,8 +101,12 @@ async fn consistency(
 /// The audit bundle: a header with the newest checkpoint and the key, then the entries it
 /// covers, streamed page by page (see [`crate::audit`]).
 #[get("/hubs/{hub_slug}/ledger/bundle")]
-async fn bundle(state: web::Data<AppState>, path: web::Path<String>, chrome: Chrome) -> Result<HttpResponse, AppError> {
-    let (hub, identity) = log_of(&state, &path, &chrome).await?;
+async fn bundle(
+    state: web::Data<AppState>,
+    InHub { hub, .. }: InHub<View>,
+    chrome: Chrome,
+) -> Result<HttpResponse, AppError> {
+    let identity = ledger_tree::identity(&state.db).await?;
     let actor = chrome.viewer.actor_id;
     let mut tx = state.db.begin_as(actor).await?;
     let size = ledger_tree::signed_size(&mut *tx, hub.id).await?;

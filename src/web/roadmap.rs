@@ -16,7 +16,7 @@ use crate::db::roadmap::{self, RoadmapItem};
 use crate::db::widgets;
 use crate::error::AppError;
 use crate::live::{self, Region};
-use crate::web::access;
+use crate::web::access::{self, InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::markup::escape;
 use crate::web::render::{self, Htmx};
@@ -108,12 +108,9 @@ struct VisibilityForm {
 #[post("/hubs/{hub_slug}/roadmap/visibility")]
 async fn set_visibility(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<VisibilityForm>,
-    chrome: Chrome,
+    InHub { hub, .. }: InHub<Manage>,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = access::hub(&state, &path, &chrome.viewer).await?;
-    access::require(access.can_manage(), &chrome.viewer)?;
     roadmap::set_public(&state.db, hub.id, form.public.as_deref() == Some("1")).await?;
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/hubs/{}/roadmap", hub.slug))).finish())
 }

@@ -32,6 +32,7 @@ use crate::db::triage::{self, TriageRow};
 use crate::db::widgets::{self, Widget};
 use crate::error::AppError;
 use crate::live::{self, Region};
+use crate::web::access::{InHub, Triage};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
 use crate::web::{access, region};
@@ -155,13 +156,6 @@ struct TriagePage {
     queue: TriageQueue,
     counts: TriageCounts,
     can_manage: bool,
-}
-
-/// The hub, for viewers who may triage it (others: 401/403).
-async fn triage_hub(state: &AppState, slug: &str, viewer: &Viewer) -> Result<(Hub, HubAccess), AppError> {
-    let (hub, access) = access::hub(state, slug, viewer).await?;
-    access::require(access.can_triage(), viewer)?;
-    Ok((hub, access))
 }
 
 /// The hub and filters of a live triage region, for viewers who may still triage it.
@@ -289,8 +283,8 @@ fn counts_panel(hub: &Hub, counts: &triage::QueueCounts, categories: &[Category]
 async fn board(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<FilterParams>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
@@ -301,7 +295,6 @@ async fn board(
     } else {
         htmx
     };
-    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let filter = Filter::parse(query.into_inner())?;
     // Before loading: a change made while the page renders is then sent when the stream opens.
     let since = state.feed.current_seq();
@@ -340,12 +333,11 @@ struct QueueQuery {
 #[get("/hubs/{hub_slug}/triage/queue")]
 async fn queue_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<QueueQuery>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let query = query.into_inner();
     let filter = Filter::parse(query.filter)?;
     let chrome = chrome.titled(format!("{} · triage queue", hub.name));
@@ -369,12 +361,11 @@ async fn queue_region(
 #[get("/hubs/{hub_slug}/triage/counts")]
 async fn counts_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<FilterParams>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let filter = Filter::parse(query.into_inner())?;
     let counts = load_counts(&state, &hub, &access, &filter).await?;
     region::respond(htmx, chrome.titled(format!("{} · triage counts", hub.name)), &counts)

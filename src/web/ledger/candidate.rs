@@ -16,11 +16,12 @@ use crate::db::hubs::Hub;
 use crate::error::AppError;
 use crate::governance::{DraftErrors, Status};
 use crate::live::{self, Region};
+use crate::web::access::{InHub, Propose, View};
 use crate::web::chrome::Chrome;
 use crate::web::input;
 use crate::web::login::redirect;
+use crate::web::region;
 use crate::web::render::{self, Htmx};
-use crate::web::{access, region};
 
 /// Most annotations the evidence picker offers.
 const PICKER_LIMIT: i64 = 10;
@@ -268,11 +269,11 @@ pub(super) async fn show_candidate(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     query: web::Query<CandidateQuery>,
+    InHub { hub, access: hub_access, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, hub_access) = access::member_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let CandidateQuery { q, remove } = query.into_inner();
     let forms = Forms {
         picker_query: input::search(q.as_deref())?,
@@ -291,11 +292,11 @@ pub(super) async fn show_candidate(
 pub(super) async fn head_region(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, _) = access::member_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let head = load_head(&state, &hub, &chrome.viewer, id).await?;
     region::respond(htmx, chrome.titled(head.candidate.title.clone()), &head)
 }
@@ -304,11 +305,11 @@ pub(super) async fn head_region(
 pub(super) async fn evidence_region(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, access: hub_access, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, hub_access) = access::member_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let panel = load_evidence(&state, &hub, &hub_access, &chrome.viewer, id).await?;
     region::respond(htmx, chrome.titled(format!("{} · evidence", candidate.title)), &panel)
@@ -318,11 +319,11 @@ pub(super) async fn evidence_region(
 pub(super) async fn history_region(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, _) = access::member_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let panel = load_history(&state, &hub, &chrome.viewer, id).await?;
     region::respond(htmx, chrome.titled(format!("{} · history", candidate.title)), &panel)
@@ -339,10 +340,10 @@ pub(super) async fn evidence_search(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     query: web::Query<PickerQuery>,
+    InHub { hub, .. }: InHub<Propose>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, _, _) = proposer(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let q = input::search(Some(&query.q))?;
     let results = candidates::evidence_candidates(&state.db, &chrome.viewer, hub.id, id, &q, PICKER_LIMIT).await?;
@@ -353,12 +354,4 @@ pub(super) async fn evidence_search(
         query: q,
         results,
     })
-}
-
-/// The hub and the viewer's access, for a form only triagers and operators may send.
-pub(super) async fn proposer(state: &AppState, slug: &str, viewer: &Viewer) -> Result<(Hub, HubAccess, i64), AppError> {
-    let (hub, hub_access) = access::member_hub(state, slug, viewer).await?;
-    access::require(hub_access.can_propose(), viewer)?;
-    let actor = hub_access.actor_id.ok_or(AppError::Unauthorized)?;
-    Ok((hub, hub_access, actor))
 }

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::Viewer;
 use crate::db::StoreError;
+use crate::db::hubs::Hub;
 use crate::db::ledger::{self, LedgerEntry};
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{InHub, View};
 use crate::web::chrome::Chrome;
 
 /// Ledger entries read per database round trip while exporting.
@@ -93,8 +94,7 @@ fn spreadsheet_field(value: &str) -> String {
 }
 
 /// Streams a hub's chain page by page, so memory stays flat however long the chain is.
-async fn export(state: &AppState, slug: &str, viewer: &Viewer, format: Format) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(state, slug, viewer).await?;
+fn export(state: &AppState, hub: &Hub, viewer: &Viewer, format: Format) -> HttpResponse {
     let (db, hub_id, actor) = (state.db.clone(), hub.id, viewer.actor_id);
     let header = match format {
         Format::JsonLines => String::new(),
@@ -126,20 +126,20 @@ async fn export(state: &AppState, slug: &str, viewer: &Viewer, format: Format) -
         Format::Csv { .. } => ("text/csv; charset=utf-8", "csv"),
     };
     let disposition = format!("attachment; filename=\"{}-ledger.{extension}\"", hub.slug);
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::CONTENT_DISPOSITION, disposition))
-        .streaming(body))
+        .streaming(body)
 }
 
 #[get("/hubs/{hub_slug}/ledger.jsonl")]
 pub(super) async fn export_jsonl(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
-) -> Result<HttpResponse, AppError> {
-    export(&state, &path, &chrome.viewer, Format::JsonLines).await
+) -> HttpResponse {
+    export(&state, &hub, &chrome.viewer, Format::JsonLines)
 }
 
 #[derive(Deserialize)]
@@ -160,7 +160,9 @@ pub(super) async fn export_csv(
         Some("1" | "true") => true,
         Some(_) => return Err(AppError::BadRequest("exact is 1 or 0".into())),
     };
-    export(&state, &path, &chrome.viewer, Format::Csv { exact }).await
+    // After the query: a malformed one is 400 for everybody.
+    let InHub { hub, .. } = InHub::<View>::resolve(&state, &path, &chrome.viewer).await?;
+    Ok(export(&state, &hub, &chrome.viewer, Format::Csv { exact }))
 }
 
 #[cfg(test)]

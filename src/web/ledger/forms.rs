@@ -5,12 +5,12 @@
 use actix_web::{HttpResponse, post, web};
 use serde::Deserialize;
 
-use super::candidate::{DecideForm, EditForm, Forms, RemoveForm, answer, candidate_in, proposer};
+use super::candidate::{DecideForm, EditForm, Forms, RemoveForm, answer, candidate_in};
 use crate::AppState;
 use crate::domain::DomainError;
 use crate::error::AppError;
 use crate::governance::{self, Decide, DraftErrors, Edit, Edited, Reason, Status, lifecycle};
-use crate::web::access;
+use crate::web::access::{self, InHub, Propose};
 use crate::web::chrome::Chrome;
 use crate::web::render::Htmx;
 
@@ -29,11 +29,11 @@ pub(super) async fn post_edit(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<EditInput>,
+    InHub { hub, access: hub_access, .. }: InHub<Propose>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, hub_access, _) = proposer(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let EditInput { title, statement, reason } = form.into_inner();
     let refuse = |reason: &str, errors: DraftErrors, error: Option<String>| Forms {
@@ -89,12 +89,11 @@ pub(super) async fn post_decide(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<DecideInput>,
+    InHub { hub, access: hub_access, .. }: InHub<access::Decide>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, hub_access) = access::member_hub(&state, &slug, &chrome.viewer).await?;
-    access::require(hub_access.can_decide(), &chrome.viewer)?;
+    let (_, id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let current = candidate.lifecycle();
     let DecideInput { from, to, rationale } = form.into_inner();
@@ -141,11 +140,11 @@ pub(super) async fn post_attach(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<AttachInput>,
+    InHub { hub, access: hub_access, .. }: InHub<Propose>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, hub_access, _) = proposer(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let AttachInput { annotation_id, q } = form.into_inner();
     let result = match annotation_id {
@@ -173,11 +172,11 @@ pub(super) async fn post_remove(
     state: web::Data<AppState>,
     path: web::Path<(String, i64, i64)>,
     form: web::Form<RemoveInput>,
+    InHub { hub, access: hub_access, .. }: InHub<Propose>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id, annotation_id) = path.into_inner();
-    let (hub, hub_access, _) = proposer(&state, &slug, &chrome.viewer).await?;
+    let (_, id, annotation_id) = path.into_inner();
     let candidate = candidate_in(&state, &hub, &chrome.viewer, id).await?;
     let typed = form.into_inner().reason;
     let result = match Reason::required(

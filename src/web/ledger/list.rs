@@ -15,11 +15,12 @@ use crate::db::ledger_tree::{self, HeadVerdict};
 use crate::error::AppError;
 use crate::governance::{self, Draft, DraftErrors, Status};
 use crate::live::{self, Region};
+use crate::web::access::{InHub, Propose, View};
 use crate::web::chrome::Chrome;
 use crate::web::input;
 use crate::web::login::redirect;
+use crate::web::region;
 use crate::web::render::{self, Htmx};
-use crate::web::{access, region};
 
 /// Most candidates the list shows at once (newest changes first).
 pub const LIST_LIMIT: i64 = 200;
@@ -175,12 +176,11 @@ async fn ledger_page(
 #[get("/hubs/{hub_slug}/ledger")]
 pub(super) async fn ledger_index(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<ListQuery>,
+    InHub { hub, access: hub_access, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, hub_access) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let (status, q) = query.parse()?;
     let page = ledger_page(&state, chrome, hub, &hub_access, status, &q, ProposeForm::default()).await?;
     render::page(htmx, &page, |p| p.as_content().render())
@@ -189,12 +189,11 @@ pub(super) async fn ledger_index(
 #[get("/hubs/{hub_slug}/ledger/list")]
 pub(super) async fn list_region(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<ListQuery>,
+    InHub { hub, .. }: InHub<View>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, _) = access::member_hub(&state, &path, &chrome.viewer).await?;
     let (status, q) = query.parse()?;
     let list = load_list(&state, &hub, &chrome.viewer, status, &q).await?;
     region::respond(htmx, chrome.titled(format!("{} · candidates", hub.name)), &list)
@@ -211,13 +210,11 @@ pub(super) struct ProposeInput {
 #[post("/hubs/{hub_slug}/candidates")]
 pub(super) async fn post_propose(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<ProposeInput>,
+    InHub { hub, access: hub_access, .. }: InHub<Propose>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, hub_access) = access::member_hub(&state, &path, &chrome.viewer).await?;
-    access::require(hub_access.can_propose(), &chrome.viewer)?;
     let draft = match Draft::parse(&form.title, &form.statement) {
         Ok(draft) => draft,
         Err(errors) => {

@@ -7,13 +7,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::forms::FieldErrors;
-use super::managed_hub;
 use crate::AppState;
 use crate::access::Role;
 use crate::db::hubs::Hub;
 use crate::db::settings::{self, Member, MembershipChange};
 use crate::db::{StoreError, actors};
 use crate::error::AppError;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
@@ -81,23 +81,23 @@ fn members_url(hub: &Hub) -> String {
 #[get("/hubs/{hub_slug}/settings/members")]
 async fn list(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     render(&state, chrome, htmx, StatusCode::OK, hub, Feedback::default()).await
 }
 
 #[post("/hubs/{hub_slug}/settings/members")]
 async fn add(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<AddForm>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let form = form.into_inner();
     let mut errors = FieldErrors::default();
     let handle = form.handle.trim();
@@ -157,7 +157,9 @@ async fn change(
     actor_id: i64,
     role: Option<Role>,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(state, hub_slug, chrome).await?;
+    // Called after the form is read: an unknown role is 400 for everybody.
+    let InHub { hub, access, .. } = InHub::<Manage>::resolve(state, hub_slug, &chrome.viewer).await?;
+    let chrome = chrome.in_hub(&access);
     match settings::change_member(&state.db, hub.id, actor_id, role.map(Role::as_str)).await? {
         MembershipChange::Done => {
             tracing::info!(

@@ -16,20 +16,11 @@ pub mod witnesses;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 
-use crate::AppState;
 use crate::db::hubs::Hub;
 use crate::error::AppError;
-use crate::web::access;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::render::{self, Htmx};
-
-/// The hub `slug` for viewers who may manage it (operators and administrators), with the
-/// chrome showing their role in it.
-pub async fn managed_hub(state: &AppState, slug: &str, chrome: Chrome) -> Result<(Hub, Chrome), AppError> {
-    let (hub, access) = access::hub(state, slug, &chrome.viewer).await?;
-    access::require(access.can_manage(), &chrome.viewer)?;
-    Ok((hub, chrome.in_hub(&access)))
-}
 
 /// Tells htmx to show `url` in the address bar: a create form answers with the new thing's
 /// page (its secret shown once), which lives at another URL than the one posted to.
@@ -55,13 +46,12 @@ struct CreatedQuery {
 
 #[get("/hubs/{hub_slug}/settings")]
 async fn index(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
     query: web::Query<CreatedQuery>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let notice = query.created.as_ref().map(|_| "Hub created. Next: add its widgets and members.");
     let page = IndexPage { chrome: chrome.titled(format!("{} · settings", hub.name)), hub, notice };
     render::page(htmx, &page, |p| p.as_content().render())

@@ -6,12 +6,12 @@ use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 
 use super::forms::FieldErrors;
-use super::managed_hub;
 use crate::AppState;
 use crate::db::StoreError;
 use crate::db::hubs::Hub;
 use crate::db::webhooks::{self, Delivery, EVENTS, Webhook, WebhookSummary};
 use crate::error::AppError;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
@@ -112,23 +112,23 @@ async fn webhook_of(state: &AppState, hub: &Hub, id: i64) -> Result<Webhook, App
 #[get("/hubs/{hub_slug}/settings/webhooks")]
 async fn list(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     list_page(&state, chrome, htmx, StatusCode::OK, hub, WebhookForm::default(), FieldErrors::default()).await
 }
 
 #[post("/hubs/{hub_slug}/settings/webhooks")]
 async fn create(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     pairs: web::Form<Vec<(String, String)>>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let form = WebhookForm::from_pairs(pairs.into_inner());
     let mut errors = FieldErrors::default();
     let url = errors.check("url", guard::check_url(&form.url, state.config.webhook_allow_private).await);
@@ -163,11 +163,12 @@ async fn create(
 async fn detail(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, id) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, id) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let webhook = webhook_of(&state, &hub, id).await?;
     detail_page(&state, chrome, htmx, StatusCode::OK, hub, webhook, None).await
 }
@@ -176,11 +177,12 @@ async fn detail(
 async fn archive(
     state: web::Data<AppState>,
     path: web::Path<(String, i64, String)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, id, action) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, id, action) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let webhook = webhook_of(&state, &hub, id).await?;
     webhooks::set_archived(&state.db, hub.id, webhook.id, action == "archive").await?;
     tracing::info!(
@@ -197,11 +199,12 @@ async fn archive(
 async fn replay(
     state: web::Data<AppState>,
     path: web::Path<(String, i64, i64)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, id, delivery_id) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, id, delivery_id) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let webhook = webhook_of(&state, &hub, id).await?;
     match webhooks::replay(&state.db, hub.id, webhook.id, delivery_id).await {
         Ok(new_id) => {

@@ -7,7 +7,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::forms::{self, FieldErrors};
-use super::managed_hub;
 use crate::AppState;
 use crate::access::WidgetScope;
 use crate::db::StoreError;
@@ -15,6 +14,7 @@ use crate::db::hubs::Hub;
 use crate::db::settings::{self, Member, WidgetFields, WidgetListing};
 use crate::db::widgets::{self, NewWidget, Widget};
 use crate::error::AppError;
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
@@ -215,11 +215,11 @@ fn slug_taken(slug: &str) -> FieldErrors {
 #[get("/hubs/{hub_slug}/settings/widgets")]
 async fn list(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let widgets = settings::widgets(&state.db, hub.id).await?;
     let page = ListPage { chrome: chrome.titled(format!("Widgets · {} · settings", hub.name)), hub, widgets };
     render::page(htmx, &page, |p| p.as_content().render())
@@ -229,11 +229,11 @@ async fn list(
 async fn new_form(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let members = settings::members(&state.db, hub.id).await?;
     WidgetPage::new(&req, chrome, hub, None, members).respond(htmx, StatusCode::OK)
 }
@@ -242,12 +242,12 @@ async fn new_form(
 async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<WidgetForm>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let members = settings::members(&state.db, hub.id).await?;
     let form = form.into_inner();
     let valid = match validate(&form, &members) {
@@ -290,11 +290,12 @@ async fn edit_form(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<SavedQuery>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, widget_slug) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     let members = settings::members(&state.db, hub.id).await?;
     let mut page = WidgetPage::new(&req, chrome, hub, Some(widget), members);
@@ -308,11 +309,12 @@ async fn update(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: web::Form<WidgetForm>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, widget_slug) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     let members = settings::members(&state.db, hub.id).await?;
     let form = form.into_inner();
@@ -352,11 +354,12 @@ async fn rotate_secret(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, widget_slug) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, widget_slug) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let mut widget = widget_of(&state, &hub, &widget_slug).await?;
     let secret = settings::rotate_embed_secret(&state.db, hub.id, widget.id).await?;
     tracing::info!(hub = hub.slug, widget = widget.slug, actor = chrome.viewer.actor_id, "embed secret rotated");
@@ -369,11 +372,12 @@ async fn rotate_secret(
 async fn archive(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, widget_slug, action) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, widget_slug, action) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     let widget = widget_of(&state, &hub, &widget_slug).await?;
     settings::set_widget_archived(&state.db, hub.id, widget.id, action == "archive").await?;
     tracing::info!(

@@ -7,13 +7,13 @@ use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 
 use super::forms::FieldErrors;
-use super::managed_hub;
 use crate::AppState;
 use crate::db::hubs::Hub;
 use crate::db::witnesses::{self, Witness};
 use crate::db::{StoreError, ledger_tree};
 use crate::error::AppError;
 use crate::transparency::note::{TYPE_COSIGNATURE, VerifierKey};
+use crate::web::access::{InHub, Manage};
 use crate::web::chrome::Chrome;
 use crate::web::login::redirect;
 use crate::web::render::{self, Htmx};
@@ -73,23 +73,23 @@ fn parse_witness_key(raw: &str) -> Result<VerifierKey, String> {
 #[get("/hubs/{hub_slug}/settings/witnesses")]
 async fn list(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     list_page(&state, chrome, htmx, StatusCode::OK, hub, WitnessForm::default(), FieldErrors::default()).await
 }
 
 #[post("/hubs/{hub_slug}/settings/witnesses")]
 async fn add(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<WitnessForm>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, chrome) = managed_hub(&state, &path, chrome).await?;
+    let chrome = chrome.in_hub(&access);
     let form = form.into_inner();
     let mut errors = FieldErrors::default();
     let url = errors.check("url", guard::check_url(&form.url, state.config.webhook_allow_private).await);
@@ -115,11 +115,12 @@ async fn add(
 async fn remove(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, access, .. }: InHub<Manage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (hub_slug, id) = path.into_inner();
-    let (hub, chrome) = managed_hub(&state, &hub_slug, chrome).await?;
+    let (_, id) = path.into_inner();
+    let chrome = chrome.in_hub(&access);
     match witnesses::archive(&state.db, hub.id, id).await {
         Ok(()) => {
             tracing::info!(hub = hub.slug, witness = id, actor = chrome.viewer.actor_id, "witness removed");

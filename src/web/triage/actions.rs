@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::undo::{UndoError, UndoToken};
-use super::{Filter, FilterParams, Pill, RowView, TriageCounts, age, load_counts, pills, reason_label, triage_hub};
+use super::{Filter, FilterParams, Pill, RowView, TriageCounts, age, load_counts, pills, reason_label};
 use crate::AppState;
 use crate::access::HubAccess;
 use crate::auth::Viewer;
@@ -17,6 +17,7 @@ use crate::db::triage::{self, TriageRow};
 use crate::db::{StoreError, now_ms};
 use crate::error::AppError;
 use crate::triage::{Applied, Change, Target, TriageError};
+use crate::web::access::{InHub, Triage};
 use crate::web::chrome::Chrome;
 use crate::web::render;
 
@@ -212,10 +213,10 @@ async fn act(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<ActionForm>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let change = parse_change(&form.action, form.category_id, form.reason.as_deref(), form.of)?;
@@ -233,12 +234,11 @@ fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 #[post("/hubs/{hub_slug}/triage/bulk")]
 async fn bulk(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     // Pairs, because the selection repeats `sel`.
     form: web::Form<Vec<(String, String)>>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let pairs = form.into_inner();
     let text = |key: &str| field(&pairs, key).map(str::to_owned);
     let number = |key: &str| -> Result<Option<i64>, AppError> {
@@ -287,11 +287,10 @@ struct UndoForm {
 #[post("/hubs/{hub_slug}/triage/undo")]
 async fn undo_action(
     state: web::Data<AppState>,
-    path: web::Path<String>,
     form: web::Form<UndoForm>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (hub, access) = triage_hub(&state, &path, &chrome.viewer).await?;
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let actor = actor(&chrome.viewer)?;

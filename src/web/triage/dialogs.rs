@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::actions::{Answer, actor};
 use super::undo::UndoToken;
-use super::{Filter, FilterParams, excerpt, triage_hub};
+use super::{Filter, FilterParams, excerpt};
 use crate::AppState;
 use crate::access as policy;
 use crate::db::hubs::Hub;
@@ -16,6 +16,7 @@ use crate::db::triage::{self, HistoryEntry, OpenCandidate, TriageRow};
 use crate::db::{StoreError, now_ms, widgets};
 use crate::error::AppError;
 use crate::triage::{Promotion, Target, TriageError};
+use crate::web::access::{InHub, Triage};
 use crate::web::chrome::Chrome;
 use crate::web::input;
 use crate::web::render::{self, Htmx};
@@ -42,10 +43,9 @@ async fn dismiss_dialog(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     query: web::Query<DialogQuery>,
-    chrome: Chrome,
+    InHub { hub, access, .. }: InHub<Triage>,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let row = triage::row(&state.db, &access, hub.id, id).await?;
     render::fragment(&DismissDialog { hub_slug: hub.slug, row, version: query.version })
 }
@@ -66,10 +66,9 @@ async fn duplicate_dialog(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     query: web::Query<DialogQuery>,
-    chrome: Chrome,
+    InHub { hub, access, .. }: InHub<Triage>,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let q = input::search(query.q.as_deref())?;
     let (row, results) = tokio::try_join!(
         triage::row(&state.db, &access, hub.id, id),
@@ -109,10 +108,9 @@ async fn promote_dialog(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     query: web::Query<DialogQuery>,
-    chrome: Chrome,
+    InHub { hub, access, .. }: InHub<Triage>,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let (row, candidates) =
         tokio::try_join!(triage::row(&state.db, &access, hub.id, id), triage::open_candidates(&state.db, hub.id))?;
     let private = is_private(&state, &row).await?;
@@ -172,10 +170,10 @@ async fn promote(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<PromoteForm>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let form = form.into_inner();
     let filter = Filter::parse(form.filter)?;
     let title = form.title.trim().to_owned();
@@ -276,11 +274,11 @@ struct HistoryPage {
 async fn history(
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
+    InHub { hub, access, .. }: InHub<Triage>,
     chrome: Chrome,
     htmx: Htmx,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let (hub, access) = triage_hub(&state, &slug, &chrome.viewer).await?;
+    let (_, id) = path.into_inner();
     let (row, entries, duplicates) = tokio::try_join!(
         triage::row(&state.db, &access, hub.id, id),
         triage::history(&state.db, hub.id, id),
