@@ -13,7 +13,7 @@ use super::annotations::Cursor;
 use super::sql::SqlBuilder;
 use super::visibility;
 use super::{Backend, Db, StoreError, now_ms};
-use crate::access::Viewer;
+use crate::access::{Viewer, WidgetScope};
 use crate::triage::status::AnnotationStatus;
 
 /// A transaction of the data API.
@@ -59,7 +59,8 @@ pub struct WidgetInfo {
     pub slug: String,
     pub name: String,
     pub description: String,
-    pub policy_scope: String,
+    #[sqlx(try_from = "String")]
+    pub policy_scope: WidgetScope,
     pub embed_key: String,
     pub archived_at: Option<i64>,
 }
