@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use ihf::Config;
-use ihf::db::annotations::{self, NewAnnotation};
+use ihf::db::annotations::{self, AnnotationStatus, NewAnnotation};
 use ihf::db::{Backend, Db};
 
 /// Annotations added to the demo's checkout hub.
@@ -95,10 +95,10 @@ async fn load(db: &Db) -> anyhow::Result<()> {
             WORDS[(i / 13) % WORDS.len()],
         );
         let status = match i % 10 {
-            0..=5 => "new",
-            6..=7 => "triaged",
-            8 => "dismissed",
-            _ => "duplicate",
+            0..=5 => AnnotationStatus::New,
+            6..=7 => AnnotationStatus::Triaged,
+            8 => AnnotationStatus::Dismissed,
+            _ => AnnotationStatus::Duplicate,
         };
         annotations::insert(
             &mut tx,

@@ -65,7 +65,7 @@ async fn by_someone_else(app: &TestApp, slug: &str, handle: &str, body: &str) ->
         actor_id: actor(app, handle).await,
         body,
         category_id,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: ihf::db::now_ms(),
         idempotency_key: None,
     };
@@ -1140,7 +1140,7 @@ async fn plant_secret(app: &TestApp, slug: &str) -> (String, i64, String) {
             actor_id: author,
             body: &marker,
             category_id: category,
-            status: "new",
+            status: ihf::db::annotations::AnnotationStatus::New,
             created_at: ihf::db::now_ms(),
             idempotency_key: None,
         },

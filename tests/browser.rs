@@ -40,7 +40,7 @@ async fn annotate(db: &Db, body: &str) {
             actor_id: 1,
             body,
             category_id,
-            status: "new",
+            status: ihf::db::annotations::AnnotationStatus::New,
             created_at: ihf::db::now_ms(),
             idempotency_key: None,
         },

@@ -33,7 +33,7 @@ async fn annotate(app: &common::TestApp, handle: &str, slug: &str, body: &str) -
         actor_id,
         body,
         category_id,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: now_ms(),
         idempotency_key: None,
     };

@@ -61,7 +61,7 @@ async fn the_bell_counts_up_live_when_an_event_arrives() {
                 actor_id,
                 body,
                 category_id: category,
-                status: "new",
+                status: ihf::db::annotations::AnnotationStatus::New,
                 created_at: ihf::db::now_ms(),
                 idempotency_key: None,
             };
@@ -126,7 +126,7 @@ async fn a_staff_reply_rings_the_authors_bell_live() {
         actor_id: ana,
         body: "The coupon field eats my code",
         category_id: category,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: ihf::db::now_ms(),
         idempotency_key: None,
     };

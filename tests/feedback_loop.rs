@@ -74,7 +74,7 @@ async fn annotate(app: &TestApp, handle: &str, slug: &str, body: &str) -> i64 {
         actor_id: actor(app, handle).await,
         body,
         category_id,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: now_ms(),
         idempotency_key: None,
     };

@@ -261,7 +261,7 @@ async fn sqlite_concurrent_writers_lose_nothing() {
                         actor_id: actor,
                         body: &body,
                         category_id: category,
-                        status: "new",
+                        status: ihf::db::annotations::AnnotationStatus::New,
                         created_at: ihf::db::now_ms(),
                         idempotency_key: None,
                     },

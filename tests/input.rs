@@ -415,7 +415,7 @@ async fn private_annotation(app: &TestApp, handle: &str, body: &str) -> i64 {
         actor_id,
         body,
         category_id,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: ihf::db::now_ms(),
         idempotency_key: None,
     };

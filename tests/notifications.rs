@@ -66,7 +66,7 @@ async fn annotate(app: &TestApp, w: &World, widget_id: i64, actor_id: i64, body:
         actor_id,
         body,
         category_id: w.category_id,
-        status: "new",
+        status: ihf::db::annotations::AnnotationStatus::New,
         created_at: now_ms(),
         idempotency_key: None,
     };

@@ -79,7 +79,7 @@ async fn annotate(db: &Db, f: &Fixture, widget: i64, category: i64, status: &str
             actor_id: f.anna,
             body,
             category_id: category,
-            status,
+            status: ihf::db::annotations::AnnotationStatus::parse(status).expect("a status"),
             created_at: at,
             idempotency_key: None,
         },

@@ -270,7 +270,7 @@ dual_test!(filters_search_dates_and_pages, |app| {
             actor_id: actor,
             body: "Promo says 100% off_now but charges me",
             category_id: bug,
-            status: "new",
+            status: ihf::db::annotations::AnnotationStatus::New,
             created_at: ihf::db::now_ms(),
             idempotency_key: None,
         },

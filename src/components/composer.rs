@@ -243,7 +243,7 @@ pub async fn perform(ctx: &Context<'_>, draft: Draft) -> Action {
         actor_id,
         body: draft.body.as_str(),
         category_id: category.id,
-        status: "new",
+        status: annotations::AnnotationStatus::New,
         created_at: now_ms(),
         idempotency_key: Some(&draft.idempotency_key),
     };

@@ -6,11 +6,15 @@ use super::sql::SqlBuilder;
 
 use super::visibility;
 use crate::access::Viewer;
+pub use crate::triage::status::{AnnotationStatus, STATUSES};
 
 use super::{Db, StoreError, now_ms};
 
-/// The statuses an annotation moves through in triage.
-pub const STATUSES: [&str; 5] = ["new", "triaged", "promoted", "dismissed", "duplicate"];
+/// Parses a status read from the database: a name the schema would not admit is a decode
+/// error of the store ([`StoreError::Other`]), not a panic.
+pub(crate) fn stored_status(name: String) -> Result<AnnotationStatus, StoreError> {
+    AnnotationStatus::try_from(name).map_err(|e| StoreError::Other(sqlx::Error::Decode(e.into())))
+}
 
 /// An annotation with what a feed or thread row shows of its widget, author and category.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -20,7 +24,8 @@ pub struct AnnotationRow {
     pub widget_id: i64,
     pub actor_id: i64,
     pub body: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AnnotationStatus,
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
@@ -60,7 +65,7 @@ pub struct NewAnnotation<'a> {
     pub actor_id: i64,
     pub body: &'a str,
     pub category_id: i64,
-    pub status: &'a str,
+    pub status: AnnotationStatus,
     pub created_at: i64,
     pub idempotency_key: Option<&'a str>,
 }
@@ -129,7 +134,7 @@ pub async fn insert(tx: &mut Transaction<'static, Any>, new: &NewAnnotation<'_>)
     .bind(new.actor_id)
     .bind(new.body)
     .bind(new.category_id)
-    .bind(new.status)
+    .bind(new.status.as_str())
     .bind(new.idempotency_key)
     .bind(new.created_at)
     .fetch_one(&mut **tx)
@@ -285,7 +290,7 @@ pub async fn create_once(db: &Db, new: &NewAnnotation<'_>) -> Result<Created, St
     .bind(new.actor_id)
     .bind(new.body)
     .bind(new.category_id)
-    .bind(new.status)
+    .bind(new.status.as_str())
     .bind(new.idempotency_key)
     .bind(new.created_at)
     .fetch_optional(&mut *tx)

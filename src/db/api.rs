@@ -13,7 +13,8 @@ use super::annotations::Cursor;
 use super::sql::SqlBuilder;
 use super::visibility;
 use super::{Backend, Db, StoreError, now_ms};
-use crate::access::Viewer;
+use crate::access::{Viewer, WidgetScope};
+use crate::triage::status::AnnotationStatus;
 
 /// A transaction of the data API.
 pub type Tx = Transaction<'static, Any>;
@@ -58,7 +59,8 @@ pub struct WidgetInfo {
     pub slug: String,
     pub name: String,
     pub description: String,
-    pub policy_scope: String,
+    #[sqlx(try_from = "String")]
+    pub policy_scope: WidgetScope,
     pub embed_key: String,
     pub archived_at: Option<i64>,
 }
@@ -152,7 +154,8 @@ pub struct ApiAnnotation {
     pub category: String,
     pub category_label: String,
     pub category_colour: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AnnotationStatus,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
@@ -295,7 +298,7 @@ pub struct Changes {
     pub body: Option<String>,
     /// (category id, its slug for the audit trail)
     pub category: Option<(i64, String)>,
-    pub status: Option<String>,
+    pub status: Option<AnnotationStatus>,
 }
 
 /// Applies `changes` to `current` if it is still at `current.version` (else [`StoreError::Stale`]),
@@ -314,7 +317,7 @@ pub async fn update_annotation(
     )
     .bind(changes.body.clone())
     .bind(changes.category.as_ref().map(|(id, _)| *id))
-    .bind(changes.status.clone())
+    .bind(changes.status.map(AnnotationStatus::as_str))
     .bind(now)
     .bind(current.id)
     .bind(current.version)
@@ -325,8 +328,8 @@ pub async fn update_annotation(
     }
     let Some(actor_id) = by_actor else { return Ok(()) };
     let triage = [
-        ("category", &current.category, changes.category.as_ref().map(|(_, slug)| slug)),
-        ("status", &current.status, changes.status.as_ref()),
+        ("category", current.category.as_str(), changes.category.as_ref().map(|(_, slug)| slug.as_str())),
+        ("status", current.status.as_str(), changes.status.map(AnnotationStatus::as_str)),
     ];
     for (field, old, new) in triage {
         if let Some(new) = new.filter(|new| *new != old) {
@@ -338,8 +341,8 @@ pub async fn update_annotation(
             .bind(current.hub_id)
             .bind(actor_id)
             .bind(field)
-            .bind(old.clone())
-            .bind(new.clone())
+            .bind(old.to_owned())
+            .bind(new.to_owned())
             .bind(now)
             .execute(&mut **tx)
             .await?;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::sql::SqlBuilder;
 use super::{Db, StoreError};
 use crate::clock::DAY_MS;
+use crate::triage::status::AnnotationStatus;
 
 /// How many days the charts cover, today included.
 pub const DAYS: usize = 14;
@@ -142,7 +143,8 @@ pub async fn category_daily(
 struct BacklogRow {
     id: i64,
     created_at: i64,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: AnnotationStatus,
 }
 
 #[derive(sqlx::FromRow)]
@@ -190,8 +192,8 @@ pub async fn backlog(db: &Db, widget_ids: &[i64], start: i64, now_ms: i64) -> Re
             .filter(|a| {
                 let later = by_annotation.get(&a.id).and_then(|list| list.iter().find(|c| c.created_at > end));
                 match later {
-                    Some(change) => change.old_value.as_deref() == Some("new"),
-                    None => a.status == "new",
+                    Some(change) => change.old_value.as_deref() == Some(AnnotationStatus::New.as_str()),
+                    None => a.status == AnnotationStatus::New,
                 }
             })
             .count() as i64;

@@ -5,6 +5,7 @@ use super::sql::{SqlBuilder, like_pattern};
 use super::visibility;
 use super::{Db, StoreError};
 use crate::access::Viewer;
+use crate::triage::status::AnnotationStatus;
 
 /// The triage board's filters, as an export applies them. `None` means "any".
 #[derive(Debug, Clone, Default)]
@@ -31,7 +32,8 @@ pub struct ExportRow {
     pub author_id: i64,
     pub author_name: String,
     pub category: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AnnotationStatus,
     pub body: String,
     pub duplicate_of: Option<i64>,
     pub version: i64,

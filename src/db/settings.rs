@@ -4,6 +4,7 @@
 
 use super::hubs::Hub;
 use super::{Backend, Db, StoreError, now_ms};
+use crate::access::WidgetScope;
 
 /// Every hub, archived ones last, for site administrators.
 pub async fn all_hubs(db: &Db) -> Result<Vec<Hub>, StoreError> {
@@ -34,7 +35,8 @@ pub struct WidgetListing {
     pub id: i64,
     pub slug: String,
     pub name: String,
-    pub policy_scope: String,
+    #[sqlx(try_from = "String")]
+    pub policy_scope: WidgetScope,
     pub owner_name: Option<String>,
     pub archived_at: Option<i64>,
 }

@@ -47,7 +47,8 @@ pub struct WidgetStats {
     pub id: i64,
     pub slug: String,
     pub name: String,
-    pub policy_scope: String,
+    #[sqlx(try_from = "String")]
+    pub policy_scope: WidgetScope,
     pub owner_name: Option<String>,
     pub annotations_total: i64,
     pub annotations_new: i64,

@@ -4,7 +4,7 @@
 use super::data::{CUSTOMERS, EVENT_KINDS, FEEDBACK, PEOPLE, WIDGETS};
 use crate::auth::password;
 use crate::db::Db;
-use crate::db::annotations::NewAnnotation;
+use crate::db::annotations::{AnnotationStatus, NewAnnotation};
 use crate::db::events::NewEvent;
 use crate::db::widgets::NewWidget;
 use crate::db::{StoreError, actors, annotations, candidates, events, hubs, now_ms, widgets};
@@ -174,10 +174,10 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
             )
             .collect();
         let status = match dice.below(20) {
-            0..=10 => "new",
-            11..=15 => "triaged",
-            16..=17 => "dismissed",
-            _ => "duplicate",
+            0..=10 => AnnotationStatus::New,
+            11..=15 => AnnotationStatus::Triaged,
+            16..=17 => AnnotationStatus::Dismissed,
+            _ => AnnotationStatus::Duplicate,
         };
         let category_id =
             category_ids.get(&(widget.hub_id, category.to_owned())).copied().ok_or(StoreError::NotFound)?;
@@ -200,9 +200,9 @@ pub async fn seed(db: &Db) -> Result<Option<Vec<DemoLogin>>, StoreError> {
     }
     // Duplicates point at an earlier annotation of the same hub.
     for &(id, hub, status, _) in &created {
-        if status == "duplicate"
+        if status == AnnotationStatus::Duplicate
             && let Some(&(original, ..)) =
-                created.iter().find(|(other, h, s, _)| *h == hub && *s == "new" && *other < id)
+                created.iter().find(|(other, h, s, _)| *h == hub && *s == AnnotationStatus::New && *other < id)
         {
             sqlx::query("UPDATE annotations SET duplicate_of = $1 WHERE id = $2")
                 .bind(original)

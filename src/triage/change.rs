@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::StoreError;
+use crate::triage::status::AnnotationStatus;
 
 /// Why an annotation was dismissed: stored slug and label.
 pub const DISMISS_REASONS: [(&str, &str); 5] = [
@@ -24,14 +25,15 @@ pub fn reason_label(slug: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct TriageState {
     pub category_id: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AnnotationStatus,
     pub dismiss_reason: Option<String>,
     pub duplicate_of: Option<i64>,
 }
 
 impl TriageState {
-    pub(crate) fn with_status(&self, status: &str) -> Self {
-        Self { category_id: self.category_id, status: status.to_owned(), dismiss_reason: None, duplicate_of: None }
+    pub(crate) fn with_status(&self, status: AnnotationStatus) -> Self {
+        Self { category_id: self.category_id, status, dismiss_reason: None, duplicate_of: None }
     }
 }
 

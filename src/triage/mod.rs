@@ -8,8 +8,10 @@
 //! in `db/triage/`.
 
 pub mod change;
+pub mod status;
 
 pub use change::{Applied, Change, DISMISS_REASONS, Promotion, Target, TriageError, TriageState, reason_label};
+pub use status::AnnotationStatus;
 
 use crate::db::{Db, StoreError, triage};
 

@@ -116,7 +116,7 @@ fn write_csv(out: &mut String, row: &ExportRow) {
     out.push(',');
     csv_field(out, &row.category);
     out.push(',');
-    csv_field(out, &row.status);
+    csv_field(out, row.status.as_str());
     out.push(',');
     if let Some(original) = row.duplicate_of {
         let _ = write!(out, "{original}");

@@ -1,6 +1,7 @@
 //! The rows the candidate queries return, and the list's filter.
 
 use crate::governance::lifecycle::Status;
+use crate::triage::status::AnnotationStatus;
 
 /// A candidate as its page shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,7 +46,8 @@ pub struct CandidateRow {
 pub struct Evidence {
     pub annotation_id: i64,
     pub body: String,
-    pub annotation_status: String,
+    #[sqlx(try_from = "String")]
+    pub annotation_status: AnnotationStatus,
     pub deleted: i64,
     pub created_at: i64,
     pub widget_slug: String,

@@ -6,6 +6,7 @@ use crate::access::HubAccess;
 use crate::db::annotations::Cursor;
 use crate::db::sql::{SqlBuilder, like_pattern};
 use crate::db::{Db, StoreError, visibility};
+use crate::triage::status::AnnotationStatus;
 
 /// An annotation as a triage row shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -13,7 +14,8 @@ pub struct TriageRow {
     pub id: i64,
     pub widget_id: i64,
     pub body: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AnnotationStatus,
     pub dismiss_reason: Option<String>,
     pub duplicate_of: Option<i64>,
     pub created_at: i64,

@@ -3,10 +3,12 @@
 //! `annotation_changes` row per field changed, inside the transaction the triage commands
 //! (`crate::triage`) own.
 
+use crate::db::annotations::stored_status;
 use crate::db::candidates;
 use crate::db::supports;
 use crate::db::{Dialect, StoreError, Tx, now_ms};
 use crate::triage::change::{Applied, Change, DISMISS_REASONS, Promotion, Target, TriageError, TriageState};
+use crate::triage::status::AnnotationStatus;
 
 struct Locked {
     version: i64,
@@ -25,7 +27,12 @@ async fn lock(tx: &mut Tx, hub_id: i64, id: i64) -> Result<Locked, StoreError> {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(hub_id).fetch_one(&mut **tx).await?;
     Ok(Locked {
         version: row.0,
-        state: TriageState { category_id: row.1, status: row.2, dismiss_reason: row.3, duplicate_of: row.4 },
+        state: TriageState {
+            category_id: row.1,
+            status: stored_status(row.2)?,
+            dismiss_reason: row.3,
+            duplicate_of: row.4,
+        },
     })
 }
 
@@ -51,7 +58,7 @@ async fn original_of(tx: &mut Tx, hub_id: i64, id: i64, of: i64) -> Result<i64, 
     let original = match found {
         None => return Err(TriageError::Refused(format!("annotation #{of} is not in this hub"))),
         // Link to the root so duplicates never form chains.
-        Some((status, Some(root))) if status == "duplicate" => root,
+        Some((status, Some(root))) if status == AnnotationStatus::Duplicate.as_str() => root,
         Some(_) => of,
     };
     if original == id {
@@ -69,7 +76,7 @@ async fn next_state(
     change: &Change,
     categories: &[(i64, String, bool)],
 ) -> Result<TriageState, TriageError> {
-    let promoted = before.status == "promoted";
+    let promoted = before.status == AnnotationStatus::Promoted;
     let refuse_promoted =
         || TriageError::Refused("this annotation was promoted: change it through its requirement candidate".into());
     Ok(match change {
@@ -79,21 +86,21 @@ async fn next_state(
             None => return Err(TriageError::Refused("that category is not one of this hub's".into())),
         },
         Change::Triage if promoted => return Err(refuse_promoted()),
-        Change::Triage => before.with_status("triaged"),
+        Change::Triage => before.with_status(AnnotationStatus::Triaged),
         Change::Dismiss { .. } if promoted => return Err(refuse_promoted()),
         Change::Dismiss { reason } => {
             if !DISMISS_REASONS.iter().any(|(slug, _)| slug == reason) {
                 return Err(TriageError::Refused("choose a reason from the list".into()));
             }
-            TriageState { dismiss_reason: Some(reason.clone()), ..before.with_status("dismissed") }
+            TriageState { dismiss_reason: Some(reason.clone()), ..before.with_status(AnnotationStatus::Dismissed) }
         }
         Change::Duplicate { .. } if promoted => return Err(refuse_promoted()),
         Change::Duplicate { of } => {
             let original = original_of(tx, hub_id, id, *of).await?;
-            TriageState { duplicate_of: Some(original), ..before.with_status("duplicate") }
+            TriageState { duplicate_of: Some(original), ..before.with_status(AnnotationStatus::Duplicate) }
         }
         Change::Reopen if promoted => return Err(refuse_promoted()),
-        Change::Reopen => before.with_status("new"),
+        Change::Reopen => before.with_status(AnnotationStatus::New),
         Change::Restore { to, .. } => {
             if !categories.iter().any(|(c, ..)| *c == to.category_id) {
                 return Err(TriageError::Refused("that category is gone".into()));
@@ -127,7 +134,7 @@ async fn audit(
         fields.push(("category", Some(slug(before.category_id)), Some(slug(after.category_id))));
     }
     if before.status != after.status {
-        fields.push(("status", Some(before.status.clone()), Some(after.status.clone())));
+        fields.push(("status", Some(before.status.to_string()), Some(after.status.to_string())));
     }
     if before.dismiss_reason != after.dismiss_reason {
         fields.push(("dismiss_reason", before.dismiss_reason.clone(), after.dismiss_reason.clone()));
@@ -181,7 +188,7 @@ async fn write_state(
           WHERE id = $6 AND hub_id = $7 AND version = $8 RETURNING version",
     )
     .bind(state.category_id)
-    .bind(&state.status)
+    .bind(state.status.as_str())
     .bind(state.dismiss_reason.as_deref())
     .bind(state.duplicate_of)
     .bind(at)
@@ -262,7 +269,7 @@ pub async fn promote_in(
         return Err(StoreError::Stale.into());
     }
     let before = locked.state;
-    if before.status == "promoted" {
+    if before.status == AnnotationStatus::Promoted {
         return Err(TriageError::Refused("this annotation is already promoted".into()));
     }
     let candidate_id = match promotion {
@@ -312,7 +319,7 @@ pub async fn promote_in(
         supports::move_back(tx, target.id).await?;
     }
     let categories = hub_categories(tx, hub_id).await?;
-    let after = before.with_status("promoted");
+    let after = before.with_status(AnnotationStatus::Promoted);
     let by = Author { hub_id, actor_id, at };
     audit(tx, by, target.id, &before, &after, &categories).await?;
     record(tx, by, target.id, "candidate", None, Some(&candidate_id.to_string())).await?;

@@ -171,7 +171,7 @@ async fn create(
         actor_id,
         body: &body,
         category_id,
-        status: "new",
+        status: annotations::AnnotationStatus::New,
         created_at: now_ms(),
         idempotency_key: input.idempotency_key.as_deref(),
     };
@@ -273,10 +273,9 @@ async fn update(
         changes.body = Some(check_body(body)?);
     }
     if let Some(status) = &input.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::Invalid(format!("status must be one of {}", STATUSES.join(", "))));
-        }
-        changes.status = Some(status.clone());
+        let parsed = annotations::AnnotationStatus::parse(status);
+        changes.status =
+            Some(parsed.ok_or_else(|| ApiError::Invalid(format!("status must be one of {}", STATUSES.join(", "))))?);
     }
     if let Some(slug) = &input.category {
         changes.category = Some(

@@ -289,7 +289,7 @@ mod tests {
             category: "bug".into(),
             category_label: "Bug".into(),
             category_colour: "red".into(),
-            status: "new".into(),
+            status: crate::db::annotations::AnnotationStatus::New,
             created_at,
             updated_at: created_at,
             deleted_at: None,

@@ -42,7 +42,7 @@ impl WidgetJson {
             slug: w.slug,
             name: w.name,
             description: w.description,
-            scope: w.policy_scope,
+            scope: w.policy_scope.to_string(),
             archived: w.archived_at.is_some(),
             counts: counts.map(|c| CountsJson {
                 annotations: c.annotations,

@@ -55,7 +55,7 @@ async fn perform(
             actor_id,
             body: draft.body.as_str(),
             category_id: category.id,
-            status: "new",
+            status: annotations::AnnotationStatus::New,
             created_at: now_ms(),
             idempotency_key: Some(&draft.idempotency_key),
         };

@@ -91,7 +91,7 @@ pub(super) async fn load_thread(state: &AppState, widget: &Widget, visitor: &Vis
     Ok(Thread {
         items,
         me: visitor.actor_id,
-        public: widget.policy_scope == "public",
+        public: widget.policy_scope == crate::access::WidgetScope::Public,
         talk: Conversations::embed(replies, support, visitor.actor_id),
         support_url,
         key: widget.embed_key.clone(),

@@ -86,20 +86,22 @@ fn key(secret: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::triage::TriageState;
+    use crate::triage::{AnnotationStatus, TriageState};
 
     fn token() -> UndoToken {
-        let state = |status: &str| TriageState {
-            category_id: 1,
-            status: status.into(),
-            dismiss_reason: None,
-            duplicate_of: None,
-        };
+        let state =
+            |status: AnnotationStatus| TriageState { category_id: 1, status, dismiss_reason: None, duplicate_of: None };
         UndoToken::new(
             7,
             3,
             1_000,
-            vec![Applied { id: 5, before: state("new"), after: state("triaged"), version: 2, candidate: None }],
+            vec![Applied {
+                id: 5,
+                before: state(AnnotationStatus::New),
+                after: state(AnnotationStatus::Triaged),
+                version: 2,
+                candidate: None,
+            }],
         )
     }
 
