@@ -165,7 +165,7 @@ async fn hub_id(db: &Db) -> i64 {
 /// One HTTP/1.1 GET on a new connection; (status, headers, body).
 async fn request(addr: &str, path: &str, cookie: Option<&str>, htmx: bool) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).await?;
-    send_get(&mut stream, addr, path, cookie, htmx, true).await?;
+    send_get(&mut stream, addr, path, cookie, htmx, true, false).await?;
     read_response(&mut stream, &mut Vec::new()).await
 }
 
@@ -176,18 +176,7 @@ async fn send_get(
     cookie: Option<&str>,
     htmx: bool,
     close: bool,
-) -> std::io::Result<()> {
-    send_get_as(stream, addr, path, cookie, htmx, close, false).await
-}
-
-/// [`send_get`], taking gzip as browsers do when `gzip`.
-async fn send_get_as(
-    stream: &mut TcpStream,
-    addr: &str,
-    path: &str,
-    cookie: Option<&str>,
-    htmx: bool,
-    close: bool,
+    // Taking gzip as browsers do.
     gzip: bool,
 ) -> std::io::Result<()> {
     let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
@@ -335,50 +324,28 @@ async fn sse_client(
         let _ = ready.send(false);
         return;
     };
-    if send_get_as(&mut stream, &addr, &url, Some(&cookie), false, false, true).await.is_err() {
+    if send_get(&mut stream, &addr, &url, Some(&cookie), false, false, true).await.is_err() {
         let _ = ready.send(false);
         return;
     }
     let mut chunk = vec![0u8; 32768];
-    // The response head, until it is complete; then the body as a browser reads it.
-    let mut head: Vec<u8> = Vec::new();
-    let mut body: Option<(browser_body::Dechunk, Option<browser_body::Inflate>)> = None;
-    let mut dechunked = Vec::new();
+    let mut response = browser_body::Response::default();
     let mut tail: Vec<u8> = Vec::new();
     let mut newest: Option<usize> = None;
+    let mut answered = false;
     while let Ok(n) = stream.read(&mut chunk).await {
         if n == 0 {
             break;
         }
         let now = Instant::now();
         bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let mut fresh = &chunk[..n];
-        let mut before = tail.len();
-        if body.is_none() {
-            head.extend_from_slice(fresh);
-            let Some(end) = find(&head, b"\r\n\r\n") else { continue };
-            let ok = head.starts_with(b"HTTP/1.1 200");
-            let _ = ready.send(ok);
-            if !ok {
+        let before = tail.len();
+        if let Some(status) = response.feed(&chunk[..n], &mut tail) {
+            answered = true;
+            let _ = ready.send(status == 200);
+            if status != 200 {
                 break;
             }
-            let gzip = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase().contains("content-encoding: gzip");
-            body = Some((browser_body::Dechunk::default(), gzip.then(browser_body::Inflate::new)));
-            let rest = head.split_off(end + 4);
-            head.clear();
-            tail.clear();
-            before = 0;
-            dechunked.clear();
-            if let Some((dechunk, inflate)) = &mut body {
-                dechunk.feed(&rest, &mut dechunked);
-                decode(inflate, &dechunked, &mut tail);
-            }
-            fresh = &[];
-        }
-        if let Some((dechunk, inflate)) = &mut body {
-            dechunked.clear();
-            dechunk.feed(fresh, &mut dechunked);
-            decode(inflate, &dechunked, &mut tail);
         }
         if client == 0
             && let Some(path) = std::env::var_os("IHF_BENCH_DUMP")
@@ -396,13 +363,8 @@ async fn sse_client(
         let keep = tail.len().saturating_sub(32);
         tail.drain(..keep);
     }
-}
-
-/// Appends `dechunked` to `text`, inflated when the stream is gzip-encoded.
-fn decode(inflate: &mut Option<browser_body::Inflate>, dechunked: &[u8], text: &mut Vec<u8>) {
-    match inflate {
-        Some(inflate) => inflate.feed(dechunked, text),
-        None => text.extend_from_slice(dechunked),
+    if !answered {
+        let _ = ready.send(false);
     }
 }
 
@@ -423,7 +385,7 @@ async fn poller(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < until {
         tick.tick().await;
-        if send_get_as(&mut stream, &addr, &path, Some(&cookie), true, false, true).await.is_err() {
+        if send_get(&mut stream, &addr, &path, Some(&cookie), true, false, true).await.is_err() {
             return;
         }
         match read_response(&mut stream, &mut buf).await {

@@ -236,16 +236,15 @@ async fn client(
         return;
     }
     let mut chunk = vec![0u8; 16384];
-    let mut head: Vec<u8> = Vec::new();
-    let mut body: Option<(browser_body::Dechunk, Option<browser_body::Inflate>)> = None;
-    let mut dechunked = Vec::new();
+    let mut response = browser_body::Response::default();
+    let mut opened = false;
     // Bytes, not strings: at thousands of clients on the same two cores the client's own parsing
     // would otherwise show up in the latency it measures.
     let mut buffer: Vec<u8> = Vec::new();
     loop {
         let n = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => {
-                if body.is_none() {
+                if !opened {
                     let _ = ready.send(0);
                 }
                 return;
@@ -253,29 +252,12 @@ async fn client(
             Ok(n) => n,
         };
         let now = Instant::now();
-        let mut fresh = &chunk[..n];
-        if body.is_none() {
-            head.extend_from_slice(fresh);
-            let Some(end) = find(&head, b"\r\n\r\n") else { continue };
-            let status = String::from_utf8_lossy(&head[..end]).split_whitespace().nth(1).and_then(|s| s.parse().ok());
-            let status: u16 = status.unwrap_or(0);
+        if let Some(status) = response.feed(&chunk[..n], &mut buffer) {
+            opened = true;
             let _ = ready.send(status);
             if status != 200 {
                 return;
             }
-            let gzip = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase().contains("content-encoding: gzip");
-            let mut state = (browser_body::Dechunk::default(), gzip.then(browser_body::Inflate::new));
-            let rest = head.split_off(end + 4);
-            dechunked.clear();
-            state.0.feed(&rest, &mut dechunked);
-            decode(&mut state.1, &dechunked, &mut buffer);
-            body = Some(state);
-            fresh = &[];
-        }
-        if let Some((dechunk, inflate)) = &mut body {
-            dechunked.clear();
-            dechunk.feed(fresh, &mut dechunked);
-            decode(inflate, &dechunked, &mut buffer);
         }
         while let Some(end) = find(&buffer, b"\n\n") {
             let block = &buffer[..end];
@@ -289,14 +271,6 @@ async fn client(
             }
             buffer.drain(..end + 2);
         }
-    }
-}
-
-/// Appends `dechunked` to `text`, inflated when the stream is gzip-encoded.
-fn decode(inflate: &mut Option<browser_body::Inflate>, dechunked: &[u8], text: &mut Vec<u8>) {
-    match inflate {
-        Some(inflate) => inflate.feed(dechunked, text),
-        None => text.extend_from_slice(dechunked),
     }
 }
 

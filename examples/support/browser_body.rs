@@ -56,3 +56,41 @@ impl Dechunk {
         self.pending.drain(..at);
     }
 }
+
+/// A streamed response as a browser reads it: its head, then its body de-chunked and inflated.
+#[derive(Default)]
+pub struct Response {
+    head: Vec<u8>,
+    body: Option<(Dechunk, Option<Inflate>)>,
+    dechunked: Vec<u8>,
+}
+
+impl Response {
+    /// Reads `bytes` off the connection: appends what the body says to `text`; returns the status
+    /// once, when the head is complete.
+    pub fn feed(&mut self, bytes: &[u8], text: &mut Vec<u8>) -> Option<u16> {
+        let mut status = None;
+        let mut fresh = bytes;
+        let rest;
+        if self.body.is_none() {
+            self.head.extend_from_slice(bytes);
+            let end = self.head.windows(4).position(|w| w == b"\r\n\r\n")?;
+            let head = String::from_utf8_lossy(&self.head[..end]).to_ascii_lowercase();
+            status = Some(head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0));
+            let gzip = head.contains("content-encoding: gzip");
+            self.body = Some((Dechunk::default(), gzip.then(Inflate::new)));
+            rest = self.head.split_off(end + 4);
+            self.head.clear();
+            fresh = &rest;
+        }
+        if let Some((dechunk, inflate)) = &mut self.body {
+            self.dechunked.clear();
+            dechunk.feed(fresh, &mut self.dechunked);
+            match inflate {
+                Some(inflate) => inflate.feed(&self.dechunked, text),
+                None => text.extend_from_slice(&self.dechunked),
+            }
+        }
+        status
+    }
+}

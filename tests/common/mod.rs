@@ -9,6 +9,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+/// A gzip body inflated as it arrives, as the benchmarks read it too.
+#[path = "../../examples/support/browser_body.rs"]
+mod browser_body;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -372,7 +375,7 @@ pub struct SseClient {
     pub hello: Option<String>,
     /// Set for a stream opened with `Accept-Encoding: gzip`: the inflater (past the 10-byte
     /// header) and every byte received, to check the whole body as gzip once it ends.
-    gzip: Option<(flate2::Decompress, Vec<u8>)>,
+    gzip: Option<(browser_body::Inflate, Vec<u8>)>,
 }
 
 impl SseClient {
@@ -394,7 +397,7 @@ impl SseClient {
         let response = request.header("Accept-Encoding", "gzip, deflate, br").send().await.expect("open stream");
         assert_eq!(response.status(), 200, "live stream refused");
         assert_eq!(response.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
-        Self { response, buffer: String::new(), hello: None, gzip: Some((flate2::Decompress::new(false), Vec::new())) }
+        Self { response, buffer: String::new(), hello: None, gzip: Some((browser_body::Inflate::new(), Vec::new())) }
     }
 
     /// Every byte a gzip stream received, once it has ended (`None` for a plain stream).
@@ -408,23 +411,9 @@ impl SseClient {
     /// `chunk` as text: inflated first on a gzip stream (each event arrives flushed).
     fn decode(&mut self, chunk: &[u8]) -> String {
         let Some((inflate, raw)) = &mut self.gzip else { return String::from_utf8_lossy(chunk).into_owned() };
-        let start = raw.len();
         raw.extend_from_slice(chunk);
-        let from = start.max(10);
-        let mut out = Vec::with_capacity(chunk.len() * 8 + 1024);
-        let mut input = &raw[from.min(raw.len())..];
-        while !input.is_empty() {
-            let before = inflate.total_in();
-            if out.capacity() == out.len() {
-                out.reserve(out.len() + 4096);
-            }
-            let status = inflate.decompress_vec(input, &mut out, flate2::FlushDecompress::Sync).expect("valid deflate");
-            let used = (inflate.total_in() - before) as usize;
-            input = &input[used..];
-            if status == flate2::Status::StreamEnd || (used == 0 && out.len() < out.capacity()) {
-                break;
-            }
-        }
+        let mut out = Vec::new();
+        inflate.feed(chunk, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
