@@ -527,6 +527,9 @@ async fn run_scenario(dir: &std::path::Path, scenario: &Scenario, n: usize) -> S
     let load = loadavg();
     let mut latencies = Vec::with_capacity(n * WRITES);
     let mut delivered = 0;
+    // Bytes of the first write alone: the streams' first update, with no earlier update of
+    // theirs to refer back to (see live::gzip); the later ones may.
+    let mut bytes_first = 0;
     for write in 0..WRITES {
         let author = viewers[write % viewers.len().max(1)];
         let body = format!("fanout-marker-{write} a new annotation");
@@ -547,9 +550,15 @@ async fn run_scenario(dir: &std::path::Path, scenario: &Scenario, n: usize) -> S
         delivered += got;
         // Quiet between writes: each is an isolated change (the leading edge).
         tokio::time::sleep(Duration::from_millis(400)).await;
+        if write == 0 {
+            bytes_first = sse_bytes.load(Ordering::Relaxed) - bytes_before;
+        }
     }
     let cpu_writes = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
-    let bytes_per_client = (sse_bytes.load(Ordering::Relaxed) - bytes_before) as f64 / (opened.max(1) * WRITES) as f64;
+    let bytes_all = sse_bytes.load(Ordering::Relaxed) - bytes_before;
+    let bytes_per_client = bytes_all as f64 / (opened.max(1) * WRITES) as f64;
+    let first_per_client = bytes_first as f64 / opened.max(1) as f64;
+    let later_per_client = (bytes_all - bytes_first) as f64 / (opened.max(1) * (WRITES - 1)) as f64;
     latencies.sort_by(f64::total_cmp);
 
     // Idle CPU of the same streams over the same span, to take out of the writes' figure.
@@ -590,7 +599,7 @@ async fn run_scenario(dir: &std::path::Path, scenario: &Scenario, n: usize) -> S
     let cpu_per_write = (cpu_writes - idle_per_sec * wall_writes).max(0.0) / WRITES as f64;
     println!(
         "{} {n}: opened {opened}, delivered {delivered}/{}, p50 {:.1} p99 {:.1} ms, cpu/write {cpu_per_write:.3} s, \
-         bytes/client/write {bytes_per_client:.0}, polling {poll_cpu_per_sec:.2} CPU-s/s ({polls_done} polls), {per_poll:.0} B/poll",
+         bytes/client/write {bytes_per_client:.0} (first {first_per_client:.0}, later {later_per_client:.0}), polling {poll_cpu_per_sec:.2} CPU-s/s ({polls_done} polls), {per_poll:.0} B/poll",
         scenario.name,
         opened * WRITES,
         percentile(&latencies, 0.5),
@@ -598,7 +607,7 @@ async fn run_scenario(dir: &std::path::Path, scenario: &Scenario, n: usize) -> S
     );
     let marked = if scenario.name == "thread" { format!(" ({own_marked}/20 own rows marked)") } else { String::new() };
     format!(
-        "| {}{marked} | {n} | {delivered}/{} | {:.1} | {:.1} | {:.1} | {cpu_per_write:.3} | {bytes_per_client:.0} | {poll_cpu_per_sec:.2} ({:.1} polls/s) | {per_poll:.0} | {:.0}× | {load} |",
+        "| {}{marked} | {n} | {delivered}/{} | {:.1} | {:.1} | {:.1} | {cpu_per_write:.3} | {bytes_per_client:.0} ({first_per_client:.0}; {later_per_client:.0}) | {poll_cpu_per_sec:.2} ({:.1} polls/s) | {per_poll:.0} | {:.0}× | {load} |",
         scenario.name,
         opened * WRITES,
         percentile(&latencies, 0.5),
@@ -695,10 +704,10 @@ async fn main() {
          `cargo run --release --example bench_fanout` (`just bench-fanout`, #16): release server in its own process, SQLite, demo data, **shipped live settings** \
          (only the admission limits raised: every client comes from 127.0.0.1). Each viewer is a distinct person with **their own session**, loads their own page and opens its stream \
          (raw TCP clients on the same 2 cores, taking gzip as browsers do: streams and polls alike). {WRITES} writes, each a plain SQL `INSERT` of one annotation from the benchmark's process, 400 ms apart; latency from commit to the \
-         new row arriving at each client; server CPU per write from `/proc/PID/stat` (idle CPU of the open streams subtracted); bytes on the wire per client per write. Then the same \
+         new row arriving at each client; server CPU per write from `/proc/PID/stat` (idle CPU of the open streams subtracted); bytes on the wire per client per write (mean of the 10; in brackets the first write's, whose update has no earlier one on the stream to refer back to, and the mean of the nine after it). Then the same \
          viewers poll the region's fragment every 1 s (`HX-Request`, kept-alive connections) for {POLL_SECS} s: server CPU per second and bytes per poll. \
          `dashboard`: distinct operators of the checkout hub on its dashboard (feed event); `thread`: distinct annotators on the members widget `payment-form` (the thread).\n\n\
-         | case | viewers | delivered | p50 ms | p99 ms | max ms | server CPU-s per write | bytes per client per write | polling: CPU-s per s | bytes per poll | polling ÷ live | load (1/5/15) |\n\
+         | case | viewers | delivered | p50 ms | p99 ms | max ms | server CPU-s per write | bytes per client per write (first; later) | polling: CPU-s per s | bytes per poll | polling ÷ live | load (1/5/15) |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         today()
     );

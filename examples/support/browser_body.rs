@@ -14,18 +14,24 @@ impl Inflate {
         Self { inflate: flate2::Decompress::new(false), header: 10 }
     }
 
-    /// Inflates `bytes` onto `out`.
+    /// Inflates `bytes` onto `out`: all of what they hold, however much bigger it is (an
+    /// event compressed after the ones before it may be a hundredth of its size).
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         let skip = self.header.min(bytes.len());
         self.header -= skip;
         let mut input = &bytes[skip..];
-        while !input.is_empty() {
-            out.reserve(input.len() * 8 + 1024);
+        loop {
+            out.reserve(input.len() * 8 + 4096);
             let before = self.inflate.total_in();
             let Ok(status) = self.inflate.decompress_vec(input, out, flate2::FlushDecompress::Sync) else { return };
             let used = (self.inflate.total_in() - before) as usize;
             input = &input[used..];
-            if status == flate2::Status::StreamEnd || (used == 0 && out.len() < out.capacity()) {
+            // Output left inside the decompressor fills the space given; room to spare means
+            // it has given all it had.
+            if status == flate2::Status::StreamEnd || (input.is_empty() && out.len() < out.capacity()) {
+                return;
+            }
+            if used == 0 && out.len() < out.capacity() {
                 return;
             }
         }

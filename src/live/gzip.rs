@@ -1,12 +1,18 @@
 //! A gzip-encoded live stream whose events are compressed once for all the streams they go to.
 //!
-//! Each event is deflated on its own, by a fresh compressor, and ends with a sync flush (an empty
-//! stored block): its bytes refer to nothing before them and end on a byte boundary, so any
-//! sequence of such chunks is one valid deflate stream. A frame shared by a thousand streams is
-//! therefore compressed once ([`Chunk`], kept with the frame), and a stream holds no compressor
-//! at all — only the running CRC-32 of what it sent, for the gzip trailer when the server ends
-//! it ([`GzipStream`]). What is lost against a compressor per stream is the history between
-//! events; what is kept is the memory target for idle streams (a deflate context costs 256 KiB).
+//! Each event is deflated by a fresh compressor and ends with a sync flush (an empty stored
+//! block): its bytes end on a byte boundary, so any sequence of such chunks is one valid deflate
+//! stream. A frame shared by a thousand streams is therefore compressed once ([`Chunk`], kept
+//! with the frame), and a stream holds no compressor at all — only the running CRC-32 of what it
+//! sent, for the gzip trailer when the server ends it ([`GzipStream`]).
+//!
+//! What a compressor per stream would add is the history between events: a region's next
+//! update mostly repeats its last one. [`Chunk::after`] gets that back without one: it
+//! compresses an event as it follows a given history (the frames a stream was sent last), and
+//! every stream that was sent the same frames last — all the viewers of a dashboard — shares
+//! that one chunk (`live::hub::frame::Tail`). Heartbeats are empty blocks ([`EMPTY_BLOCK`]),
+//! so they do not break the history. A deflate context per stream would cost 256 KiB; this
+//! costs each stream a few pointers.
 
 use actix_web::web::{Bytes, BytesMut};
 use flate2::{Compress, Compression, FlushCompress};
@@ -24,23 +30,24 @@ impl Chunk {
     pub fn new(raw: &[u8]) -> Self {
         let mut compress = Compress::new(Compression::new(6), false);
         let mut out = Vec::with_capacity(raw.len() / 2 + 64);
-        let mut consumed = 0usize;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let before = compress.total_in();
-            // The input is in memory: the only failure is a stream error, which a fresh
-            // compressor fed in order does not give; an unencodable chunk ends as it stands.
-            if compress.compress_vec(&raw[consumed..], &mut out, FlushCompress::Sync).is_err() {
-                break;
-            }
-            consumed += usize::try_from(compress.total_in() - before).unwrap_or(0);
-            // Done when all the input is in and the flush fitted (space left over).
-            if consumed >= raw.len() && out.capacity() - out.len() >= 64 {
-                break;
-            }
-        }
+        deflate(&mut compress, raw, &mut out);
+        Self::of(raw, out)
+    }
+
+    /// Deflates `raw` as it follows `history` on a stream: its bytes may refer back into
+    /// `history` (at most [`WINDOW`] bytes), so they are valid only on a stream whose last
+    /// decompressed bytes are exactly `history` — every stream that was sent the same frames
+    /// last. A region's next update mostly repeats its previous one (the same row with one
+    /// number changed, the same markup around other text), which this sends as references.
+    pub fn after(history: &[u8], raw: &[u8]) -> Self {
+        let history = &history[history.len().saturating_sub(WINDOW)..];
+        let mut compress = Compress::new(Compression::new(6), false);
+        // The history's own compressed bytes are what the stream was sent already (differently
+        // compressed, the same when decompressed): only its place in the window counts.
+        let mut scratch = Vec::with_capacity(history.len() / 2 + 64);
+        deflate(&mut compress, history, &mut scratch);
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        deflate(&mut compress, raw, &mut out);
         Self::of(raw, out)
     }
 
@@ -67,6 +74,36 @@ impl Chunk {
     }
 }
 
+/// How far back a chunk made by [`Chunk::after`] may refer: half deflate's 32 KiB window, so
+/// compressing the history first costs little.
+pub const WINDOW: usize = 16 * 1024;
+
+/// An empty stored block (what a sync flush writes): bytes on the wire that decompress to
+/// nothing. A gzip stream's heartbeat, so that it keeps the connection alive without changing
+/// what the stream's next chunk may refer back to.
+pub const EMPTY_BLOCK: [u8; 5] = [0x00, 0x00, 0x00, 0xff, 0xff];
+
+/// Feeds all of `input` to `compress` and ends with a sync flush, appending to `out`.
+fn deflate(compress: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    let mut consumed = 0usize;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(256));
+        }
+        let before = compress.total_in();
+        // The input is in memory: the only failure is a stream error, which a compressor fed
+        // in order does not give; an unencodable chunk ends as it stands.
+        if compress.compress_vec(&input[consumed..], out, FlushCompress::Sync).is_err() {
+            break;
+        }
+        consumed += usize::try_from(compress.total_in() - before).unwrap_or(0);
+        // Done when all the input is in and the flush fitted (space left over).
+        if consumed >= input.len() && out.capacity() - out.len() >= 64 {
+            break;
+        }
+    }
+}
+
 /// The per-stream state of a gzip-encoded stream: the CRC-32 and length of what it has sent.
 #[derive(Debug, Clone, Default)]
 pub struct GzipStream {
@@ -90,6 +127,11 @@ impl GzipStream {
     pub fn send(&mut self, chunk: &Chunk) -> Bytes {
         self.count(chunk);
         chunk.deflated.clone()
+    }
+
+    /// A heartbeat: bytes that keep the connection alive and decompress to nothing.
+    pub fn heartbeat(&self) -> Bytes {
+        Bytes::from_static(&EMPTY_BLOCK)
     }
 
     fn count(&mut self, chunk: &Chunk) {
@@ -141,6 +183,49 @@ mod tests {
         let mut decoded = Vec::new();
         flate2::read::GzDecoder::new(&wire[..]).read_to_end(&mut decoded).unwrap();
         assert_eq!(decoded, expected, "the whole stream is valid gzip, trailer included");
+    }
+
+    #[test]
+    fn a_chunk_after_its_history_refers_back_and_decodes_on_a_stream_that_has_it() {
+        let row = |i: usize| {
+            format!(
+                "event: widgets\nid: {i}\ndata: <tr id=\"widget-1\"><td class=\"num\">{i}</td><td>{}</td></tr>\n\n",
+                "<rect x=\"2\" y=\"40\" width=\"16\"/>".repeat(40)
+            )
+        };
+        let (first, second) = (row(1).into_bytes(), row(2).into_bytes());
+        let alone = Chunk::new(&second);
+        let after = Chunk::after(&first, &second);
+        assert!(
+            after.deflated.len() * 3 < alone.deflated.len(),
+            "{} vs {}",
+            after.deflated.len(),
+            alone.deflated.len()
+        );
+
+        let mut stream = GzipStream::default();
+        let mut wire = stream.start(&Chunk::stored(b"retry: 2000\n\n")).to_vec();
+        wire.extend_from_slice(&stream.send(&Chunk::new(&first)));
+        wire.extend_from_slice(&stream.heartbeat());
+        wire.extend_from_slice(&stream.send(&after));
+        wire.extend_from_slice(&stream.finish());
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&wire[..]).read_to_end(&mut decoded).unwrap();
+        assert_eq!(decoded, [&b"retry: 2000\n\n"[..], &first, &second].concat(), "heartbeats add nothing");
+    }
+
+    #[test]
+    fn history_beyond_the_window_is_not_referred_to() {
+        let old = "x".repeat(WINDOW * 2);
+        let raw = b"event: feed\ndata: new\n\n";
+        let chunk = Chunk::after(old.as_bytes(), raw);
+        // Decoded after only the window's worth of history, it is the same.
+        let mut inflate = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(WINDOW + raw.len() + 64);
+        let history = Chunk::stored(&old.as_bytes()[old.len() - WINDOW..]);
+        inflate.decompress_vec(&history.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
+        inflate.decompress_vec(&chunk.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
+        assert_eq!(&out[WINDOW..], raw);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod sessions;
 
 pub use admission::{Admitted, Limits, Refusal};
 pub use follow::{Follower, Woken};
-pub use frame::{Frame, FrameKind, encode_event, html_hash};
+pub use frame::{Frame, FrameKind, Tail, encode_event, html_hash};
 pub use sessions::SESSION_CHECK;
 
 /// Counters for `/metrics` and the benchmarks.

@@ -53,6 +53,13 @@ pub enum Audience {
     Person { actor: Option<i64>, admin: bool },
 }
 
+impl Audience {
+    /// One person's own: rendered for them alone.
+    pub fn is_personal(&self) -> bool {
+        matches!(self, Self::Person { .. })
+    }
+}
+
 /// A live region and its scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Region {

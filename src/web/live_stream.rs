@@ -31,7 +31,7 @@ use crate::AppState;
 use crate::auth::{Session, Viewer};
 use crate::error::AppError;
 use crate::live::gzip::{Chunk, GzipStream};
-use crate::live::hub::{Admitted, Baseline, Frame, Join, Refusal};
+use crate::live::hub::{Admitted, Baseline, Frame, Join, Refusal, Tail};
 use crate::live::{Region, delta};
 use crate::web::chrome::Chrome;
 
@@ -109,6 +109,7 @@ async fn live(
         prefix: Some(prefix.freeze()),
         frames: receiver,
         heartbeat: time::interval_at(time::Instant::now() + heartbeat, heartbeat),
+        tail: Tail::default(),
         gzip,
         _admitted: admitted,
     };
@@ -143,7 +144,8 @@ async fn bring_up_to_date(
             let seq = state.feed.last_seq();
             let html = state.regions.render(state, region, viewer, &audience).await?;
             let split = delta::split(&html);
-            state.live.joined_with(id, region, generation, Frame::new(region, seq, &html), split);
+            let frame = Frame::new(region, seq, &html).personal(audience.is_personal());
+            state.live.joined_with(id, region, generation, frame, split);
             Ok(())
         }
         Join::Gone => Err(AppError::NotFound("live stream")),
@@ -237,11 +239,9 @@ async fn change(
 const RETRY: &[u8] = b"retry: 2000\n\n";
 
 /// A comment line: keeps proxies from timing the stream out and lets the server notice a
-/// client that went away (a write fails).
+/// client that went away (a write fails). A gzip stream sends an empty block instead, which
+/// does the same without adding to what its next event may refer back to.
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
-
-/// [`HEARTBEAT`] deflated, once for every gzip stream.
-static HEARTBEAT_GZIP: std::sync::LazyLock<Chunk> = std::sync::LazyLock::new(|| Chunk::stored(HEARTBEAT));
 
 /// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
 /// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
@@ -253,6 +253,8 @@ struct LiveBody {
     heartbeat: time::Interval,
     /// Set when the stream is gzip-encoded: what it has sent, for the trailer.
     gzip: Option<GzipStream>,
+    /// The frames a gzip stream was sent last: what the next may be compressed after.
+    tail: Tail,
     /// The stream's slot and subscriptions, released when the body is dropped (client gone).
     _admitted: Admitted,
 }
@@ -281,14 +283,18 @@ impl MessageBody for LiveBody {
             };
             this.heartbeat.reset();
             let bytes = match &mut this.gzip {
-                Some(gzip) => gzip.send(frame.gzipped()),
+                Some(gzip) => {
+                    let bytes = gzip.send(&frame.gzipped_after(&this.tail));
+                    this.tail.push(&frame);
+                    bytes
+                }
                 None => frame.wire.clone(),
             };
             return Poll::Ready(Some(Ok(bytes)));
         }
         if this.heartbeat.poll_tick(cx).is_ready() {
             let bytes = match &mut this.gzip {
-                Some(gzip) => gzip.send(&HEARTBEAT_GZIP),
+                Some(gzip) => gzip.heartbeat(),
                 None => Bytes::from_static(HEARTBEAT),
             };
             return Poll::Ready(Some(Ok(bytes)));

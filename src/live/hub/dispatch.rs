@@ -241,7 +241,7 @@ impl LiveHub {
                     continue;
                 }
             };
-            let frame = Arc::new(Frame::new(&key.region, seq, &html));
+            let frame = Arc::new(Frame::new(&key.region, seq, &html).personal(key.audience.is_personal()));
             let split = delta::split(&html);
             self.fan_out(&key, seq, &frame, split);
         }
@@ -254,9 +254,12 @@ impl LiveHub {
         let Some(topic) = inner.topics.get_mut(key) else { return };
         let split = split.map(Arc::new);
         let delta = match (&topic.last, &topic.split, &split) {
-            (Some(last), Some(old), Some(new)) if last.hash != frame.hash => delta::delta(old, new)
-                .filter(|steps| steps.len() < frame.wire.len())
-                .map(|steps| (last.hash, Arc::new(Frame::delta(&key.region, seq, last.hash, frame.hash, &steps)))),
+            (Some(last), Some(old), Some(new)) if last.hash != frame.hash => {
+                delta::delta(old, new).filter(|steps| steps.len() < frame.wire.len()).map(|steps| {
+                    let steps = Frame::delta(&key.region, seq, last.hash, frame.hash, &steps);
+                    (last.hash, Arc::new(steps.personal(key.audience.is_personal())))
+                })
+            }
             _ => None,
         };
         topic.generation += 1;

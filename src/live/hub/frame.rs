@@ -1,10 +1,12 @@
 //! What travels on a live stream: one region's event, encoded once for all its clients.
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::web::{Bytes, BytesMut};
 
-use crate::live::gzip::Chunk;
+use crate::live::gzip::{self, Chunk};
 
 pub use crate::live::delta::html_hash;
 use crate::live::region::Region;
@@ -18,9 +20,25 @@ pub struct Frame {
     /// What it is: the wire of a page's stream, or a signal to a subscriber that reads for
     /// itself (see [`Follower`]).
     pub kind: FrameKind,
+    /// This frame among all frames (what a stream's [`Tail`] names it by).
+    id: u64,
+    /// Rendered for one person: what follows it on their stream follows nobody else's.
+    personal: bool,
     /// The wire deflated, for the streams that take gzip: made once, by the first of them.
     gzip: OnceLock<Chunk>,
+    /// The wire deflated as it follows a stream's tail (the ids of the frames that tail holds),
+    /// made once for all the streams with that tail.
+    after: Mutex<Vec<AfterTail>>,
 }
+
+/// A tail (its frames' ids) and the frame compressed after it, made by the first stream that
+/// needs it.
+type AfterTail = (Vec<u64>, Arc<OnceLock<Chunk>>);
+
+/// Most tails one frame is compressed after; streams with yet another tail get it on its own.
+const MAX_TAILS: usize = 8;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a [`Frame`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +55,42 @@ pub enum FrameKind {
 
 impl Frame {
     fn with(hash: u64, wire: Bytes, kind: FrameKind) -> Self {
-        Self { hash, wire, kind, gzip: OnceLock::new() }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Self { hash, wire, kind, id, personal: false, gzip: OnceLock::new(), after: Mutex::default() }
+    }
+
+    /// Marks a frame rendered for one person's audience (or not).
+    #[must_use]
+    pub fn personal(mut self, personal: bool) -> Self {
+        self.personal = personal;
+        self
     }
 
     /// [`wire`](Self::wire) deflated on its own (see [`gzip`](crate::live::gzip)), compressed
     /// once for every stream it goes to.
     pub fn gzipped(&self) -> &Chunk {
         self.gzip.get_or_init(|| Chunk::new(&self.wire))
+    }
+
+    /// [`wire`](Self::wire) deflated as it follows `tail` on a stream ([`Chunk::after`]):
+    /// compressed once for every stream with the same tail.
+    pub fn gzipped_after(&self, tail: &Tail) -> Chunk {
+        if tail.frames.is_empty() {
+            return self.gzipped().clone();
+        }
+        let slot = {
+            let mut after = self.after.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match after.iter().find(|(ids, _)| tail.is(ids)) {
+                Some((_, slot)) => Arc::clone(slot),
+                None if after.len() < MAX_TAILS => {
+                    let slot = Arc::new(OnceLock::new());
+                    after.push((tail.ids(), Arc::clone(&slot)));
+                    slot
+                }
+                None => return self.gzipped().clone(),
+            }
+        };
+        slot.get_or_init(|| Chunk::after(&tail.history(), &self.wire)).clone()
     }
 
     /// Encodes `html` of `region` as the region's event (its `sse-swap` name) with id `seq`. The
@@ -107,4 +154,54 @@ pub fn encode_event(event: &str, seq: Option<i64>, data: &str) -> Bytes {
     }
     wire.extend_from_slice(b"\n\n");
     wire.freeze()
+}
+
+/// The frames a gzip stream was sent last, in order and with nothing in between (heartbeats
+/// decompress to nothing): the history its next frame may be compressed after. Streams sent the
+/// same frames last have the same tail, and share that compression.
+#[derive(Debug, Default)]
+pub struct Tail {
+    frames: VecDeque<Arc<Frame>>,
+    /// The bytes of `frames`' wires together.
+    len: usize,
+}
+
+impl Tail {
+    /// `frame` was sent: it ends the tail. A control event or a personal frame (one stream's
+    /// own) starts it again, so that what follows is compressed on its own rather than once
+    /// per stream.
+    pub fn push(&mut self, frame: &Arc<Frame>) {
+        if frame.kind != FrameKind::Region || frame.personal {
+            self.frames.clear();
+            self.len = 0;
+            return;
+        }
+        self.frames.push_back(Arc::clone(frame));
+        self.len += frame.wire.len();
+        // Keep only the frames that reach into the window's worth of history.
+        while let Some(first) = self.frames.front() {
+            if self.len - first.wire.len() < gzip::WINDOW {
+                break;
+            }
+            self.len -= first.wire.len();
+            self.frames.pop_front();
+        }
+    }
+
+    fn is(&self, ids: &[u64]) -> bool {
+        self.frames.len() == ids.len() && self.frames.iter().zip(ids).all(|(frame, id)| frame.id == *id)
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.frames.iter().map(|frame| frame.id).collect()
+    }
+
+    /// The last [`gzip::WINDOW`] bytes the stream was sent.
+    fn history(&self) -> Vec<u8> {
+        let mut history = Vec::with_capacity(self.len);
+        for frame in &self.frames {
+            history.extend_from_slice(&frame.wire);
+        }
+        history.split_off(history.len().saturating_sub(gzip::WINDOW))
+    }
 }

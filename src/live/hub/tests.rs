@@ -20,6 +20,48 @@ fn encodes_an_event_with_a_data_line_per_line() {
 }
 
 #[test]
+fn streams_sent_the_same_frames_share_the_compression_of_the_next() {
+    let region = Region::Feed { hub_id: 3 };
+    let row = |n: usize| {
+        let words: String =
+            (0..40).map(|i| format!("<span class=\"c-{}\">{}</span>", i * 7 % 13, i * i * 31)).collect();
+        format!("<ul><li id=\"a-{n}\">{words}</li></ul>")
+    };
+    let frames: Vec<Arc<Frame>> = (1..=3).map(|n| Arc::new(Frame::new(&region, n as i64, &row(n)))).collect();
+    let (mut a, mut b) = (Tail::default(), Tail::default());
+    for frame in &frames[..2] {
+        a.push(frame);
+        b.push(frame);
+    }
+    let (after_a, after_b) = (frames[2].gzipped_after(&a), frames[2].gzipped_after(&b));
+    assert_eq!(after_a.deflated.as_ptr(), after_b.deflated.as_ptr(), "compressed once for both");
+    assert!(after_a.deflated.len() * 3 < frames[2].gzipped().deflated.len(), "it refers back to the frames before");
+
+    // On a stream that was sent those frames, it decodes to the frame.
+    let mut inflate = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(16 * 1024);
+    for chunk in [
+        frames[0].gzipped().clone(),
+        frames[1].gzipped_after(&{
+            let mut t = Tail::default();
+            t.push(&frames[0]);
+            t
+        }),
+        after_a,
+    ] {
+        inflate.decompress_vec(&chunk.deflated, &mut out, flate2::FlushDecompress::Sync).expect("inflate");
+    }
+    assert_eq!(out, [&frames[0].wire[..], &frames[1].wire[..], &frames[2].wire[..]].concat());
+
+    // After a frame of one person's (or a control event), the next is compressed on its own.
+    let personal = Arc::new(Frame::new(&Region::Feed { hub_id: 4 }, 4, "<p>mine</p>").personal(true));
+    a.push(&personal);
+    assert_eq!(frames[2].gzipped_after(&a).deflated.as_ptr(), frames[2].gzipped().deflated.as_ptr());
+    b.push(&Arc::new(Frame::control("session", "changed")));
+    assert_eq!(frames[2].gzipped_after(&b).deflated.as_ptr(), frames[2].gzipped().deflated.as_ptr());
+}
+
+#[test]
 fn a_region_frame_names_its_region_and_hash() {
     let region = Region::Feed { hub_id: 3 };
     let (a, b) = (Frame::new(&region, 1, "<p>same</p>"), Frame::new(&region, 2, "<p>same</p>"));
