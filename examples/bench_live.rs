@@ -277,7 +277,7 @@ async fn client(
 const MARKER: &[u8] = b"bench-marker-";
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -49,7 +49,7 @@ impl Dechunk {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         self.pending.extend_from_slice(bytes);
         let mut at = 0;
-        while let Some(line) = self.pending[at..].windows(2).position(|w| w == b"\r\n") {
+        while let Some(line) = memchr::memmem::find(&self.pending[at..], b"\r\n") {
             let size_text = String::from_utf8_lossy(&self.pending[at..at + line]).into_owned();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
             let start = at + line + 2;
@@ -80,7 +80,7 @@ impl Response {
         let rest;
         if self.body.is_none() {
             self.head.extend_from_slice(bytes);
-            let end = self.head.windows(4).position(|w| w == b"\r\n\r\n")?;
+            let end = memchr::memmem::find(&self.head, b"\r\n\r\n")?;
             let head = String::from_utf8_lossy(&self.head[..end]).to_ascii_lowercase();
             status = Some(head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0));
             let gzip = head.contains("content-encoding: gzip");
