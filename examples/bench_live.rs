@@ -235,7 +235,7 @@ async fn client(
         let _ = ready.send(0);
         return;
     }
-    let mut chunk = vec![0u8; 16384];
+    let mut chunk = vec![0u8; 4096];
     let mut response = browser_body::Response::default();
     let mut opened = false;
     // Bytes, not strings: at thousands of clients on the same two cores the client's own parsing
@@ -259,11 +259,11 @@ async fn client(
                 return;
             }
         }
-        while let Some(end) = find(&buffer, b"\n\n") {
+        while let Some(end) = EVENT_END.find(&buffer) {
             let block = &buffer[..end];
             if block.starts_with(b"event: feed") {
                 // The newest marker in the feed (it lists the newest first).
-                let marker = find(block, MARKER).map(|at| {
+                let marker = MARKER_FINDER.find(block).map(|at| {
                     let digits = block[at + MARKER.len()..].iter().take_while(|b| b.is_ascii_digit());
                     digits.fold(0usize, |n, d| n * 10 + usize::from(d - b'0'))
                 });
@@ -276,9 +276,11 @@ async fn client(
 
 const MARKER: &[u8] = b"bench-marker-";
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
-}
+/// The searches every client makes on every event, built once.
+static EVENT_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+static MARKER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MARKER));
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -328,7 +330,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         while arrivals.try_recv().is_ok() {}
         let pid = server.child.id();
+        println!("{n} clients: {opened} open; writing");
         let cpu_before = cpu_ticks(pid);
+        let own_before = cpu_ticks(std::process::id());
         let started = Instant::now();
         let mut latencies = Vec::with_capacity(n * WRITES);
         let mut delivered = 0;
@@ -353,6 +357,12 @@ async fn main() {
         }
         let wall = started.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
+        let own = (cpu_ticks(std::process::id()) - own_before) as f64 / 100.0;
+        println!(
+            "{n} clients: server {:.0}% and clients {:.0}% of one core during the writes",
+            cpu / wall * 100.0,
+            own / wall * 100.0
+        );
         latencies.sort_by(f64::total_cmp);
         println!("{n} clients: delivered {delivered}/{}; {}", n * WRITES, server.live_metrics().await);
 

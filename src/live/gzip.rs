@@ -23,6 +23,9 @@ pub struct Chunk {
     pub deflated: Bytes,
     crc: u32,
     len: u64,
+    /// x^(8·len) mod the CRC polynomial: what appends this chunk's CRC to a stream's in one
+    /// multiplication (computed once here, not once per stream).
+    shift: u32,
 }
 
 impl Chunk {
@@ -70,7 +73,8 @@ impl Chunk {
     fn of(raw: &[u8], deflated: Vec<u8>) -> Self {
         let mut crc = crc32fast::Hasher::new();
         crc.update(raw);
-        Self { deflated: Bytes::from(deflated), crc: crc.finalize(), len: raw.len() as u64 }
+        let len = raw.len() as u64;
+        Self { deflated: Bytes::from(deflated), crc: crc.finalize(), len, shift: x8n(len) }
     }
 }
 
@@ -104,10 +108,38 @@ fn deflate(compress: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// CRC-32's polynomial, reflected.
+const POLY: u32 = 0xedb8_8320;
+
+/// a(x)·b(x) modulo the CRC polynomial, reflected (zlib's `multmodp`).
+fn multiply(a: u32, mut b: u32) -> u32 {
+    let mut product = 0u32;
+    for i in 0..32 {
+        product ^= b & ((a >> (31 - i)) & 1).wrapping_neg();
+        b = (b >> 1) ^ ((b & 1).wrapping_neg() & POLY);
+    }
+    product
+}
+
+/// x^(8·len) modulo the CRC polynomial, reflected: multiplying a CRC by it appends `len` bytes'
+/// worth of zeros, so `multiply(x8n(len(B)), crc(A)) ^ crc(B)` is the CRC of A followed by B.
+fn x8n(len: u64) -> u32 {
+    let (mut power, mut square, mut n) = (0x8000_0000u32, 0x0080_0000u32, len);
+    while n != 0 {
+        if n & 1 != 0 {
+            power = multiply(square, power);
+        }
+        square = multiply(square, square);
+        n >>= 1;
+    }
+    power
+}
+
 /// The per-stream state of a gzip-encoded stream: the CRC-32 and length of what it has sent.
 #[derive(Debug, Clone, Default)]
 pub struct GzipStream {
-    crc: crc32fast::Hasher,
+    crc: u32,
+    len: u64,
 }
 
 /// The gzip member header: deflate, no name, no time, unknown OS.
@@ -135,13 +167,13 @@ impl GzipStream {
     }
 
     fn count(&mut self, chunk: &Chunk) {
-        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(chunk.crc, chunk.len));
+        self.crc = multiply(chunk.shift, self.crc) ^ chunk.crc;
+        self.len += chunk.len;
     }
 
     /// The last bytes: an empty final block, the CRC-32 and the length (mod 2^32) of the data.
     pub fn finish(self) -> Bytes {
-        let len = self.crc.total_len();
-        let crc = self.crc.finalize();
+        let (crc, len) = (self.crc, self.len);
         let mut out = BytesMut::with_capacity(10);
         // A final fixed-Huffman block holding only end-of-block: bits 1, 01, 0000000.
         out.extend_from_slice(&[0x03, 0x00]);
@@ -226,6 +258,19 @@ mod tests {
         inflate.decompress_vec(&history.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
         inflate.decompress_vec(&chunk.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
         assert_eq!(&out[WINDOW..], raw);
+    }
+
+    #[test]
+    fn a_stream_crc_is_its_chunks_crcs_combined() {
+        let parts: Vec<Vec<u8>> =
+            [0usize, 1, 7, 300, 5000, 70_000].iter().map(|n| (0..*n).map(|i| (i * 31 % 251) as u8).collect()).collect();
+        let mut stream = GzipStream::default();
+        let mut whole = crc32fast::Hasher::new();
+        for part in &parts {
+            stream.count(&Chunk::stored(part));
+            whole.update(part);
+        }
+        assert_eq!((stream.crc, stream.len), (whole.finalize(), parts.iter().map(|p| p.len() as u64).sum()));
     }
 
     #[test]

@@ -108,7 +108,11 @@ async fn live(
     let body = LiveBody {
         prefix: Some(prefix.freeze()),
         frames: receiver,
-        heartbeat: time::interval_at(time::Instant::now() + heartbeat, heartbeat),
+        heartbeat: {
+            let mut interval = time::interval_at(time::Instant::now() + heartbeat, heartbeat);
+            interval.set_missed_tick_behavior(time::MissedTickBehavior::Delay);
+            interval
+        },
         tail: Tail::default(),
         gzip,
         _admitted: admitted,
@@ -238,14 +242,15 @@ async fn change(
 /// How soon the browser reconnects after the stream drops.
 const RETRY: &[u8] = b"retry: 2000\n\n";
 
-/// A comment line: keeps proxies from timing the stream out and lets the server notice a
-/// client that went away (a write fails). A gzip stream sends an empty block instead, which
+/// A comment line, every heartbeat period whatever else was sent (resetting a timer for every
+/// frame of every stream costs more than a few bytes): keeps proxies from timing the stream out
+/// and lets the server notice a client that went away (a write fails). A gzip stream sends an empty block instead, which
 /// does the same without adding to what its next event may refer back to.
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 /// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
 /// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
-/// HTML it does not have), and a heartbeat when nothing else was sent. It ends when the hub
+/// HTML it does not have), and a heartbeat every period. It ends when the hub
 /// drops the client (shutdown, session ended, too slow to keep up).
 struct LiveBody {
     prefix: Option<Bytes>,
@@ -281,7 +286,6 @@ impl MessageBody for LiveBody {
                 // complete body rather than a truncated one.
                 return Poll::Ready(this.gzip.take().map(|gzip| Ok(gzip.finish())));
             };
-            this.heartbeat.reset();
             let bytes = match &mut this.gzip {
                 Some(gzip) => {
                     let bytes = gzip.send(&frame.gzipped_after(&this.tail));

@@ -226,10 +226,13 @@ impl LiveHub {
         }
         let mut renders = futures_util::stream::iter(due)
             .map(|(key, viewer, seq)| async move {
+                let started = Instant::now();
                 let html = state.regions.render(state, &key.region, &viewer, &key.audience).await;
+                tracing::debug!(region = %key.region.key(), ms = started.elapsed().as_secs_f64() * 1000.0, "live region rendered");
                 (key, seq, html)
             })
             .buffer_unordered(4);
+        let mut rendered = Vec::new();
         while let Some((key, seq, html)) = renders.next().await {
             self.stats.renders.fetch_add(1, Ordering::Relaxed);
             let html = match html {
@@ -243,55 +246,72 @@ impl LiveHub {
             };
             let frame = Arc::new(Frame::new(&key.region, seq, &html).personal(key.audience.is_personal()));
             let split = delta::split(&html);
-            self.fan_out(&key, seq, &frame, split);
+            rendered.push(Rendered { key, seq, frame, split });
         }
+        // All of this round's regions go out together: a stream is woken once and writes them
+        // in one go, rather than once per region.
+        self.fan_out_all(rendered);
     }
 
-    /// Sends a topic's new render to its clients: as the rows that changed to those that have
-    /// the previous render, whole to the others (and to none that have it already).
+    /// Sends a topic's new render to its clients (see [`fan_out_all`](Self::fan_out_all)).
+    #[cfg(test)]
     pub(super) fn fan_out(&self, key: &TopicKey, seq: i64, frame: &Arc<Frame>, split: Option<Split>) {
+        self.fan_out_all(vec![Rendered { key: key.clone(), seq, frame: Arc::clone(frame), split }]);
+    }
+
+    /// Sends topics' new renders to their clients: as the rows that changed to those that have
+    /// the previous render, whole to the others (and to none that have it already). Each
+    /// client is sent all of its frames before the next client is sent any.
+    pub(super) fn fan_out_all(&self, rendered: Vec<Rendered>) {
         let mut inner = lock(&self.inner);
-        let Some(topic) = inner.topics.get_mut(key) else { return };
-        let split = split.map(Arc::new);
-        let delta = match (&topic.last, &topic.split, &split) {
-            (Some(last), Some(old), Some(new)) if last.hash != frame.hash => {
-                delta::delta(old, new).filter(|steps| steps.len() < frame.wire.len()).map(|steps| {
-                    let steps = Frame::delta(&key.region, seq, last.hash, frame.hash, &steps);
-                    (last.hash, Arc::new(steps.personal(key.audience.is_personal())))
-                })
-            }
-            _ => None,
-        };
-        topic.generation += 1;
-        topic.last = Some(Arc::clone(frame));
-        topic.split = split;
-        let targets: Vec<(u64, bool)> = topic
-            .clients
-            .iter_mut()
-            .filter(|(_, have)| **have != Some(frame.hash))
-            .map(|(id, have)| {
-                let rows = delta.as_ref().is_some_and(|(base, _)| *have == Some(*base));
-                *have = Some(frame.hash);
-                (*id, rows)
-            })
-            .collect();
-        let mut dropped = Vec::new();
-        for (id, rows) in targets {
-            let sent = match (&delta, rows) {
-                (Some((_, steps)), true) => {
-                    self.stats.deltas_sent.fetch_add(1, Ordering::Relaxed);
-                    inner.send(&self.stats, id, steps)
+        let mut targets: Vec<(u64, Arc<Frame>)> = Vec::new();
+        for Rendered { key, seq, frame, split } in rendered {
+            let Some(topic) = inner.topics.get_mut(&key) else { continue };
+            let split = split.map(Arc::new);
+            let delta = match (&topic.last, &topic.split, &split) {
+                (Some(last), Some(old), Some(new)) if last.hash != frame.hash => {
+                    delta::delta(old, new).filter(|steps| steps.len() < frame.wire.len()).map(|steps| {
+                        let steps = Frame::delta(&key.region, seq, last.hash, frame.hash, &steps);
+                        (last.hash, Arc::new(steps.personal(key.audience.is_personal())))
+                    })
                 }
-                _ => inner.send(&self.stats, id, frame),
+                _ => None,
             };
-            if !sent {
-                dropped.push(id);
+            topic.generation += 1;
+            topic.last = Some(Arc::clone(&frame));
+            topic.split = split;
+            for (id, have) in topic.clients.iter_mut().filter(|(_, have)| **have != Some(frame.hash)) {
+                let sent = match &delta {
+                    Some((base, steps)) if *have == Some(*base) => {
+                        self.stats.deltas_sent.fetch_add(1, Ordering::Relaxed);
+                        Arc::clone(steps)
+                    }
+                    _ => Arc::clone(&frame),
+                };
+                *have = Some(frame.hash);
+                targets.push((*id, sent));
+            }
+        }
+        // By client, each client's frames in the order of their topics (a stable sort).
+        targets.sort_by_key(|(id, _)| *id);
+        let mut dropped = Vec::new();
+        for (id, frame) in &targets {
+            if dropped.last() != Some(id) && !inner.send(&self.stats, *id, frame) {
+                dropped.push(*id);
             }
         }
         for id in dropped {
             inner.drop_client(id);
         }
     }
+}
+
+/// A topic's new render, on its way to [`LiveHub::fan_out_all`].
+pub(super) struct Rendered {
+    key: TopicKey,
+    seq: i64,
+    frame: Arc<Frame>,
+    split: Option<Split>,
 }
 
 async fn sleep_until(due: Option<Instant>) {
