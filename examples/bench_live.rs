@@ -391,12 +391,13 @@ async fn main() {
             renders as f64 / n as f64,
         ));
         rows.push(format!(
-            "| {n} | {delivered}/{} | {:.1} | {:.1} | {:.1} | {:.0}% of one core |",
+            "| {n} | {delivered}/{} | {:.1} | {:.1} | {:.1} | {:.0}% of one core | {:.0}% of one core |",
             n * WRITES,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             latencies.last().copied().unwrap_or(f64::NAN),
             cpu / wall * 100.0,
+            own / wall * 100.0,
         ));
         drop(server);
     }
@@ -436,7 +437,7 @@ async fn main() {
          **shipped live settings** (coalescing window {WINDOW_MS} ms with leading edge; only the admission limits raised, as every client comes from one address and session); \
          N SSE clients (raw HTTP/1.1 clients of one signed-in operator, taking gzip as browsers do) on the checkout dashboard, each opened with the page's `since`; {WRITES} annotations, each a plain SQL `INSERT` from the benchmark's process, \
          latency from commit to the feed event arriving at each client. Clients and server share the 2 cores. Load before the run: {}.\n\n\
-         | clients | events delivered | p50 ms | p99 ms | max ms | server CPU during the writes |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | clients | events delivered | p50 ms | p99 ms | max ms | server CPU during the writes | clients' CPU (this process) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         today(),
         load
     ));
