@@ -2,6 +2,7 @@
 //! re-admits viewers whose memberships changed, renders each dirty topic once per window and
 //! fans the HTML out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -292,12 +293,29 @@ impl LiveHub {
                 targets.push((*id, sent));
             }
         }
-        // By client, each client's frames in the order of their topics (a stable sort).
+        // By client, each client's frames in the order of their topics (a stable sort). Its
+        // shared frames go as one bundle (the same frames for many clients make one bundle for
+        // all of them, compressed once), its personal ones after them, each on its own: a
+        // bundle holding one person's frame would be compressed once per person.
         targets.sort_by_key(|(id, _)| *id);
+        let mut bundles: HashMap<Vec<u64>, Arc<Frame>> = HashMap::new();
         let mut dropped = Vec::new();
-        for (id, frame) in &targets {
-            if dropped.last() != Some(id) && !inner.send(&self.stats, *id, frame) {
-                dropped.push(*id);
+        for group in targets.chunk_by(|a, b| a.0 == b.0) {
+            let id = group[0].0;
+            let (shared, personal): (Vec<&Arc<Frame>>, Vec<&Arc<Frame>>) =
+                group.iter().map(|(_, frame)| frame).partition(|frame| !frame.is_personal());
+            let bundle = match shared[..] {
+                [] => None,
+                [frame] => Some(Arc::clone(frame)),
+                _ => {
+                    let ids: Vec<u64> = shared.iter().map(|frame| frame.id()).collect();
+                    let frames: Vec<Arc<Frame>> = shared.into_iter().cloned().collect();
+                    Some(Arc::clone(bundles.entry(ids).or_insert_with(|| Arc::new(Frame::bundle(&frames)))))
+                }
+            };
+            let sent = bundle.iter().chain(personal).all(|frame| inner.send(&self.stats, id, frame));
+            if !sent {
+                dropped.push(id);
             }
         }
         for id in dropped {
@@ -308,10 +326,10 @@ impl LiveHub {
 
 /// A topic's new render, on its way to [`LiveHub::fan_out_all`].
 pub(super) struct Rendered {
-    key: TopicKey,
-    seq: i64,
-    frame: Arc<Frame>,
-    split: Option<Split>,
+    pub(super) key: TopicKey,
+    pub(super) seq: i64,
+    pub(super) frame: Arc<Frame>,
+    pub(super) split: Option<Split>,
 }
 
 async fn sleep_until(due: Option<Instant>) {

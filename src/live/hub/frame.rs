@@ -121,6 +121,27 @@ impl Frame {
         Self::with(0, encode_event(event, None, data), FrameKind::Control)
     }
 
+    /// Frames one stream is sent together, as one: their wires one after the other, so that a
+    /// gzip stream gets them as one chunk (compressed once for every stream sent the same).
+    pub fn bundle(frames: &[Arc<Frame>]) -> Self {
+        let mut wire = BytesMut::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+        for frame in frames {
+            wire.extend_from_slice(&frame.wire);
+        }
+        let personal = frames.iter().any(|f| f.personal);
+        Self::with(0, wire.freeze(), FrameKind::Region).personal(personal)
+    }
+
+    /// This frame among all frames.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Rendered for one person's audience.
+    pub fn is_personal(&self) -> bool {
+        self.personal
+    }
+
     /// A signal to a [`Follower`] (never on a page's wire).
     pub fn signal(kind: FrameKind, seq: i64) -> Self {
         Self::with(seq as u64, Bytes::new(), kind)
@@ -167,11 +188,13 @@ pub struct Tail {
 }
 
 impl Tail {
-    /// `frame` was sent: it ends the tail. A control event or a personal frame (one stream's
-    /// own) starts it again, so that what follows is compressed on its own rather than once
-    /// per stream.
+    /// `frame` was sent: it ends the tail. A control event (one stream's own) starts it again,
+    /// so that what follows is compressed on its own rather than once per stream. A personal
+    /// frame (one person's audience, which all their streams share) stays in it: a frame is
+    /// compressed after at most [`MAX_TAILS`] tails, so tails that differ from stream to stream
+    /// cost at most that many compressions, and then the frame on its own.
     pub fn push(&mut self, frame: &Arc<Frame>) {
-        if frame.kind != FrameKind::Region || frame.personal {
+        if frame.kind != FrameKind::Region {
             self.frames.clear();
             self.len = 0;
             return;

@@ -53,12 +53,56 @@ fn streams_sent_the_same_frames_share_the_compression_of_the_next() {
     }
     assert_eq!(out, [&frames[0].wire[..], &frames[1].wire[..], &frames[2].wire[..]].concat());
 
-    // After a frame of one person's (or a control event), the next is compressed on its own.
+    // After one person's frame, shared by all their streams, the next is still compressed
+    // once for those streams; after a control event (one stream's own), on its own.
     let personal = Arc::new(Frame::new(&Region::Feed { hub_id: 4 }, 4, "<p>mine</p>").personal(true));
     a.push(&personal);
-    assert_eq!(frames[2].gzipped_after(&a).deflated.as_ptr(), frames[2].gzipped().deflated.as_ptr());
+    b.push(&personal);
+    let (after_a, after_b) = (frames[2].gzipped_after(&a), frames[2].gzipped_after(&b));
+    assert_eq!(after_a.deflated.as_ptr(), after_b.deflated.as_ptr());
+    assert_ne!(after_a.deflated.as_ptr(), frames[2].gzipped().deflated.as_ptr());
     b.push(&Arc::new(Frame::control("session", "changed")));
     assert_eq!(frames[2].gzipped_after(&b).deflated.as_ptr(), frames[2].gzipped().deflated.as_ptr());
+}
+
+#[test]
+fn a_round_reaches_each_client_as_one_bundle_of_its_shared_frames_then_its_own() {
+    let hub = Arc::new(LiveHub::new(Duration::from_millis(10), Limits::default()));
+    let (feed, signals) = (Region::Feed { hub_id: 1 }, Region::Signals { hub_id: 1 });
+    let bell = |n: i64| Region::Bell { actor_id: n };
+    let mut streams = Vec::new();
+    for n in 1..=2 {
+        let mut admitted = hub.admit(None, None).expect("admitted");
+        let (frames, id, _) = hub.open(&mut admitted, &viewer(n));
+        for (region, audience) in
+            [(feed.clone(), Audience::Staff), (signals.clone(), Audience::Staff), (bell(n), person(n))]
+        {
+            let _ = hub.join(id, &region, &audience, Baseline::Nothing, || 0);
+        }
+        streams.push((admitted, frames));
+    }
+    let frame = |region: &Region, html: &str, personal: bool| Arc::new(Frame::new(region, 2, html).personal(personal));
+    let (f, s, b) = (
+        frame(&feed, "<p>feed</p>", false),
+        frame(&signals, "<p>signals</p>", false),
+        frame(&bell(1), "<p>1</p>", true),
+    );
+    hub.fan_out_all(vec![
+        dispatch::Rendered { key: TopicKey::new(&bell(1), &person(1)), seq: 2, frame: Arc::clone(&b), split: None },
+        dispatch::Rendered { key: TopicKey::new(&feed, &Audience::Staff), seq: 2, frame: Arc::clone(&f), split: None },
+        dispatch::Rendered {
+            key: TopicKey::new(&signals, &Audience::Staff),
+            seq: 2,
+            frame: Arc::clone(&s),
+            split: None,
+        },
+    ]);
+    let first = streams[0].1.try_recv().expect("the bundle");
+    assert_eq!(&first.wire[..], &[&f.wire[..], &s.wire[..]].concat()[..], "the shared frames, in one");
+    assert!(Arc::ptr_eq(&streams[0].1.try_recv().expect("the bell"), &b), "then its own");
+    let second = streams[1].1.try_recv().expect("the bundle");
+    assert!(Arc::ptr_eq(&first, &second), "one bundle for both");
+    assert!(streams[1].1.try_recv().is_err(), "the other person's bell is not theirs");
 }
 
 #[test]
