@@ -16,23 +16,22 @@ impl Inflate {
 
     /// Inflates `bytes` onto `out`: all of what they hold, however much bigger it is (an
     /// event compressed after the ones before it may be a hundredth of its size).
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+    /// An error when the bytes are not a valid continuation of the stream.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), flate2::DecompressError> {
         let skip = self.header.min(bytes.len());
         self.header -= skip;
         let mut input = &bytes[skip..];
         loop {
             out.reserve(input.len() * 8 + 4096);
             let before = self.inflate.total_in();
-            let Ok(status) = self.inflate.decompress_vec(input, out, flate2::FlushDecompress::Sync) else { return };
+            let status = self.inflate.decompress_vec(input, out, flate2::FlushDecompress::Sync)?;
             let used = (self.inflate.total_in() - before) as usize;
             input = &input[used..];
-            // Output left inside the decompressor fills the space given; room to spare means
-            // it has given all it had.
-            if status == flate2::Status::StreamEnd || (input.is_empty() && out.len() < out.capacity()) {
-                return;
-            }
-            if used == 0 && out.len() < out.capacity() {
-                return;
+            // Output left inside the decompressor fills the space given: room to spare means it
+            // has given all it had (of all the input, or of what it could take).
+            let drained = out.len() < out.capacity() && (input.is_empty() || used == 0);
+            if status == flate2::Status::StreamEnd || drained {
+                return Ok(());
             }
         }
     }
@@ -93,7 +92,10 @@ impl Response {
             self.dechunked.clear();
             dechunk.feed(fresh, &mut self.dechunked);
             match inflate {
-                Some(inflate) => inflate.feed(&self.dechunked, text),
+                // A broken stream shows as events that never arrive.
+                Some(inflate) => {
+                    let _ = inflate.feed(&self.dechunked, text);
+                }
                 None => text.extend_from_slice(&self.dechunked),
             }
         }

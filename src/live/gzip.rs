@@ -248,16 +248,28 @@ mod tests {
 
     #[test]
     fn history_beyond_the_window_is_not_referred_to() {
-        let old = "x".repeat(WINDOW * 2);
-        let raw = b"event: feed\ndata: new\n\n";
-        let chunk = Chunk::after(old.as_bytes(), raw);
+        // Bytes that do not repeat (a linear congruential sequence), so that only the history
+        // can shorten what follows.
+        let mut x = 7u32;
+        // Longer than the window, shorter than deflate's own: without the cut, a compressor
+        // would refer to all of it.
+        let old: Vec<u8> = (0..WINDOW + 8192)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        // What follows repeats the part of the history beyond the window, and the part in it.
+        let raw = [&old[..4096], &old[old.len() - 4096..]].concat();
+        let chunk = Chunk::after(&old, &raw);
+        assert!(chunk.deflated.len() < raw.len() * 3 / 4, "the part in the window is referred to");
         // Decoded after only the window's worth of history, it is the same.
         let mut inflate = flate2::Decompress::new(false);
         let mut out = Vec::with_capacity(WINDOW + raw.len() + 64);
-        let history = Chunk::stored(&old.as_bytes()[old.len() - WINDOW..]);
+        let history = Chunk::stored(&old[old.len() - WINDOW..]);
         inflate.decompress_vec(&history.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
         inflate.decompress_vec(&chunk.deflated, &mut out, flate2::FlushDecompress::Sync).unwrap();
-        assert_eq!(&out[WINDOW..], raw);
+        assert_eq!(&out[WINDOW..], &raw[..]);
     }
 
     #[test]

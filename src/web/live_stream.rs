@@ -244,14 +244,15 @@ const RETRY: &[u8] = b"retry: 2000\n\n";
 
 /// A comment line, every heartbeat period whatever else was sent (resetting a timer for every
 /// frame of every stream costs more than a few bytes): keeps proxies from timing the stream out
-/// and lets the server notice a client that went away (a write fails). A gzip stream sends an empty block instead, which
-/// does the same without adding to what its next event may refer back to.
+/// and lets the server notice a client that went away (a write fails). A gzip stream sends an
+/// empty block instead, which does the same without adding to what its next event may refer
+/// back to.
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 /// The body of one live stream: the `retry:` line and the `hello` event, then the frames the
 /// hub sends it (pre-encoded, shared by every client of a topic; the hub sends a client only
-/// HTML it does not have), and a heartbeat every period. It ends when the hub
-/// drops the client (shutdown, session ended, too slow to keep up).
+/// HTML it does not have), and a heartbeat every period. It ends when the hub drops the client
+/// (shutdown, session ended, too slow to keep up).
 struct LiveBody {
     prefix: Option<Bytes>,
     frames: mpsc::Receiver<Arc<Frame>>,

@@ -413,7 +413,7 @@ impl SseClient {
         let Some((inflate, raw)) = &mut self.gzip else { return String::from_utf8_lossy(chunk).into_owned() };
         raw.extend_from_slice(chunk);
         let mut out = Vec::new();
-        inflate.feed(chunk, &mut out);
+        inflate.feed(chunk, &mut out).expect("valid deflate");
         String::from_utf8_lossy(&out).into_owned()
     }
 

@@ -309,8 +309,7 @@ impl LiveHub {
                 [frame] => Some(Arc::clone(frame)),
                 _ => {
                     let ids: Vec<u64> = shared.iter().map(|frame| frame.id()).collect();
-                    let frames: Vec<Arc<Frame>> = shared.into_iter().cloned().collect();
-                    Some(Arc::clone(bundles.entry(ids).or_insert_with(|| Arc::new(Frame::bundle(&frames)))))
+                    Some(Arc::clone(bundles.entry(ids).or_insert_with(|| Arc::new(Frame::bundle(&shared)))))
                 }
             };
             let sent = bundle.iter().chain(personal).all(|frame| inner.send(&self.stats, id, frame));

@@ -22,7 +22,8 @@ pub struct Frame {
     pub kind: FrameKind,
     /// This frame among all frames (what a stream's [`Tail`] names it by).
     id: u64,
-    /// Rendered for one person: what follows it on their stream follows nobody else's.
+    /// Rendered for one person's audience: sent on its own, never bundled with what many
+    /// streams share (see [`Frame::bundle`]).
     personal: bool,
     /// The wire deflated, for the streams that take gzip: made once, by the first of them.
     gzip: OnceLock<Chunk>,
@@ -121,15 +122,14 @@ impl Frame {
         Self::with(0, encode_event(event, None, data), FrameKind::Control)
     }
 
-    /// Frames one stream is sent together, as one: their wires one after the other, so that a
-    /// gzip stream gets them as one chunk (compressed once for every stream sent the same).
-    pub fn bundle(frames: &[Arc<Frame>]) -> Self {
+    /// Shared frames one stream is sent together, as one: their wires one after the other, so
+    /// that a gzip stream gets them as one chunk (compressed once for every stream sent the same).
+    pub fn bundle(frames: &[&Arc<Frame>]) -> Self {
         let mut wire = BytesMut::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
         for frame in frames {
             wire.extend_from_slice(&frame.wire);
         }
-        let personal = frames.iter().any(|f| f.personal);
-        Self::with(0, wire.freeze(), FrameKind::Region).personal(personal)
+        Self::with(0, wire.freeze(), FrameKind::Region)
     }
 
     /// This frame among all frames.
@@ -221,10 +221,13 @@ impl Tail {
 
     /// The last [`gzip::WINDOW`] bytes the stream was sent.
     fn history(&self) -> Vec<u8> {
-        let mut history = Vec::with_capacity(self.len);
+        // Only the first frame can reach before the window (see `push`).
+        let mut skip = self.len.saturating_sub(gzip::WINDOW);
+        let mut history = Vec::with_capacity(self.len - skip);
         for frame in &self.frames {
-            history.extend_from_slice(&frame.wire);
+            history.extend_from_slice(&frame.wire[skip.min(frame.wire.len())..]);
+            skip = skip.saturating_sub(frame.wire.len());
         }
-        history.split_off(history.len().saturating_sub(gzip::WINDOW))
+        history
     }
 }
