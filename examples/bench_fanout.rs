@@ -33,6 +33,10 @@ use tokio::sync::mpsc;
 #[path = "support/browser_body.rs"]
 mod browser_body;
 
+/// The clients allocate as the server does (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const WRITES: usize = 10;
 const POLL_SECS: u64 = 10;
 const MARKER: &[u8] = b"fanout-marker-";
@@ -329,8 +333,9 @@ async fn sse_client(
         return;
     }
     let mut chunk = vec![0u8; 32768];
-    let mut response = browser_body::Response::default();
-    let mut tail: Vec<u8> = Vec::new();
+    // Sized at connect, as a browser's buffers are before its first event (see `touched`).
+    let mut response = browser_body::Response::sized(8 * 1024);
+    let mut tail = browser_body::touched(32 * 1024);
     let mut newest: Option<usize> = None;
     let mut answered = false;
     while let Ok(n) = stream.read(&mut chunk).await {

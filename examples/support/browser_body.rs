@@ -70,7 +70,21 @@ pub struct Response {
     dechunked: Vec<u8>,
 }
 
+/// A buffer of `capacity` bytes whose pages are already the process's: many clients in one
+/// process growing their buffers at one moment would wait on the kernel's page faults together.
+pub fn touched(capacity: usize) -> Vec<u8> {
+    let mut buffer = vec![1u8; capacity];
+    buffer.clear();
+    buffer
+}
+
 impl Response {
+    /// A response whose buffers are ready for events of about `capacity` bytes (see [`touched`]).
+    #[allow(dead_code)] // not every includer reads many streams at once
+    pub fn sized(capacity: usize) -> Self {
+        Self { head: Vec::new(), body: None, dechunked: touched(capacity) }
+    }
+
     /// Reads `bytes` off the connection: appends what the body says to `text`; returns the status
     /// once, when the head is complete.
     pub fn feed(&mut self, bytes: &[u8], text: &mut Vec<u8>) -> Option<u16> {
@@ -83,7 +97,8 @@ impl Response {
             let head = String::from_utf8_lossy(&self.head[..end]).to_ascii_lowercase();
             status = Some(head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0));
             let gzip = head.contains("content-encoding: gzip");
-            self.body = Some((Dechunk::default(), gzip.then(Inflate::new)));
+            let pending = touched(self.dechunked.capacity());
+            self.body = Some((Dechunk { pending }, gzip.then(Inflate::new)));
             rest = self.head.split_off(end + 4);
             self.head.clear();
             fresh = &rest;
