@@ -80,10 +80,11 @@ fn spawn_server(dir: &std::path::Path, port: u16, db_url: &str, seed: bool) -> C
     // IHF_BENCH_BIN: another build of the server (e.g. the one before a change) to compare.
     let bin = std::env::var_os("IHF_BENCH_BIN").map_or_else(|| bin_dir().join("ihf"), std::path::PathBuf::from);
     Command::new(bin)
+        // The shipped log level (`info`): one line per request, a span per stream.
+        .env_remove("IHF_LOG")
         .env("IHF_BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", db_url)
         .env("IHF_SEED_DEMO", if seed { "true" } else { "false" })
-        .env("IHF_LOG", "warn")
         .env("IHF_LIVE_MAX_PER_IP", "100000")
         .env("IHF_LIVE_MAX_STREAMS", "100000")
         .stdout(log.try_clone().expect("log"))

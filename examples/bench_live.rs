@@ -118,11 +118,12 @@ async fn start_server(dir: &std::path::Path) -> Server {
     let metrics_port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
     let child = Command::new(bin)
+        // The shipped log level (`info`): one line per request, a span per stream.
+        .env_remove("IHF_LOG")
         .env("IHF_BIND", format!("127.0.0.1:{port}"))
         .env("IHF_METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
         .env("DATABASE_URL", &db_url)
         .env("IHF_SEED_DEMO", "true")
-        .env("IHF_LOG", "warn")
         .env("IHF_LIVE_MAX_PER_IP", "100000")
         .env("IHF_LIVE_MAX_PER_SESSION", "100000")
         .env("IHF_LIVE_MAX_STREAMS", "100000")

@@ -106,9 +106,26 @@ pub fn redacted_target(path_and_query: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{path}?{}", pairs.join("&")))
 }
 
+/// Health checks: probes that would flood the logs, at debug level.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+/// Requests whose span is at debug level: probes, and live streams (pages', embeds', the data API's),
+/// whose span would last (and
+/// be kept, fields and all) as long as the stream, hours for an open tab; their `served` line
+/// stays at info, and the live hub's metrics count the streams.
+fn quiet_span(path: &str) -> bool {
+    is_probe(path)
+        || path == "/live"
+        || (path.starts_with("/embed/") && path.ends_with("/live"))
+        || (path.starts_with("/api/") && path.ends_with("/annotations/stream"))
+}
+
 /// Request spans: tracing-actix-web's root span (route template, method, request id, and the
 /// fields its `on_request_end` fills), with credentials in the query redacted, at debug level
-/// for health checks so probes don't flood the logs, and one event per request when it ends.
+/// for health checks so probes don't flood the logs and for live streams (see [`quiet_span`]),
+/// and one event per request when it ends.
 pub struct RequestSpan;
 
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
@@ -145,11 +162,7 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
                 )
             };
         }
-        if matches!(request.path(), "/healthz" | "/readyz") {
-            span!(tracing::Level::DEBUG)
-        } else {
-            span!(tracing::Level::INFO)
-        }
+        if quiet_span(request.path()) { span!(tracing::Level::DEBUG) } else { span!(tracing::Level::INFO) }
     }
 
     fn on_request_end<B: actix_web::body::MessageBody>(
@@ -160,7 +173,10 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             Ok(response) => response.status().as_u16(),
             Err(error) => error.as_response_error().status_code().as_u16(),
         };
-        let debug = span.is_disabled() || span.metadata().is_some_and(|m| *m.level() == tracing::Level::DEBUG);
+        let debug = match outcome {
+            Ok(response) => is_probe(response.request().path()),
+            Err(_) => span.is_disabled() || span.metadata().is_some_and(|m| *m.level() == tracing::Level::DEBUG),
+        };
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span.clone(), outcome);
         let (elapsed_ms, label) = match outcome {
             Ok(response) => response
@@ -265,6 +281,34 @@ mod tests {
         assert_eq!(first["span"]["http.route"], "/hubs/{hub}", "{out}");
         assert_eq!(first["span"]["request_id"], "0b5e9c6e-2f4b-4bb1-9a53-1f0e3c6f1c10", "{out}");
         assert!(first["span"]["http.user_agent"].as_str().is_some_and(|ua| ua.starts_with("Mozilla")), "{out}");
+    }
+
+    #[test]
+    fn a_live_stream_keeps_no_span_at_info_but_logs_its_line() {
+        use tracing_actix_web::RootSpanBuilder;
+        assert!(quiet_span("/live") && quiet_span("/embed/k/live") && quiet_span("/healthz"));
+        assert!(quiet_span("/api/v1/widgets/k/annotations/stream"));
+        assert!(!quiet_span("/hubs/checkout") && !quiet_span("/api/v1/widgets/k/annotations"));
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .event_format(Concise)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for path in ["/live", "/healthz"] {
+                let request = actix_web::test::TestRequest::get().uri(path).to_srv_request();
+                let span = RequestSpan::on_request_start(&request);
+                assert!(span.is_disabled(), "{path}: a stream's span is not kept at info");
+                let response = request.into_response(actix_web::HttpResponse::Ok().finish());
+                RequestSpan::on_request_end(span, &Ok(response));
+            }
+        });
+        let out = written(&buffer);
+        assert!(out.contains("INFO GET /live 200"), "the stream's line is logged: {out}");
+        assert!(!out.contains("/healthz"), "probes stay at debug: {out}");
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub async fn by_handle(db: &Db, handle: &str) -> Result<Actor, StoreError> {
         .await?)
 }
 
+/// The site administrators' ids (a handful, from their own index).
+pub async fn admin_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT id FROM actors WHERE is_admin = 1").fetch_all(db.reader()).await?)
+}
+
 /// The credentials of the person with this handle, or [`StoreError::NotFound`].
 pub async fn credentials(db: &Db, handle: &str) -> Result<Credentials, StoreError> {
     Ok(sqlx::query_as("SELECT id, password_hash FROM actors WHERE handle = $1")

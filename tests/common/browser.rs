@@ -3,6 +3,7 @@
 //! missing browser fails them), and by themselves when both programs are installed; otherwise
 //! (or with `IHF_TEST_BROWSER=off`) they return at once and the test binary says so on stderr.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,10 +49,16 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
-    /// Also after a failed step (a panic skips the test's `close()`): chromedriver is killed,
-    /// and the Chromium processes it started, which would otherwise outlive the test and keep
-    /// loading the dead server's pages (2 cores shared by the whole suite).
+    /// Also after a failed step (a panic skips the test's `close()`): chromedriver's process
+    /// group is killed, and with it the Chromium processes it started (and any that left the
+    /// group, by their profile), which would otherwise outlive the test and keep loading the
+    /// dead server's pages (2 cores shared by the whole suite, timed browser tests among them).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = Command::new("pkill")
@@ -92,7 +99,10 @@ pub async fn phone(width: u32) -> Browser {
 /// A browser session with extra `goog:chromeOptions` entries.
 async fn browser_with(extra: serde_json::Map<String, serde_json::Value>, extra_args: &[&str]) -> Browser {
     let port = free_port();
+    // In a process group of its own, with the browser it starts and all of that browser's
+    // helpers (renderers, GPU, crash handler), so that dropping the session ends all of them.
     let mut driver = Command::new("chromedriver")
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

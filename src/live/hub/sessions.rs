@@ -1,6 +1,6 @@
 //! Streams that follow their session: sign-out, revocation, expiry and a changed admin flag.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,6 +13,10 @@ use crate::AppState;
 
 /// How often the sessions behind open streams are checked (revoked, expired, rights changed).
 pub const SESSION_CHECK: Duration = Duration::from_secs(2);
+
+/// How much earlier than the last check the next looks for ended sessions: a revocation
+/// stamped by a clock a little behind, or committed a little after it was stamped, is still seen.
+const LOOKBACK_MS: i64 = 30_000;
 
 impl LiveHub {
     /// Ends the streams of a session that ended (sign-out, revocation, expiry): each gets a
@@ -39,53 +43,50 @@ impl LiveHub {
         ids.len()
     }
 
-    /// The sessions behind open streams, each with the site-wide rights its streams were
-    /// opened with.
-    fn watched_sessions(&self) -> HashMap<String, bool> {
-        let inner = lock(&self.inner);
-        inner.clients.values().filter_map(|c| Some((c.session.clone()?, c.viewer.is_admin))).collect()
-    }
-
     /// Checks the sessions behind open streams every [`SESSION_CHECK`] until `shutdown`: a
     /// session revoked or expired ends its streams; one whose person's admin flag changed ends
     /// them with `changed`, and the browser reconnects with its new rights (each region is
-    /// authorized again).
+    /// authorized again). Each check reads what changed, not the streams' sessions: the sessions
+    /// that ended since the last check (a little earlier, [`LOOKBACK_MS`], for commits and clocks
+    /// of other instances running behind) and the administrators, both from their indexes.
     pub async fn follow_sessions(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
         let hub = Arc::clone(&state.live);
+        let mut since = crate::db::now_ms() - LOOKBACK_MS;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(SESSION_CHECK) => {}
                 _ = shutdown.changed() => return,
             }
-            let watched = hub.watched_sessions();
-            if watched.is_empty() {
+            if hub.open_streams() == 0 {
                 continue;
             }
-            let hashes: Vec<String> = watched.keys().cloned().collect();
-            let live = match crate::db::sessions::rights_of_live(&state.db, &hashes, crate::db::now_ms()).await {
-                Ok(live) => live,
+            let now = crate::db::now_ms();
+            let checked = async {
+                let ended = crate::db::sessions::ended_since(&state.db, since, now).await?;
+                let admins = crate::db::actors::admin_ids(&state.db).await?;
+                Ok::<_, crate::db::StoreError>((ended, admins))
+            };
+            let (ended, admins) = match checked.await {
+                Ok(checked) => checked,
                 Err(e) => {
+                    // `since` stays: the next check looks back over this one's span too.
                     tracing::warn!(error = %e, "checking the sessions of live streams failed; retrying");
                     continue;
                 }
             };
-            let live: HashMap<String, bool> = live.into_iter().collect();
-            let ended: HashSet<&String> = watched.keys().filter(|h| !live.contains_key(*h)).collect();
-            let changed: HashSet<&String> = watched
-                .iter()
-                .filter(|(h, admin)| live.get(*h).is_some_and(|now| now != *admin))
-                .map(|(h, _)| h)
-                .collect();
+            since = now - LOOKBACK_MS;
+            let ended: HashSet<String> = ended.into_iter().collect();
+            let admins: HashSet<i64> = admins.into_iter().collect();
             if !ended.is_empty() {
                 let n = hub.end_where("ended", |c| c.session.as_ref().is_some_and(|s| ended.contains(s)));
-                tracing::info!(streams = n, "ended the live streams of sessions that ended");
+                if n > 0 {
+                    tracing::info!(streams = n, "ended the live streams of sessions that ended");
+                }
             }
-            if !changed.is_empty() {
-                let n = hub.end_where("changed", |c| {
-                    c.session.as_ref().is_some_and(|s| {
-                        changed.contains(s) && live.get(s.as_str()).is_some_and(|admin| *admin != c.viewer.is_admin)
-                    })
-                });
+            let n = hub.end_where("changed", |c| {
+                c.session.is_some() && c.viewer.actor_id.is_some_and(|id| admins.contains(&id) != c.viewer.is_admin)
+            });
+            if n > 0 {
                 tracing::info!(streams = n, "ended the live streams of people whose rights changed");
             }
         }
