@@ -111,10 +111,9 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
 
-/// Requests whose span is at debug level: probes, and live streams (pages', embeds', the data API's),
-/// whose span would last (and
-/// be kept, fields and all) as long as the stream, hours for an open tab; their `served` line
-/// stays at info, and the live hub's metrics count the streams.
+/// Requests whose span is at debug level: probes, and live streams (pages', embeds', the data
+/// API's), whose span would be kept, fields and all, as long as the stream lasts (hours for an
+/// open tab); their `served` line stays at info, and the live hub's metrics count the streams.
 fn quiet_span(path: &str) -> bool {
     is_probe(path)
         || path == "/live"
@@ -173,10 +172,8 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             Ok(response) => response.status().as_u16(),
             Err(error) => error.as_response_error().status_code().as_u16(),
         };
-        let debug = match outcome {
-            Ok(response) => is_probe(response.request().path()),
-            Err(_) => span.is_disabled() || span.metadata().is_some_and(|m| *m.level() == tracing::Level::DEBUG),
-        };
+        // Only probes' lines are at debug; a request that failed is logged whatever its path.
+        let debug = matches!(outcome, Ok(response) if is_probe(response.request().path()));
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span.clone(), outcome);
         let (elapsed_ms, label) = match outcome {
             Ok(response) => response

@@ -359,18 +359,17 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, writer: bool) -> Result<
          PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
     )
     .await?;
-    if !writer {
+    if writer {
+        // The pages new events land on (the recent end of the table and of its time indexes)
+        // are several MiB at full ingestion rate: a 2 MiB cache read them back from the file.
+        conn.execute("PRAGMA wal_autocheckpoint = 16000; PRAGMA cache_size = -65536;").await?;
+    } else {
         // A reader's page cache outlives its transaction only while nothing is committed (in WAL
         // mode a connection drops its whole cache when it begins a read after another's
         // commit), so under writes it serves one transaction's pages; SQLite's default of 2 MiB
         // per reader only filled, idle, with whatever was read last (10,000 sessions signing
         // in filled all five). What a query rereads within its transaction fits in 512 KiB.
         conn.execute("PRAGMA cache_size = -512;").await?;
-    }
-    if writer {
-        // The pages new events land on (the recent end of the table and of its time indexes)
-        // are several MiB at full ingestion rate: a 2 MiB cache read them back from the file.
-        conn.execute("PRAGMA wal_autocheckpoint = 16000; PRAGMA cache_size = -65536;").await?;
     }
     Ok(())
 }
